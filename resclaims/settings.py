@@ -1,0 +1,105 @@
+"""A session's settings: tier, device, seeds, data and report locations.
+
+Options come from the command line (see :mod:`resclaims.plugin`); this module
+validates them and turns bad values into :class:`SettingsError` with a message
+that says what to do.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import torch
+
+from resclaims.seeding import derive_seeds
+
+TIERS = ("quick", "full")
+DEVICES = ("auto", "cpu", "cuda")
+DATA_ENV = "RESCLAIMS_DATA"
+
+
+class SettingsError(ValueError):
+    """An option value the suite cannot run with; the message says what to do."""
+
+
+class TierConfig(Protocol):
+    n_seeds: int
+
+
+C = TypeVar("C", bound=TierConfig)
+
+
+@dataclass(frozen=True)
+class Settings:
+    tier: str  # quick | full
+    device: torch.device  # resolved: cpu or cuda
+    base_seed: int  # every run's seed derives from it
+    seeds: int | None  # overrides each tier's seed count
+    data_dir: Path | None  # user-supplied data root (--data-dir or RESCLAIMS_DATA)
+    report_dir: Path  # where this session's report goes
+
+    def config(self, tiers: Mapping[str, C]) -> C:
+        """This session's config from a family's ``{"quick": ..., "full": ...}``, with --seeds applied."""
+        config = tiers[self.tier]
+        return dataclasses.replace(config, n_seeds=self.seeds) if self.seeds else config
+
+    def run_seeds(self, stream: str, n: int) -> list[int]:
+        """``n`` run seeds for ``stream``, derived from the base seed."""
+        return derive_seeds(self.base_seed, stream, n)
+
+
+def parse_tier(value: str) -> str:
+    if value not in TIERS:
+        raise SettingsError(f"unknown tier {value!r}: use --tier quick (the default) or --tier full (or --full)")
+    return value
+
+
+def parse_seeds(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        seeds = int(value)
+    except ValueError:
+        seeds = 0
+    if seeds < 1:
+        raise SettingsError(f"--seeds {value}: give a positive whole number of seeds, or leave it out for the tier's count")
+    return seeds
+
+
+def parse_base_seed(value: str) -> int:
+    try:
+        seed = int(value)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2**63:
+        raise SettingsError(f"--base-seed {value}: give a whole number from 0 to 2**63 - 1")
+    return seed
+
+
+def resolve_device(value: str) -> torch.device:
+    """``auto`` is cuda when CUDA is available, else cpu; ``cuda`` without CUDA is an error."""
+    if value not in DEVICES:
+        raise SettingsError(f"--device {value}: use cpu, cuda or auto (the default)")
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if value == "cuda" and not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
+        raise SettingsError(f"--device cuda: CUDA is not available (torch {torch.__version__}, {build}); use --device cpu or auto")
+    return torch.device(value)
+
+
+def resolve_data_dir(value: str | None) -> Path | None:
+    """--data-dir, else $RESCLAIMS_DATA, else None (the download cache is used)."""
+    source = "--data-dir" if value else DATA_ENV
+    value = value or os.environ.get(DATA_ENV) or None
+    if value is None:
+        return None
+    path = Path(value).expanduser()
+    if not path.is_dir():
+        raise SettingsError(f"{source} {value}: no such directory; point it at the folder that holds the data sets")
+    return path.resolve()

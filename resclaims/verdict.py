@@ -1,0 +1,102 @@
+"""From a statistic to a verdict: the one path every claim takes.
+
+A claim test builds a :class:`ClaimResult` with one of the decision rules below,
+records it in the report, then calls :func:`require_supported`, which fails with
+the estimate, interval, p and n in its message. A claim the evidence refutes is
+marked ``xfail(strict=True)`` with those numbers, so it turns red if it starts to
+hold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from resclaims.stats import ALPHA
+
+SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
+VERDICTS = (SUPPORTED, REFUTED, INCONCLUSIVE)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim's outcome, as the report and ``summary.json`` carry it."""
+
+    id: str  # claim id from CLAIMS.md, with a suffix for a part: "Z1", "Z1.magnitude"
+    claim: str  # the claim in a sentence, quoted or paraphrased from the source
+    source: str  # source document id: "001", "He2015", ...
+    verdict: str  # supported | refuted | inconclusive
+    estimate: float  # the point estimate of `statistic`
+    ci: tuple[float, float]  # (1 - ALPHA) interval of the estimate
+    p_value: float | None  # p of `test`, None where the rule uses an interval only
+    n: int  # runs (seeds) per condition that entered the statistic
+    statistic: str  # what `estimate` measures, with its unit
+    test: str  # the test and decision rule
+    tier: str  # quick | full
+    protocol: str  # the protocol run, naming every deviation from the source
+    details: dict[str, Any] = field(default_factory=dict)  # anything else worth keeping
+
+    def __post_init__(self) -> None:
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"verdict must be one of {VERDICTS}, got {self.verdict!r}")
+
+    def summary(self) -> str:
+        """One line: id, verdict, estimate [CI], p, n."""
+        p = "n/a" if self.p_value is None else f"{self.p_value:.3g}"
+        lo, hi = self.ci
+        return (
+            f"{self.id} {self.verdict}: {self.statistic} = {self.estimate:.4g} "
+            f"[{lo:.4g}, {hi:.4g}], p = {p}, n = {self.n} ({self.tier} tier)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record["ci"] = list(self.ci)
+        return _finite_or_none(record)
+
+
+def _finite_or_none(value: Any) -> Any:
+    """JSON has no inf or nan: write them as null (and say so in the schema)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(v) for v in value]
+    return value
+
+
+def directional(ci: tuple[float, float], p_value: float, *, null: float = 0.0, alpha: float = ALPHA) -> str:
+    """Verdict for "the effect is above ``null``".
+
+    supported: p < alpha and the whole interval lies above ``null``.
+    refuted: the whole interval lies below ``null`` (an effect the other way).
+    inconclusive: otherwise.
+    """
+    low, high = ci
+    if p_value < alpha and low > null:
+        return SUPPORTED
+    if high < null:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def within_band(ci: tuple[float, float], band: tuple[float, float]) -> str:
+    """Verdict for "the quantity is about X", with X's tolerance written as ``band``.
+
+    supported: the interval lies inside the band (an equivalence test).
+    refuted: the interval and the band do not overlap.
+    inconclusive: they overlap only in part.
+    """
+    (low, high), (band_low, band_high) = ci, band
+    if band_low <= low and high <= band_high:
+        return SUPPORTED
+    if high < band_low or low > band_high:
+        return REFUTED
+    return INCONCLUSIVE
+
+
+def require_supported(result: ClaimResult) -> None:
+    """Fail the calling test unless the claim is supported, with the numbers."""
+    assert result.verdict == SUPPORTED, result.summary()
