@@ -23,6 +23,7 @@ from resclaims.download import DownloadError
 
 PROJECT = Path(__file__).resolve().parents[1]
 REPORTS = PROJECT / "reports"
+BASELINE_FILES = ("summary.json", "summary.md", "benchmarks.json")
 
 
 def fail(message: str) -> int:
@@ -54,7 +55,10 @@ def cmd_baseline_update(args: argparse.Namespace) -> int:
     target = REPORTS / "baseline"
     staging = REPORTS / ".baseline.partial"
     shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(source, staging)
+    staging.mkdir(parents=True)
+    for name in BASELINE_FILES:  # what comparisons read; per-run data and figures stay out of git
+        if (source / name).is_file():
+            shutil.copy2(source / name, staging / name)
     from resclaims.report import _replace_folder
 
     _replace_folder(staging, target)
