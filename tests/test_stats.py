@@ -7,13 +7,16 @@ from hypothesis.extra.numpy import arrays
 
 from resclaims.stats import (
     bootstrap_ci,
+    bootstrap_mean_curves,
     bootstrap_rows,
     crossing_epochs,
     mean_curve_crossing,
+    paired_exchange_test,
     paired_signed_rank,
     paired_variance_test,
     variance_test,
 )
+from resclaims.verdict import SUPPORTED, directional
 
 
 def test_crossing_interpolates_within_the_epoch():
@@ -72,3 +75,97 @@ def test_variance_tests_see_a_fourfold_spread():
     assert paired_variance_test(narrow, wide, alternative="greater") > 0.99
     assert variance_test(wide, narrow) < 0.01
     assert variance_test(np.ones(5), np.ones(5)) == 1.0
+
+
+# -- edge cases: ties, zero variance, all-equal runs, NaN ---------------------------------
+ties = arrays(float, st.integers(2, 30), elements=st.sampled_from([0.0, 1.0, 1.0, 2.0, 20.0]))  # few values: many ties
+
+
+def crossing_epochs_loop(curves, threshold):
+    """The first implementation, one run at a time: the vectorised one must agree with it."""
+    y = np.atleast_2d(np.asarray(curves, dtype=float))
+    below = y < threshold
+    first = np.where(below.any(axis=1), below.argmax(axis=1), -1)
+    out = np.full(y.shape[0], np.inf)
+    for run, e in enumerate(first):
+        if e == 0:
+            out[run] = 0.0
+        elif e > 0:
+            out[run] = (e - 1) + (y[run, e - 1] - threshold) / (y[run, e - 1] - y[run, e])
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(arrays(float, st.tuples(st.integers(1, 5), st.integers(1, 6)),
+              elements=st.one_of(st.floats(0, 3), st.just(np.nan), st.just(1.0))), st.floats(0.1, 2))
+def test_vectorised_crossing_equals_the_loop(curves, threshold):
+    np.testing.assert_array_equal(crossing_epochs(curves, threshold), crossing_epochs_loop(curves, threshold))
+
+
+@settings(max_examples=40, deadline=None)
+@given(ties, ties)
+def test_signed_rank_with_ties_and_zeros_is_a_probability(a, b):
+    n = min(len(a), len(b))
+    p = paired_signed_rank(a[:n], b[:n], alternative="greater")
+    assert 0.0 <= p <= 1.0
+    assert paired_signed_rank(a, a) == 1.0  # all-equal pairs: no evidence
+
+
+@settings(max_examples=25, deadline=None)
+@given(ties)
+def test_vectorised_bootstrap_gives_the_same_interval(x):
+    looped = bootstrap_ci(x, np.median, n_resamples=200)
+    vectorised = bootstrap_ci(x, np.median, n_resamples=200, vectorized=True)
+    np.testing.assert_allclose(vectorised.ci, looped.ci, rtol=1e-12, atol=1e-12)
+    assert vectorised.low <= vectorised.high
+    if np.ptp(x) == 0:  # all-equal runs, zero variance
+        assert vectorised.ci == (x[0], x[0])
+
+
+def test_bootstrap_of_nan_data_cannot_support_anything():
+    interval = bootstrap_ci(np.array([1.0, np.nan, 2.0, 3.0]), np.mean, n_resamples=100, vectorized=True)
+    assert np.isnan(interval.estimate)
+    assert directional(interval.ci, paired_signed_rank(np.array([1.0, np.nan, 2.0]), np.zeros(3))) != SUPPORTED
+
+
+@settings(max_examples=20, deadline=None)
+@given(arrays(float, st.tuples(st.integers(2, 8), st.integers(2, 5)), elements=st.floats(0, 5)))
+def test_mean_curve_bootstrap_equals_resampling_rows(curves):
+    """Counts times curves is the mean of the resampled rows: the same interval as bootstrap_rows, same seed."""
+    first = lambda m: m[..., 0] + 2 * m[..., -1]  # noqa: E731  (any vectorised statistic of a mean curve)
+    fast = bootstrap_mean_curves((curves,), first, n_resamples=100, method="percentile")
+    slow = bootstrap_rows((curves,), lambda c: first(c.mean(axis=0)), n_resamples=100, method="percentile")
+    np.testing.assert_allclose(fast.ci, slow.ci, rtol=1e-9, atol=1e-9)
+    assert fast.estimate == pytest.approx(slow.estimate)
+
+
+def test_mean_curve_bootstrap_by_hand():
+    # the mean curve of both rows is (1, 0): it crosses 0.5 at 0.5; one run alone (2, 0) crosses at 0.75, no interval
+    curves = np.array([[2.0, 0.0], [0.0, 0.0]])
+    crossing = lambda m: crossing_epochs(m.reshape(-1, 2), 0.5).reshape(m.shape[:-1])  # noqa: E731
+    assert bootstrap_mean_curves((curves,), crossing).estimate == pytest.approx(0.5)
+    assert bootstrap_mean_curves((curves[:1],), crossing).ci == (0.75, 0.75)
+
+
+def sd_ratio(a, b, axis=-1):
+    return np.std(a, ddof=1, axis=axis) / np.std(b, ddof=1, axis=axis)
+
+
+def test_exchange_test_sees_a_fourfold_spread_and_not_its_absence():
+    g = np.random.default_rng(1)
+    wide, narrow = g.normal(0, 2, 200), g.normal(0, 1, 200)
+    assert paired_exchange_test(wide, narrow, sd_ratio) < 0.01
+    assert paired_exchange_test(narrow, wide, sd_ratio) > 0.99
+    assert paired_exchange_test(wide, narrow, sd_ratio) == paired_exchange_test(wide, narrow, sd_ratio)  # seeded
+
+
+@settings(max_examples=30, deadline=None)
+@given(ties, ties)
+def test_exchange_test_edge_cases(a, b):
+    n = min(len(a), len(b))
+    a, b = a[:n], b[:n]
+    p = paired_exchange_test(a, b, sd_ratio, n_resamples=99)
+    assert 0.0 < p <= 1.0
+    assert paired_exchange_test(a, a, sd_ratio) == 1.0  # all-equal pairs: nothing to exchange
+    if np.ptp(a) == 0 and np.ptp(b) == 0:  # zero variance in both: the ratio is 0/0, no evidence
+        assert p == 1.0
