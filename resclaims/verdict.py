@@ -9,6 +9,7 @@ hold.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -17,6 +18,23 @@ from resclaims.stats import ALPHA
 
 SUPPORTED, REFUTED, INCONCLUSIVE = "supported", "refuted", "inconclusive"
 VERDICTS = (SUPPORTED, REFUTED, INCONCLUSIVE)
+MIN_POWER = 0.8  # below this power at the source's stated effect, a test may not refute
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a claim's procedure returns: the verdict and the numbers it rests on.
+
+    A procedure is a claim's whole decision path (statistic, interval, test,
+    rule) as one function of the runs; the claim test and the calibration
+    (:mod:`resclaims.calibration`) call the same function.
+    """
+
+    verdict: str
+    estimate: float
+    ci: tuple[float, float]
+    p_value: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,6 +119,34 @@ def within_band(ci: tuple[float, float], band: tuple[float, float], *, lower_bou
     if high < band_low or low > band_high:
         return REFUTED
     return INCONCLUSIVE
+
+
+def claim_result(decision: Decision, **fields: Any) -> ClaimResult:
+    """A :class:`ClaimResult` from a procedure's decision and the claim's other fields."""
+    details = {**decision.details, **fields.pop("details", {})}
+    return ClaimResult(verdict=decision.verdict, estimate=decision.estimate, ci=decision.ci,
+                       p_value=decision.p_value, details=details, **fields)
+
+
+def power_aware(verdict: str, power: float | None, *, minimum: float = MIN_POWER) -> str:
+    """``refuted`` becomes ``inconclusive`` when the test's power at the source's stated effect is below ``minimum``.
+
+    A test that would often miss the effect the source states cannot tell a
+    false claim from an unlucky sample, so it may not refute. ``power`` is None
+    where the source states no effect size; then the verdict stands.
+    """
+    if verdict == REFUTED and power is not None and power < minimum:
+        return INCONCLUSIVE
+    return verdict
+
+
+def with_power(result: ClaimResult, power: float | None) -> ClaimResult:
+    """``result`` with :func:`power_aware` applied and the power in its details."""
+    verdict = power_aware(result.verdict, power)
+    details = {**result.details, "power_at_stated_effect": power}
+    if verdict != result.verdict:
+        details["verdict_before_power_check"] = result.verdict
+    return dataclasses.replace(result, verdict=verdict, details=details)
 
 
 def require_supported(result: ClaimResult) -> None:

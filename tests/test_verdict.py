@@ -10,8 +10,12 @@ from resclaims.verdict import (
     REFUTED,
     SUPPORTED,
     ClaimResult,
+    Decision,
+    claim_result,
     directional,
+    power_aware,
     require_supported,
+    with_power,
     within_band,
 )
 
@@ -59,3 +63,37 @@ def test_json_has_the_contract_and_no_infinities():
 def test_unknown_verdict_is_rejected():
     with pytest.raises(ValueError, match="verdict"):
         result("probably")
+
+
+@pytest.mark.parametrize("verdict,power,expected", [
+    (REFUTED, 0.5, INCONCLUSIVE),  # an underpowered test may not refute
+    (REFUTED, 0.8, REFUTED),
+    (REFUTED, None, REFUTED),  # no stated effect: the verdict stands
+    (SUPPORTED, 0.1, SUPPORTED),
+    (INCONCLUSIVE, 0.1, INCONCLUSIVE),
+])
+def test_power_aware(verdict, power, expected):
+    assert power_aware(verdict, power) == expected
+
+
+def test_with_power_keeps_the_numbers_and_says_what_changed():
+    weak = with_power(result(REFUTED), 0.42)
+    assert weak.verdict == INCONCLUSIVE and weak.estimate == 1.5 and weak.ci == (1.0, 2.0)
+    assert weak.details == {"power_at_stated_effect": 0.42, "verdict_before_power_check": REFUTED}
+    strong = with_power(result(REFUTED), 0.95)
+    assert strong.verdict == REFUTED and "verdict_before_power_check" not in strong.details
+
+
+def test_claim_result_from_a_decision():
+    decision = Decision(SUPPORTED, 2.0, (1.0, 3.0), 0.01, details={"band": [0, 1]})
+    record = claim_result(decision, id="X2", claim="c", source="s", n=4, statistic="s", test="t", tier="quick",
+                          protocol="p", details={"extra": 1})
+    assert (record.verdict, record.estimate, record.ci, record.p_value) == (SUPPORTED, 2.0, (1.0, 3.0), 0.01)
+    assert record.details == {"band": [0, 1], "extra": 1}
+
+
+@pytest.mark.parametrize("ci,p", [((math.nan, math.nan), math.nan), ((0.1, 0.5), math.nan), ((math.nan, 0.5), 0.01)])
+def test_nan_never_supports_or_refutes(ci, p):
+    assert directional(ci, p) == INCONCLUSIVE
+    if any(math.isnan(v) for v in ci):
+        assert within_band(ci, (0.0, 1.0)) == INCONCLUSIVE
