@@ -1,0 +1,337 @@
+"""Calibration: how often a claim's procedure says "supported" when it should not, and when it should.
+
+A *procedure* is a claim's decision path as one function: the claim's data (one
+array per condition, runs paired by index) in, a :class:`~resclaims.verdict.Decision`
+(or a verdict string) out. The claim test calls the same function, so what is
+calibrated here is what decides the claim. A *simulator* turns a numpy generator
+into data for the procedure, with the null holding or with an effect injected:
+
+- ``rejection_rate(procedure, simulate, n_sims, seed)``: how often it says
+  "supported", with a Clopper-Pearson interval (``scipy.stats.binomtest``): the
+  type-I error under a null simulator, the power under an effect simulator;
+- ``smallest_detectable(...)``: the smallest effect on a grid with power >= 0.8.
+
+Simulators mimic the claim's own data, so n and the distribution's shape are the
+claim's (rliable's contract: arrays of runs):
+
+- ``exchange(a, b)``: swaps the two members of each pair with probability 1/2 (a
+  sign flip of the paired differences). The runs are the observed ones, so n and
+  the shape are kept, and the null (the two conditions are exchangeable) holds
+  exactly. For paired directional and paired variance claims.
+- ``paired_shift(a, b)`` / ``paired_scale(a, b)``: the power world. Pairs are
+  resampled with replacement and exchanged (a null), then the effect is injected:
+  the difference of each pair is shifted by the effect (half added to a, half taken
+  from b, the pair's sum unchanged), or a's deviations from its mean are scaled by it.
+- ``rescaled(...)`` then ``resample``: for band claims ("about X"). One condition's
+  per-run quantity is multiplied by the factor that puts the statistic of the whole
+  observed sample at a chosen value (a band edge for the null, the source's stated
+  value for the power), and runs are drawn from that sample with replacement: in
+  that world the true value is the chosen one.
+
+Claims with nothing sampled (counts, properties checked on every input) get
+:func:`exact`: "exact, no sampling".
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+from threadpoolctl import threadpool_limits
+
+from resclaims.stats import ALPHA
+from resclaims.verdict import MIN_POWER, SUPPORTED, Decision
+
+N_SIMS = {"quick": 200, "full": 1000}  # simulated data sets per calibrated rate, by tier
+SEARCH_SIMS = 100  # per grid point of the coarse smallest-detectable-effect search, every tier
+TOLERANCE = 0.01  # a procedure whose type-I error is above ALPHA + TOLERANCE is a defect
+
+Procedure = Callable[..., "Decision | str"]
+Simulator = Callable[[np.random.Generator], tuple[np.ndarray, ...]]
+Effect = Callable[[float], "Simulator | None"]  # an effect size -> a simulator of data with it (None: unreachable)
+
+
+def verdict_of(outcome: Decision | str) -> str:
+    return outcome.verdict if isinstance(outcome, Decision) else outcome
+
+
+@dataclass(frozen=True)
+class Rate:
+    """``k`` of ``n`` simulated data sets, with a 95% Clopper-Pearson interval."""
+
+    k: int
+    n: int
+
+    @property
+    def rate(self) -> float:
+        return self.k / self.n
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        interval = stats.binomtest(self.k, self.n).proportion_ci()
+        return (float(interval.low), float(interval.high))
+
+    def __str__(self) -> str:
+        low, high = self.ci
+        return f"{self.rate:.3f} [{low:.3f}, {high:.3f}]"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"k": self.k, "n": self.n, "rate": self.rate, "ci": list(self.ci)}
+
+
+def outcomes(procedure: Procedure, simulate: Simulator, n_sims: int, seed: int) -> list[Decision | str]:
+    """The procedure's outcome on each of ``n_sims`` simulated data sets."""
+    rng = np.random.default_rng(seed)
+    return [procedure(*simulate(rng)) for _ in range(n_sims)]
+
+
+def supported(outcome: Decision | str) -> bool:
+    return verdict_of(outcome) == SUPPORTED
+
+
+def significant(outcome: Decision | str) -> bool:
+    """The procedure's test rejected at ALPHA (whatever its interval said)."""
+    return isinstance(outcome, Decision) and outcome.p_value is not None and outcome.p_value < ALPHA
+
+
+def rate(results: Sequence[Decision | str], hit: Callable[[Decision | str], bool] = supported) -> Rate:
+    return Rate(sum(bool(hit(r)) for r in results), len(results))
+
+
+def rejection_rate(procedure: Procedure, simulate: Simulator, n_sims: int, seed: int) -> Rate:
+    """How often ``procedure`` says "supported" on data from ``simulate``, with its binomial CI."""
+    return rate(outcomes(procedure, simulate, n_sims, seed))
+
+
+def has_power(procedure: Procedure, simulate: Simulator, n_sims: int, seed: int, power: float = MIN_POWER) -> bool:
+    """Whether at least ``power`` of ``n_sims`` simulations say "supported", stopping once that is decided."""
+    rng = np.random.default_rng(seed)
+    needed = int(np.ceil(power * n_sims))
+    hits = misses = 0
+    while hits < needed and misses <= n_sims - needed:
+        if supported(procedure(*simulate(rng))):
+            hits += 1
+        else:
+            misses += 1
+    return hits >= needed
+
+
+def smallest_detectable(procedure: Procedure, effect: Effect, grid: Sequence[float], n_sims: int, seed: int,
+                        power: float = MIN_POWER) -> float | None:
+    """The smallest effect in the increasing ``grid`` with power >= ``power``; None if even the largest lacks it.
+
+    A bisection over the grid, which assumes power grows with the effect; every
+    grid point uses the same seed (common random numbers), so the comparison
+    between points is not blurred by simulation noise.
+    """
+    low, high = -1, len(grid)  # power lacking at low (or nothing tried), reached at high
+    while high - low > 1:
+        mid = (low + high) // 2
+        if has_power(procedure, effect(grid[mid]), n_sims, seed, power):
+            high = mid
+        else:
+            low = mid
+    return grid[high] if high < len(grid) else None
+
+
+# -- simulators --------------------------------------------------------------------
+def exchange(a: np.ndarray, b: np.ndarray) -> Simulator:
+    """The exact paired null: each pair's two members swap places with probability 1/2."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+
+    def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        swap = rng.random(len(a)) < 0.5
+        return np.where(swap, b, a), np.where(swap, a, b)
+
+    return simulate
+
+
+def resample(*arrays: np.ndarray) -> Simulator:
+    """Runs drawn with replacement, the same rows from every array (pairs stay pairs)."""
+    arrays = tuple(np.asarray(x, dtype=float) for x in arrays)
+
+    def simulate(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+        rows = rng.integers(0, len(arrays[0]), len(arrays[0]))
+        return tuple(x[rows] for x in arrays)
+
+    return simulate
+
+
+def _null_resampled(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    return exchange(*resample(a, b)(rng))(rng)
+
+
+def paired_shift(a: np.ndarray, b: np.ndarray) -> Effect:
+    """Effect ``delta`` on the paired difference a - b: resampled, exchanged pairs with a += delta/2, b -= delta/2."""
+
+    def effect(delta: float) -> Simulator:
+        def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            x, y = _null_resampled(a, b, rng)
+            return x + delta / 2, y - delta / 2
+
+        return simulate
+
+    return effect
+
+
+def paired_scale(a: np.ndarray, b: np.ndarray) -> Effect:
+    """Effect ``ratio`` on SD(a) / SD(b): resampled, exchanged pairs with a's deviations from its mean scaled."""
+
+    def effect(ratio: float) -> Simulator:
+        def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+            x, y = _null_resampled(a, b, rng)
+            return x.mean() + ratio * (x - x.mean()), y
+
+        return simulate
+
+    return effect
+
+
+def rescaled(arrays: Sequence[np.ndarray], member: int, statistic: Callable[..., float], target: float,
+             *, bounds: tuple[float, float] = (1e-6, 1e6), rtol: float = 1e-3) -> tuple[tuple[np.ndarray, ...], float] | None:
+    """``arrays`` with ``arrays[member]`` multiplied by the factor c that makes ``statistic(*arrays) == target``.
+
+    c is found by bisection in log space, which assumes the statistic grows (or
+    shrinks) monotonically with c. Returns the arrays and c, or None where no c
+    in ``bounds`` reaches the target within ``rtol`` (a budget censors the
+    statistic, say).
+    """
+    arrays = tuple(np.asarray(x, dtype=float) for x in arrays)
+
+    def at(log_c: float) -> float:
+        scaled = tuple(x * np.exp(log_c) if i == member else x for i, x in enumerate(arrays))
+        return float(statistic(*scaled))
+
+    low, high = np.log(bounds[0]), np.log(bounds[1])
+    increasing = at(high) >= at(low)
+    for _ in range(80):
+        mid = (low + high) / 2
+        if (at(mid) < target) == increasing:
+            low = mid
+        else:
+            high = mid
+    log_c = (low + high) / 2
+    if not np.isclose(at(log_c), target, rtol=rtol, atol=0):
+        return None
+    return tuple(x * np.exp(log_c) if i == member else x for i, x in enumerate(arrays)), float(np.exp(log_c))
+
+
+def band_null(arrays: Sequence[np.ndarray], member: int, statistic: Callable[..., float], band: tuple[float, float],
+              estimate: float) -> tuple[Simulator, float, float] | None:
+    """The band claim's null: runs resampled from the sample rescaled so that its statistic is on a band edge.
+
+    The edge nearer the estimate is used, the other one where the nearer is out of
+    reach (a budget censors the statistic). Returns the simulator, the edge and
+    the factor ``arrays[member]`` was multiplied by; None if neither edge is reachable.
+    """
+    for edge in sorted(band, key=lambda e: abs(e - estimate)):
+        world = rescaled(arrays, member, statistic, edge)
+        if world is not None:
+            return resample(*world[0]), edge, world[1]
+    return None
+
+
+def band_effect(arrays: Sequence[np.ndarray], member: int, statistic: Callable[..., float]) -> Effect:
+    """Effect ``value``: runs resampled from the sample rescaled so that its statistic is ``value`` (None if unreachable)."""
+
+    def effect(value: float) -> Simulator | None:
+        world = rescaled(arrays, member, statistic, value)
+        return None if world is None else resample(*world[0])
+
+    return effect
+
+
+# -- the calibration of one claim ----------------------------------------------------
+@dataclass(frozen=True)
+class Calibration:
+    """A claim's procedure under simulated nulls and effects, as the report shows it."""
+
+    claim_id: str
+    null: str  # how the null data were simulated (or why there are none)
+    null_label: str = ""  # the null in a few words, for a table
+    n_sims: int = 0
+    type_one: Rate | None = None  # P(supported | null)
+    test_size: Rate | None = None  # P(p < ALPHA | null), for procedures with a test
+    effect: str | None = None  # the source's stated effect, and how it was injected
+    stated_effect: float | None = None
+    power: Rate | None = None  # P(supported | stated effect)
+    detectable: float | None = None  # smallest grid effect with power >= MIN_POWER
+    grid: tuple[float, ...] = ()  # the effects searched for ``detectable``
+    unit: str = ""
+    seconds: float = 0.0
+
+    @property
+    def exact(self) -> bool:
+        return self.type_one is None
+
+    @property
+    def defective(self) -> bool:
+        """The type-I error is significantly above ALPHA + TOLERANCE (its whole 95% interval is)."""
+        return self.type_one is not None and self.type_one.ci[0] > ALPHA + TOLERANCE
+
+    @property
+    def power_rate(self) -> float | None:
+        return None if self.power is None else self.power.rate
+
+    def to_json(self) -> dict[str, Any]:
+        as_json = lambda r: None if r is None else r.to_json()  # noqa: E731
+        return {
+            "claim": self.claim_id, "null": self.null, "null_label": self.null_label, "n_sims": self.n_sims,
+            "type_one": as_json(self.type_one), "search_sims": SEARCH_SIMS,
+            "test_size": as_json(self.test_size), "effect": self.effect, "stated_effect": self.stated_effect,
+            "power": as_json(self.power), "detectable": self.detectable, "grid": list(self.grid), "unit": self.unit,
+            "alpha": ALPHA, "min_power": MIN_POWER, "defective": self.defective, "seconds": self.seconds,
+        }
+
+
+def exact(claim_id: str, why: str = "exact, no sampling") -> Calibration:
+    return Calibration(claim_id, null=why, null_label="exact, no sampling")
+
+
+def calibrate(
+    claim_id: str,
+    procedure: Procedure,
+    *,
+    null: Simulator,
+    null_text: str,
+    n_sims: int,
+    seed: int,
+    null_label: str = "simulated",
+    effect: Effect | None = None,
+    stated_effect: float | None = None,
+    effect_text: str | None = None,
+    grid: Sequence[float] = (),
+    unit: str = "",
+) -> Calibration:
+    """Type-I error under ``null``, power at ``stated_effect`` and the smallest detectable effect on ``grid``.
+
+    The type-I error and the power use ``n_sims`` simulations each; the coarse
+    search for the smallest detectable effect uses ``SEARCH_SIMS`` per grid point.
+    Each part draws from its own generator of ``seed``. ``effect`` maps an
+    effect size to a simulator; without it only the type-I error is computed.
+    """
+    start = time.perf_counter()
+    power = detectable = None
+    with threadpool_limits(limits=1, user_api="blas"):  # many small products: threads only contend
+        under_null = outcomes(procedure, null, n_sims, seed)
+        if effect is not None and stated_effect is not None and (world := effect(stated_effect)) is not None:
+            power = rejection_rate(procedure, world, n_sims, seed + 1)
+        if effect is not None and len(grid):
+            detectable = smallest_detectable(procedure, effect, sorted(grid), SEARCH_SIMS, seed + 2)
+    has_test = any(isinstance(o, Decision) and o.p_value is not None for o in under_null)
+    return Calibration(
+        claim_id, null=null_text, null_label=null_label, n_sims=n_sims, type_one=rate(under_null),
+        test_size=rate(under_null, significant) if has_test else None, effect=effect_text,
+        stated_effect=stated_effect, power=power, detectable=detectable, grid=tuple(sorted(grid)), unit=unit,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def geometric_grid(start: float, stop: float, ratio: float = 2**0.5) -> tuple[float, ...]:
+    """start, start * ratio, ... up to ``stop``: the coarse grid of a smallest-detectable-effect search."""
+    n = int(np.floor(np.log(stop / start) / np.log(ratio) + 1e-9)) + 1
+    return tuple(float(start * ratio**i) for i in range(n))

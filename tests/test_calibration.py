@@ -1,0 +1,185 @@
+"""Calibration on tiny arrays and toy procedures whose rates can be worked out with a pencil."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from resclaims import calibration
+from resclaims.calibration import (
+    Calibration,
+    Rate,
+    band_null,
+    calibrate,
+    exchange,
+    geometric_grid,
+    has_power,
+    paired_scale,
+    paired_shift,
+    rejection_rate,
+    resample,
+    rescaled,
+    smallest_detectable,
+)
+from resclaims.verdict import INCONCLUSIVE, SUPPORTED, Decision
+
+
+def test_rate_and_its_clopper_pearson_interval():
+    r = Rate(5, 100)
+    assert r.rate == 0.05
+    assert r.ci == pytest.approx(tuple(stats.binomtest(5, 100).proportion_ci()))
+    assert Rate(0, 10).ci[0] == 0.0 and Rate(10, 10).ci[1] == 1.0
+    assert str(Rate(1, 4)).startswith("0.250 [")
+
+
+def coin(rng):
+    return (rng.random(),)
+
+
+def above_half(x):
+    return SUPPORTED if x > 0.5 else INCONCLUSIVE
+
+
+def test_rejection_rate_counts_supported_and_is_reproducible():
+    first = rejection_rate(above_half, coin, 400, seed=1)
+    assert first == rejection_rate(above_half, coin, 400, seed=1)
+    assert first.n == 400 and first.ci[0] < 0.5 < first.ci[1]
+    assert rejection_rate(lambda x: Decision(SUPPORTED, 0.0, (0.0, 0.0)), coin, 7, seed=0).k == 7  # Decisions count too
+
+
+def test_exchange_swaps_whole_pairs_and_keeps_the_data():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 20.0, 30.0, 40.0])
+    simulate = exchange(a, b)
+    rng = np.random.default_rng(0)
+    swaps = []
+    for _ in range(200):
+        x, y = simulate(rng)
+        np.testing.assert_array_equal(x + y, a + b)  # each pair keeps its members
+        assert set(np.abs(x - y)) == set(np.abs(a - b))  # the differences only flip sign
+        swaps.append(x != a)
+    assert 0.4 < np.mean(swaps) < 0.6  # each member swaps with probability 1/2
+
+
+def test_resample_keeps_rows_paired():
+    a = np.arange(10.0)
+    x, y = resample(a, a + 1)(np.random.default_rng(0))
+    np.testing.assert_array_equal(y - x, np.ones(10))
+    assert set(x) <= set(a)
+
+
+def test_paired_shift_moves_the_difference_and_keeps_the_sum():
+    a = np.array([1.0, 2.0, 3.0, 5.0])
+    x, y = paired_shift(a, a)(0.6)(np.random.default_rng(0))  # a null with every difference 0
+    np.testing.assert_allclose(x - y, 0.6)
+    assert set(np.round(x + y, 9)) <= set(2 * a)
+
+
+def test_paired_scale_sets_the_sd_ratio():
+    a = np.array([1.0, 2.0, 4.0, 8.0])
+    x, y = paired_scale(a, a)(3.0)(np.random.default_rng(2))  # exchanged copies: SD ratio 1 before scaling
+    assert np.std(x, ddof=1) / np.std(y, ddof=1) == pytest.approx(3.0)
+    assert x.mean() == pytest.approx(y.mean())
+
+
+def test_rescaled_finds_the_factor_or_says_it_cannot():
+    (scaled,), factor = rescaled((np.array([1.0, 2.0, 3.0]),), 0, np.mean, 4.0)
+    assert factor == pytest.approx(2.0, rel=1e-6) and np.mean(scaled) == pytest.approx(4.0, rel=1e-6)
+    censored = lambda x: min(np.mean(x), 2.5)  # noqa: E731  (a statistic a budget cuts off at 2.5)
+    assert rescaled((np.array([1.0, 2.0, 3.0]),), 0, censored, 3.0) is None
+    # only the chosen member is scaled; a decreasing statistic works too
+    (a, b), factor = rescaled((np.array([2.0, 2.0]), np.array([1.0, 3.0])), 1, lambda a, b: a.mean() / b.mean(), 0.5)
+    np.testing.assert_array_equal(a, [2.0, 2.0])
+    np.testing.assert_allclose(b, [2.0, 6.0], rtol=1e-6)
+    assert factor == pytest.approx(2.0, rel=1e-6)
+
+
+def test_band_null_uses_the_nearer_edge_unless_it_is_out_of_reach():
+    x = np.array([1.0, 2.0, 3.0])  # mean 2
+    _, edge, factor = band_null((x,), 0, np.mean, (0.5, 3.0), estimate=2.0)
+    assert edge == 3.0 and factor == pytest.approx(1.5, rel=1e-6)
+    _, edge, _ = band_null((x,), 0, lambda v: min(np.mean(v), 2.5), (0.5, 3.0), estimate=2.0)
+    assert edge == 0.5  # 3.0 is past the cut-off: the other edge
+    assert band_null((x,), 0, lambda v: 7.0, (0.5, 3.0), estimate=7.0) is None
+
+
+class Counting:
+    """A procedure with a fixed verdict that counts its calls."""
+
+    def __init__(self, verdict):
+        self.verdict, self.calls = verdict, 0
+
+    def __call__(self, *data):
+        self.calls += 1
+        return self.verdict
+
+
+def test_has_power_stops_once_decided():
+    always = Counting(SUPPORTED)
+    assert has_power(always, coin, 100, seed=0) and always.calls == 80  # 80 of 100 settle it
+    never = Counting(INCONCLUSIVE)
+    assert not has_power(never, coin, 100, seed=0) and never.calls == 21  # 21 misses rule 80 out
+
+
+def test_smallest_detectable_bisects_the_grid():
+    def effect(size):
+        return lambda rng: (size,)
+
+    def detects_from_0_3(size):
+        return SUPPORTED if size >= 0.3 else INCONCLUSIVE
+
+    grid = [0.1, 0.2, 0.4, 0.8]
+    assert smallest_detectable(detects_from_0_3, effect, grid, 10, seed=0) == 0.4
+    assert smallest_detectable(lambda s: INCONCLUSIVE, effect, grid, 10, seed=0) is None
+    assert smallest_detectable(lambda s: SUPPORTED, effect, grid, 10, seed=0) == 0.1
+
+
+def all_positive(a, b):
+    """Supported when all three paired differences are positive: under exchange that is 1/8 of the time."""
+    return SUPPORTED if np.all(a > b) else INCONCLUSIVE
+
+
+def sign_test(a, b):
+    """Exact one-sided sign test at alpha 0.05 (n = 10): its size is 11/1024 = 0.0107."""
+    p = stats.binomtest(int(np.sum(a > b)), len(a), alternative="greater").pvalue
+    return Decision(SUPPORTED if p < 0.05 else INCONCLUSIVE, float(np.mean(a - b)), (0.0, 0.0), p)
+
+
+def test_calibrate_flags_a_procedure_that_fires_too_often():
+    a, b = np.array([2.0, 3.0, 4.0]), np.array([1.0, 1.0, 1.0])
+    result = calibrate("T1", all_positive, null=exchange(a, b), null_text="exchange", n_sims=400, seed=0)
+    assert result.type_one.ci[0] < 0.125 < result.type_one.ci[1]
+    assert result.defective and result.test_size is None  # no p-value: no test size
+
+
+def test_calibrate_a_sign_test_type_one_power_and_detectable_effect():
+    a, b = np.linspace(1.0, 2.0, 10), np.linspace(1.5, 0.5, 10)
+    result = calibrate("T2", sign_test, null=exchange(a, b), null_text="exchange", n_sims=200, seed=0,
+                       effect=paired_shift(a, b), stated_effect=10.0, effect_text="shift", grid=(0.5, 5.0, 50.0),
+                       unit="u")
+    assert result.type_one.ci[0] <= 11 / 1024 <= result.type_one.ci[1] and not result.defective
+    assert result.test_size == result.type_one  # the verdict is the test's
+    assert result.power.rate == 1.0  # every difference is positive once shifted by 10 (|a - b| <= 1)
+    assert result.detectable == 5.0
+    record = result.to_json()
+    json.dumps(record, allow_nan=False)
+    assert record["type_one"]["k"] == result.type_one.k and record["grid"] == [0.5, 5.0, 50.0]
+
+
+def test_exact_claims_have_no_rates():
+    result = calibration.exact("Z3.parameters")
+    assert result.exact and not result.defective and result.to_json()["type_one"] is None
+    assert "exact, no sampling" in result.null
+
+
+def test_geometric_grid():
+    assert geometric_grid(1.0, 4.0, 2.0) == (1.0, 2.0, 4.0)
+    grid = geometric_grid(0.05, 8.0)
+    assert grid[0] == 0.05 and grid[-1] <= 8.0 and grid[-1] * math.sqrt(2) > 8.0
+    assert all(b / a == pytest.approx(math.sqrt(2)) for a, b in zip(grid, grid[1:]))
+
+
+def test_a_calibration_is_a_frozen_record():
+    with pytest.raises(AttributeError):
+        Calibration("X", null="n").claim_id = "Y"
