@@ -51,6 +51,11 @@ def sections(document: dict[str, Any]) -> list[Section]:
     for c in document["claims"]:
         protocols.setdefault(c["protocol"], []).append(c["id"])
     out.append(Section("Protocols", items=[f"{', '.join(ids)}: {p}" for p, ids in protocols.items()]))
+    if document.get("calibration"):
+        out.append(calibration_section(document))
+    if document.get("runs"):
+        out.append(Section("Runs", headers=["family", "runs", "diverged (NaN or inf loss; excluded from every statistic)"],
+                           rows=[[f, str(c["runs"]), str(c["diverged"])] for f, c in document["runs"].items()]))
     out.append(Section("Tests", items=[f"{c['id']}: {c['test']}" for c in document["claims"]]))
     if document.get("notes"):
         out.append(Section("Notes", items=[f"{k}: {n}" for k, notes in document["notes"].items() for n in notes]))
@@ -74,6 +79,49 @@ def sections(document: dict[str, Any]) -> list[Section]:
     items += [f"data {name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in prov.get("data", {}).items()]
     out.append(Section("Provenance", items=items))
     return out
+
+
+def _rate(rate: dict[str, Any] | None) -> str:
+    return "n/a" if rate is None else f"{rate['rate']:.3f} [{rate['ci'][0]:.3f}, {rate['ci'][1]:.3f}]"
+
+
+def calibration_section(document: dict[str, Any]) -> Section:
+    """Each claim's procedure under simulated nulls and at the source's stated effect."""
+    rows, items = [], []
+    calibrated = {c["claim"] for c in document["calibration"]}
+    for c in document["calibration"]:
+        if c["type_one"] is None:
+            rows.append([c["claim"], c["null"], "", "", "", "", ""])
+            continue
+        label = c.get("null_label") or "simulated"
+        alpha, min_power = c["alpha"], c["min_power"]
+        type_one = _rate(c["type_one"]) + (f" - above {alpha:g} + 0.01: defect" if c["defective"] else "")
+        weak = c["power"] is not None and c["power"]["rate"] < min_power
+        if c["stated_effect"] is None:
+            power = "n/a: the source states no effect size"
+        else:
+            power = (_rate(c["power"]) + f" at {c['stated_effect']:.4g} {c['unit']}"
+                     + (f" (< {min_power:g}: may not refute)" if weak else ""))
+        if c["grid"]:
+            detectable = (f"{c['detectable']:.3g} {c['unit']}" if c["detectable"] is not None
+                          else f"> {c['grid'][-1]:.3g} {c['unit']}")
+        else:
+            detectable = "n/a (equivalence test)"
+        rows.append([c["claim"], label, type_one, _rate(c["test_size"]), power, detectable, str(c["n_sims"])])
+        items.append(f"{c['claim']}: null: {c['null']}" + (f"; effect: {c['effect']}" if c["effect"] else "")
+                     + f" ({c['seconds']:.1f} s)")
+    rows += [[c["id"], "not calibrated", "", "", "", "", ""] for c in document["claims"] if c["id"] not in calibrated]
+    items.append(f"Type-I error: how often the procedure says supported when the null holds (alpha = "
+                 f"{document['calibration'][0]['alpha']:g}; a rate above alpha + 0.01 is a defect). p < alpha: how often "
+                 "its test alone rejects. Power: how often it says supported at the source's stated effect; below "
+                 f"{document['calibration'][0]['min_power']:g} a refutation is reported as inconclusive. Smallest "
+                 "detectable effect: the smallest effect on a coarse grid (ratio sqrt 2) with power >= 0.8 in "
+                 f"{document['calibration'][0].get('search_sims', 100)} simulations per grid point. Intervals: 95% "
+                 "Clopper-Pearson.")
+    return Section("Calibration", headers=["claim", "null", "type-I error [95% CI]", "p < alpha under the null",
+                                           "power [95% CI] at the source's effect", "smallest detectable effect",
+                                           "sims"],
+                   rows=rows, items=items)
 
 
 def _heading(document: dict[str, Any]) -> str:

@@ -37,6 +37,10 @@ from resclaims.verdict import ClaimResult, require_supported
 SCHEMA_VERSION = 1
 
 
+class ReportWriteError(OSError):
+    """The report could not be written; an earlier report in its place is unchanged."""
+
+
 @dataclass
 class Timing:
     """One pytest-benchmark measurement, normalised per experiment where that applies."""
@@ -91,6 +95,8 @@ class Report:
         self.figures: dict[str, list[str]] = {}
         self.notes: dict[str, list[str]] = {}
         self.data: dict[str, dict[str, Any]] = {}
+        self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
+        self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
         self.provenance: dict[str, Any] = {
             "git_commit": git_commit(),
             "torch": torch.__version__,
@@ -134,8 +140,22 @@ class Report:
         self.data[name] = info
 
     def add_runs(self, family: str, frame: pd.DataFrame) -> None:
-        """The tidy per-run data behind a family's claims (written to results.csv)."""
+        """The tidy per-run data behind a family's claims (written to results.csv).
+
+        A frame with a boolean ``diverged`` column (the run's loss became NaN or
+        inf) also adds to the family's count of runs and diverged runs; a run is
+        one row, or with an ``epoch`` column one row of its first epoch.
+        """
         self.runs.append(frame.assign(family=family))
+        if "diverged" in frame.columns:
+            first = frame[frame.epoch == frame.epoch.min()] if "epoch" in frame.columns else frame
+            counts = self.run_counts.setdefault(family, {"runs": 0, "diverged": 0})
+            counts["runs"] += len(first)
+            counts["diverged"] += int(first.diverged.sum())
+
+    def add_calibration(self, calibration: Any) -> None:
+        """A claim's calibration (:class:`resclaims.calibration.Calibration`), replacing an earlier one."""
+        self.calibrations = [c for c in self.calibrations if c.claim_id != calibration.claim_id] + [calibration]
 
     # -- writing ---------------------------------------------------------
     def speedups(self) -> list[dict[str, Any]]:
@@ -180,6 +200,8 @@ class Report:
             "notes": self.notes,
             "provenance": {**self.provenance, "data": self.data},
             "comparison": self.comparison,
+            "calibration": [c.to_json() for c in sorted(self.calibrations, key=lambda c: _claim_order(c.claim_id))],
+            "runs": self.run_counts,
         }
 
     def write(self) -> Path | None:
@@ -187,6 +209,15 @@ class Report:
         if not (self.claims or self.timings):
             shutil.rmtree(self.directory, ignore_errors=True)
             return None
+        try:
+            self._write()
+        except OSError as error:
+            shutil.rmtree(self.directory, ignore_errors=True)
+            raise ReportWriteError(f"could not write the report to {self.destination} ({error.strerror or error}); "
+                                   "an earlier report there is unchanged") from error
+        return self.destination
+
+    def _write(self) -> None:
         from resclaims.render import render_html, render_markdown  # local: only needed when writing
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -199,15 +230,19 @@ class Report:
         if self.benchmarks is not None:
             (self.directory / "benchmarks.json").write_text(json.dumps(self.benchmarks, indent=2, default=str))
         _replace_folder(self.directory, self.destination)
-        return self.destination
 
 
 def _replace_folder(staging: Path, destination: Path) -> None:
-    """Swap ``staging`` into ``destination``; an earlier folder there is removed only after the swap."""
+    """Swap ``staging`` into ``destination``; an earlier folder there is removed only after the swap (or put back)."""
     old = destination.parent / f".{destination.name}.old-{os.getpid()}"
     if destination.exists():
         os.replace(destination, old)
-    os.replace(staging, destination)
+    try:
+        os.replace(staging, destination)
+    except OSError:
+        if old.exists():
+            os.replace(old, destination)
+        raise
     shutil.rmtree(old, ignore_errors=True)
 
 
