@@ -2,10 +2,11 @@
 
 A run is one seed of one kernel under one config. Its key is the kernel's name,
 a hash of the kernel module's source (a changed kernel changes every key), the
-config, the other arguments that shape the training, the seed and the device
-kind. Asking for seeds trains only the missing ones, in one batch, and stores
-each seed's rows on its own, so adding seeds reuses the earlier ones. Entries
-are written through a temporary file and a rename, so a killed run leaves no
+config, the other arguments that shape the training, the seed, the device kind
+and the torch and numpy versions (another version may give other numbers).
+Asking for seeds trains only the missing ones, in one batch, and stores each
+seed's rows on its own, so adding seeds reuses the earlier ones. Entries are
+written through a temporary file and a rename, so a killed run leaves no
 half-written entry.
 """
 
@@ -21,7 +22,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
+import torch
 
 
 def kernel_version(module: ModuleType) -> str:
@@ -57,6 +60,7 @@ class RunCache:
             self.trained += len(seeds)
             return train(seeds)
         base = {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
+                "torch": torch.__version__, "numpy": np.__version__,
                 **{k: repr(v) for k, v in sorted(key.items())}}
         paths = {seed: self._path(base, seed) for seed in seeds}
         missing = [seed for seed, path in paths.items() if not path.exists()]

@@ -46,6 +46,7 @@ class ZeroIdentityConfig:
     threshold: float = 0.01  # the source's dashed line, on the "source" loss scale
     loss_scale: str = "source"  # "source": epoch sum / epochs, as 001 records it; "mean": per-sample mean
     dtype: torch.dtype = torch.float32  # the source trains in float32
+    lr: float = 1e-3  # Adam's learning rate (the source: PyTorch's default, 1e-3)
 
     def __post_init__(self) -> None:
         if self.loss_scale not in LOSS_SCALES:
@@ -130,7 +131,8 @@ def task_data(task: Task, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def train_sequential(
-    inputs: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, epochs: int, shortcut: bool = False
+    inputs: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor, epochs: int, shortcut: bool = False,
+    lr: float = 1e-3,
 ) -> list[float]:
     """The source's ``train()``: one model, one optimiser, one sample at a time.
 
@@ -141,7 +143,7 @@ def train_sequential(
     model = OneConv(1, shortcut=shortcut).to(dtype=inputs.dtype, device=inputs.device)
     with torch.no_grad():
         model.conv1.weight.copy_(weight)
-    optimizer = torch.optim.Adam(model.parameters())
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     criterion = nn.L1Loss()
     sums = []
     for _ in range(epochs):
@@ -163,13 +165,17 @@ def train_batched(
     shortcut: torch.Tensor,
     epochs: int,
     on_epoch: Callable[[int], None] | None = None,
+    lr: float = 1e-3,
 ) -> torch.Tensor:
     """Train M independent OneConvs at once; returns each epoch's loss sum, (epochs, M) float64.
 
     ``inputs`` and ``targets`` are (M, S, 3, 3), ``weights`` (M, 1, 3, 3) and
     ``shortcut`` (M,) bool. Every model sees its own samples in order, one per
     step, exactly as :func:`train_sequential` does. ``on_epoch(epoch)`` is
-    called after each epoch (for progress).
+    called after each epoch (for progress). A model whose loss becomes NaN or
+    inf has diverged: its sums from then on are not finite, it does not touch
+    the other models (each has its own weights and Adam state), and training
+    stops early once every model has diverged.
     """
     m, s = inputs.shape[:2]
     patches = F.unfold(inputs.reshape(m * s, 1, 3, 3), 3, padding=1)  # (M*S, 9 taps, 9 pixels)
@@ -177,9 +183,10 @@ def train_batched(
     skip = (inputs * shortcut.view(m, 1, 1, 1)).transpose(0, 1).reshape(s, m, 1, 9).contiguous()  # (S, M, 1, 9)
     target = targets.transpose(0, 1).reshape(s, m, 1, 9).contiguous()  # (S, M, 1, 9)
     w = weights.reshape(m, 1, 9).clone().requires_grad_(True)  # (M, 1, 9)
-    optimizer = torch.optim.Adam([w])
-    sums = torch.zeros(epochs, m, dtype=torch.float64, device=inputs.device)
+    optimizer = torch.optim.Adam([w], lr=lr)
+    sums = torch.full((epochs, m), torch.nan, dtype=torch.float64, device=inputs.device)
     for epoch in range(epochs):
+        sums[epoch] = 0.0
         for i in range(s):
             optimizer.zero_grad(set_to_none=True)
             z = F.relu(torch.bmm(w, patches[i]) + skip[i])  # (M, 1, 9)
@@ -189,6 +196,8 @@ def train_batched(
             sums[epoch] += loss.detach()
         if on_epoch is not None:
             on_epoch(epoch)
+        if not torch.isfinite(sums[epoch]).any():
+            break  # every model diverged: the remaining epochs stay NaN
     return sums
 
 
@@ -224,6 +233,7 @@ def train(
         torch.tensor([task.shortcut for _, task in rows], device=device),
         config.epochs,
         on_epoch,
+        lr=config.lr,
     ).cpu().numpy()
     return tidy(sums / config.scale_factor(), rows)
 
@@ -249,3 +259,17 @@ def curves(frame: pd.DataFrame, setting: str) -> tuple[np.ndarray, np.ndarray]:
     """Seeds and their loss curves (runs x epochs) for one setting, in seed order."""
     wide = frame[frame.setting == setting].pivot(index="seed", columns="epoch", values="loss")
     return wide.index.to_numpy(), wide.to_numpy()
+
+
+def finite_pairs(frame: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Curves of settings ``a`` and ``b`` paired by seed, without pairs in which a run diverged; and how many did.
+
+    A diverged run has NaN epochs (see :func:`tidy`): it never enters a statistic,
+    and its pair goes with it so that the pairing holds.
+    """
+    seeds_a, curves_a = curves(frame, a)
+    seeds_b, curves_b = curves(frame, b)
+    if not np.array_equal(seeds_a, seeds_b):
+        raise ValueError(f"settings {a} and {b} were not trained on the same seeds")
+    finite = np.isfinite(curves_a).all(axis=1) & np.isfinite(curves_b).all(axis=1)
+    return curves_a[finite], curves_b[finite], int((~finite).sum())

@@ -1,0 +1,50 @@
+"""A run whose loss becomes NaN or inf is stopped, marked diverged, counted in the report, and never averaged."""
+
+import inspect
+import json
+
+import numpy as np
+import torch
+
+from resclaims.report import Report
+from resclaims.verdict import ClaimResult
+from resclaims.zero_identity import ZeroIdentityConfig, finite_pairs, train
+
+ABSURD = ZeroIdentityConfig(n_seeds=6, n_samples=20, epochs=3, lr=3e37)  # one Adam step overflows float32
+SEEDS = [1, 2, 3, 4, 5, 6]
+
+
+def test_the_default_learning_rate_is_adams():
+    assert ZeroIdentityConfig(n_seeds=1).lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
+
+
+def test_an_absurd_learning_rate_diverges_and_the_report_counts_it(tmp_path):
+    frame = train(ABSURD, SEEDS)
+    first = frame[frame.epoch == 0].set_index(["setting", "seed"]).diverged
+    assert first.any(), "the absurd learning rate should make some run diverge"
+    # a diverged run is blank from its first non-finite epoch on
+    for (setting, seed), diverged in first.items():
+        loss = frame[(frame.setting == setting) & (frame.seed == seed)].loss
+        assert loss.isna().any() == diverged and np.isfinite(loss.dropna()).all()
+    # ... and never enters a statistic: the claims see finite pairs only, and count the rest
+    identity, zero, excluded = finite_pairs(frame, "identity", "zero")
+    diverged_seeds = set(first[first].index.get_level_values("seed"))
+    assert excluded == len(diverged_seeds) and len(identity) == len(SEEDS) - excluded
+    assert np.isfinite(identity).all() and np.isfinite(zero).all()
+
+    report = Report(tmp_path / "report", tier="quick", device="cpu", base_seed=0)
+    report.add_runs("Z", frame)
+    report.record(ClaimResult(id="Z9", claim="c", source="s", verdict="inconclusive", estimate=float(identity.mean()),
+                              ci=(0.0, 1.0), p_value=None, n=len(identity), statistic="s", test="t", tier="quick",
+                              protocol="p", details={"diverged_pairs_excluded": excluded}))
+    written = report.write()
+    summary = json.loads((written / "summary.json").read_text())
+    assert summary["runs"] == {"Z": {"runs": 2 * len(SEEDS), "diverged": int(first.sum())}}
+    assert f"| Z | {2 * len(SEEDS)} | {int(first.sum())} |" in (written / "summary.md").read_text()
+
+
+def test_training_stops_once_every_run_has_diverged():
+    epochs = []
+    frame = train(ABSURD, [1], tasks=("identity",), on_epoch=epochs.append)  # seed 1 diverges in its first epoch
+    assert frame.diverged.all() and frame.loss.isna().all()
+    assert epochs == [0]  # no epoch after the one in which the last run diverged
