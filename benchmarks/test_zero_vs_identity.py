@@ -35,8 +35,11 @@ text before any run):
                 3.5 ± 0.5 and 10 ± 0.5, same rule.
   Z1 sweep      the ratio at thresholds from 0.001 to 1 (a figure and a table).
   Z2            SD of the per-run mean loss over the 20 epochs, identity / zero. Paired
-                bootstrap CI; one-sided Pitman-Morgan test of var(identity) > var(zero).
-                Supported if p < alpha and the CI is above 1.
+                bootstrap CI; one-sided exchange test of the SD ratio (identity and zero
+                swapped within experiments at random). Supported if p < alpha and the CI
+                is above 1. (The first version used Pitman-Morgan's test, which assumes
+                normal data: calibration showed it rejecting 38% of simulated nulls, because
+                a few dead-ReLU identity runs have mean losses near 5.)
   Z3            exact facts, as hypothesis property tests.
   Z4            the source's gap splits exactly in two. Three models per seed, all from
                 the seed's same initial kernel:
@@ -53,9 +56,23 @@ text before any run):
                 A fourth cell (one image repeated, x0 -> x0: centre optimum, constant target)
                 was in the first design; it also removes input diversity, which leaves a
                 9x9 system that is ill-conditioned and slow to fit, so it is reported only.
+
+Diverged runs (NaN or inf loss) are left out of every statistic, with their pair, and counted.
+
+Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000): each
+claim's decision is one function (the decide_* procedures below) that the claim test and the
+calibration both call. Nulls: for the paired claims (Z1.direction, Z2, Z4 and its parts) the
+two members of each pair are exchanged at random; for the band claims one setting's per-run
+quantity is rescaled (the loss of every run, or for the per-run ratio every identity run's
+epochs) so that the statistic of all runs sits on the band edge nearer the estimate, and runs
+are resampled. Power at the source's numbers (10 - 3.5 epochs; ratio 10 / 3.5; 3.5 and 10
+epochs; for Z4 the whole gap as target variance) is injected the same way; a claim whose power
+there is below 0.8 reports "inconclusive" where it would have said "refuted".
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pandas as pd
@@ -64,18 +81,27 @@ import torch
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
-from resclaims import plotting, zero_identity
+from resclaims import calibration, plotting, zero_identity
 from resclaims.report import Timing
 from resclaims.stats import (
     ALPHA,
     bootstrap_ci,
-    bootstrap_rows,
+    bootstrap_mean_curves,
     crossing_epochs,
-    mean_curve_crossing,
+    paired_exchange_test,
     paired_signed_rank,
-    paired_variance_test,
 )
-from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, ClaimResult, directional, within_band
+from resclaims.verdict import (
+    INCONCLUSIVE,
+    REFUTED,
+    SUPPORTED,
+    ClaimResult,
+    Decision,
+    claim_result,
+    directional,
+    with_power,
+    within_band,
+)
 from resclaims.zero_identity import (
     SOURCE_PROTOCOL,
     TASKS,
@@ -84,6 +110,7 @@ from resclaims.zero_identity import (
     ZeroIdentityConfig,
     curves,
     experiment_inputs,
+    finite_pairs,
     initial_weights,
     task_data,
     train,
@@ -97,6 +124,9 @@ RATIO_BAND = (
     (SOURCE_IDENTITY_EPOCHS - READING) / (SOURCE_ZERO_EPOCHS + READING),
     (SOURCE_IDENTITY_EPOCHS + READING) / (SOURCE_ZERO_EPOCHS - READING),
 )  # (2.375, 3.5)
+ZERO_BAND = (SOURCE_ZERO_EPOCHS - READING, SOURCE_ZERO_EPOCHS + READING)
+IDENTITY_BAND = (SOURCE_IDENTITY_EPOCHS - READING, SOURCE_IDENTITY_EPOCHS + READING)
+SOURCE_RATIO = SOURCE_IDENTITY_EPOCHS / SOURCE_ZERO_EPOCHS  # "almost three times faster": 10 / 3.5
 SWEEP = np.geomspace(0.001, 1.0, 16)  # thresholds, source scale
 PROTOCOL = (
     "001's protocol: OneConv, kaiming_normal_ fan_out, Adam defaults, L1, batch 1, 200 uniform 3x3 images, "
@@ -143,15 +173,6 @@ def factorial_runs(request, config) -> pd.DataFrame:
     return trained(request, config, "Z4", config.n_seeds, tasks=tuple(TASKS), shared_init=True)
 
 
-def paired_curves(frame: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Curves of settings a and b paired by seed, without runs that diverged; and how many diverged."""
-    seeds_a, curves_a = curves(frame, a)
-    seeds_b, curves_b = curves(frame, b)
-    assert np.array_equal(seeds_a, seeds_b)
-    finite = np.isfinite(curves_a).all(axis=1) & np.isfinite(curves_b).all(axis=1)
-    return curves_a[finite], curves_b[finite], int((~finite).sum())
-
-
 def convergence_counts(frame: pd.DataFrame, threshold: float) -> dict[str, dict[str, int]]:
     """Per setting: runs that never got below the threshold, that never moved (dead ReLU), that diverged."""
     counts = {}
@@ -172,44 +193,219 @@ def censored_crossings(c: np.ndarray, threshold: float) -> np.ndarray:
     return np.minimum(crossing_epochs(c, threshold), c.shape[1])
 
 
-def mean_crossing(c: np.ndarray, threshold: float) -> float:
-    """The mean curve's epoch at the threshold, censored at the budget like a single run's."""
-    return float(min(mean_curve_crossing(c, threshold), c.shape[1]))
+def mean_crossing(mean_curves: np.ndarray, threshold: float, budget: int) -> np.ndarray:
+    """The epoch at which each mean curve, shape (..., epochs), gets below the threshold, censored at the budget."""
+    means = np.asarray(mean_curves, dtype=float)
+    t = crossing_epochs(means.reshape(-1, means.shape[-1]), threshold).reshape(means.shape[:-1])
+    return np.minimum(t, budget)
 
 
-def ratio_of_mean_crossings(identity: np.ndarray, zero: np.ndarray, threshold: float) -> float:
-    return mean_crossing(identity, threshold) / mean_crossing(zero, threshold)
+def per_run_ratio(t_identity: np.ndarray, t_zero: np.ndarray) -> np.ndarray:
+    return t_identity / np.maximum(t_zero, 1e-9)
+
+
+def sd_ratio(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.std(a, ddof=1, axis=axis) / np.std(b, ddof=1, axis=axis)
+
+
+# -- procedures: each claim's whole decision, one function of its runs ------------------
+# The claim tests and the calibration (resclaims.calibration) call these same functions.
+def decide_direction(t_identity: np.ndarray, t_zero: np.ndarray) -> Decision:
+    """Z1.direction: median paired difference in epochs (BCa CI), one-sided Wilcoxon; directional rule."""
+    difference = bootstrap_ci((t_identity - t_zero,), np.median, vectorized=True)
+    p = paired_signed_rank(t_identity, t_zero, alternative="greater")
+    return Decision(directional(difference.ci, p), difference.estimate, difference.ci, p)
+
+
+def decide_mean_ratio(identity: np.ndarray, zero: np.ndarray, *, threshold: float, budget: int) -> Decision:
+    """Z1.magnitude: identity/zero ratio of the mean curves' crossings (BCa CI, runs resampled) in the band.
+
+    A censored identity crossing makes the ratio a lower bound, which can refute but not support.
+    """
+    ratio = bootstrap_mean_curves(
+        (identity, zero), lambda i, z: mean_crossing(i, threshold, budget) / mean_crossing(z, threshold, budget))
+    epochs = {"identity_epochs": float(mean_crossing(identity.mean(axis=0), threshold, budget)),
+              "zero_epochs": float(mean_crossing(zero.mean(axis=0), threshold, budget))}
+    censored = epochs["identity_epochs"] >= budget
+    return Decision(within_band(ratio.ci, RATIO_BAND, lower_bound=censored), ratio.estimate, ratio.ci,
+                    details={"band": list(RATIO_BAND), "censored": bool(censored), **epochs})
+
+
+def decide_per_run_ratio(t_identity: np.ndarray, t_zero: np.ndarray) -> Decision:
+    """Z1.magnitude.per_run: median over experiments of the per-run ratio (BCa CI) in the band."""
+    ratio = bootstrap_ci((per_run_ratio(t_identity, t_zero),), np.median, vectorized=True)
+    return Decision(within_band(ratio.ci, RATIO_BAND), ratio.estimate, ratio.ci, details={"band": list(RATIO_BAND)})
+
+
+def decide_mean_crossing(c: np.ndarray, *, band: tuple[float, float], threshold: float, budget: int) -> Decision:
+    """Z1.zero_epochs, Z1.identity_epochs: the mean curve's crossing epoch (BCa CI) in the band."""
+    crossing = bootstrap_mean_curves((c,), lambda m: mean_crossing(m, threshold, budget))
+    censored = crossing.estimate >= budget
+    return Decision(within_band(crossing.ci, band, lower_bound=censored), crossing.estimate, crossing.ci,
+                    details={"band": list(band), "censored": bool(censored)})
+
+
+def decide_variance(auc_identity: np.ndarray, auc_zero: np.ndarray) -> Decision:
+    """Z2: SD ratio identity / zero (paired BCa CI), one-sided exchange test of the ratio; directional rule at 1.
+
+    The exchange test replaced Pitman-Morgan's (a Pearson correlation test of sums and differences), which
+    assumes normal data: the dead-ReLU identity runs' mean losses near 5 make it reject 38% of simulated nulls.
+    """
+    ratio = bootstrap_ci((auc_identity, auc_zero), sd_ratio, paired=True, vectorized=True)
+    p = paired_exchange_test(auc_identity, auc_zero, sd_ratio, alternative="greater")
+    return Decision(directional(ratio.ci, p, null=1.0), ratio.estimate, ratio.ci, p)
+
+
+def decide_part(slower: np.ndarray, faster: np.ndarray) -> Decision:
+    """Z4's parts: mean paired difference in epochs, slower - faster (BCa CI), one-sided Wilcoxon; directional."""
+    effect = bootstrap_ci((slower - faster,), np.mean, vectorized=True)
+    p = paired_signed_rank(slower, faster, alternative="greater")
+    return Decision(directional(effect.ci, p), effect.estimate, effect.ci, p)
+
+
+def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> Decision:
+    """Z4: the source's guess holds if the target-variance part is > 0 and exceeds the weight-configuration part.
+
+    supported: the target-variance part is supported (> 0) and the per-seed difference of the parts is > 0
+    (one-sided Wilcoxon p < alpha, BCa CI of the mean above 0); refuted: the part's CI is <= 0 or the
+    difference's CI is below 0; else inconclusive.
+    """
+    part = decide_part(target_variance, np.zeros_like(target_variance))
+    gap = bootstrap_ci((target_variance - weight_configuration,), np.mean, vectorized=True)
+    p = paired_signed_rank(target_variance, weight_configuration, alternative="greater")
+    if part.verdict == SUPPORTED and gap.low > 0 and p < ALPHA:
+        verdict = SUPPORTED
+    elif part.ci[1] <= 0 or gap.high < 0:
+        verdict = REFUTED
+    else:
+        verdict = INCONCLUSIVE
+    return Decision(verdict, gap.estimate, gap.ci, p)
+
+
+# -- calibration: each procedure under simulated nulls and at the source's stated effect --
+SHIFTS = calibration.geometric_grid(0.05, 8.0)  # effects searched, epochs
+SD_RATIOS = tuple(1 + d for d in calibration.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
+EXCHANGE = "identity and zero exchanged within each experiment at random (sign flip of the paired differences)"
+SHIFT = ("experiments resampled with replacement, exchanged, then the paired difference shifted by the effect "
+         "(half added to one member, half taken from the other)")
+
+
+def calibration_fixture(settings, report):
+    """``calibrate(claim_id, **wiring)``: the calibration at the tier's simulations, seeded from the base seed, recorded."""
+
+    def calibrate(claim_id: str, **wiring) -> calibration.Calibration:
+        if wiring["null"] is None:  # no null world can be built from these runs
+            result = calibration.Calibration(claim_id, null=wiring["null_text"], null_label="no null constructible")
+        else:
+            seed = settings.run_seeds(f"calibration {claim_id}", 1)[0]
+            result = calibration.calibrate(claim_id, n_sims=calibration.N_SIMS[settings.tier], seed=seed, **wiring)
+        report.add_calibration(result)
+        return result
+
+    return calibrate
+
+
+@pytest.fixture(scope="module")
+def calibrate(settings, report):
+    return calibration_fixture(settings, report)
+
+
+def band_wiring(arrays, member: int, statistic, band, stated: float, what: str) -> dict:
+    """Null and effect worlds of a band claim: ``arrays[member]`` rescaled so the statistic of all runs is a given value."""
+    estimate = float(statistic(*arrays))
+    null = calibration.band_null(arrays, member, statistic, band, estimate)
+    if null is None:
+        return dict(null=None, null_text=f"no rescaling of {what} puts the statistic on a band edge")
+    simulate, edge, factor = null
+    return dict(
+        null=simulate,
+        null_label=f"at the band edge {edge:.4g}",
+        null_text=f"{what} multiplied by {factor:.4g}, which puts the statistic of all runs on the band edge "
+                  f"{edge:.4g}; runs resampled with replacement",
+        effect=calibration.band_effect(arrays, member, statistic), stated_effect=stated,
+        effect_text=f"the source's value {stated:.4g}: {what} rescaled so that the statistic of all runs is "
+                    f"{stated:.4g}; runs resampled",
+    )
+
+
+def z1_data(frame: pd.DataFrame, cfg: ZeroIdentityConfig) -> dict:
+    """Z1's inputs: paired curves without diverged runs, their crossings, and the converged pairs."""
+    identity, zero, diverged = finite_pairs(frame, "identity", "zero")
+    converged = np.isfinite(crossing_epochs(identity, cfg.threshold)) & np.isfinite(crossing_epochs(zero, cfg.threshold))
+    return dict(identity=identity, zero=zero, diverged=diverged, converged=converged,
+                t_identity=censored_crossings(identity, cfg.threshold), t_zero=censored_crossings(zero, cfg.threshold))
+
+
+def z1_procedures(cfg: ZeroIdentityConfig, budget: int) -> dict:
+    common = dict(threshold=cfg.threshold, budget=budget)
+    return {
+        "direction": decide_direction,
+        "magnitude": functools.partial(decide_mean_ratio, **common),
+        "per_run": decide_per_run_ratio,
+        "zero_epochs": functools.partial(decide_mean_crossing, band=ZERO_BAND, **common),
+        "identity_epochs": functools.partial(decide_mean_crossing, band=IDENTITY_BAND, **common),
+    }
+
+
+def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix: str = "") -> dict:
+    """Every Z1 procedure calibrated on its own data."""
+    data = z1_data(frame, cfg)
+    budget = data["identity"].shape[1]
+    procedures = z1_procedures(cfg, budget)
+    ti, tz, identity, zero, converged = (data[k] for k in ("t_identity", "t_zero", "identity", "zero", "converged"))
+    mean_ratio = lambda i, z: float(mean_crossing(i.mean(axis=0), cfg.threshold, budget)  # noqa: E731
+                                    / mean_crossing(z.mean(axis=0), cfg.threshold, budget))
+    mean_epochs = lambda c: float(mean_crossing(c.mean(axis=0), cfg.threshold, budget))  # noqa: E731
+    median_ratio = lambda i, z: float(np.median(per_run_ratio(i, z)))  # noqa: E731
+    identity_loss = "every identity run's loss"
+    out = {f"Z1.direction{suffix}": calibrate(
+        f"Z1.direction{suffix}", procedure=procedures["direction"], null=calibration.exchange(ti, tz), null_text=EXCHANGE,
+        null_label="pairs exchanged",
+        effect=calibration.paired_shift(ti, tz), stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS,
+        effect_text=f"the source's 10 - 3.5 epochs; {SHIFT}", grid=SHIFTS, unit="epochs")}
+    for part, (i, z) in (("", (identity, zero)), (".converged", (identity[converged], zero[converged]))):
+        claim_id = f"Z1.magnitude{part}{suffix}"
+        out[claim_id] = calibrate(claim_id, procedure=procedures["magnitude"], unit="x", **band_wiring(
+            (i, z), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, identity_loss))
+    claim_id = f"Z1.magnitude.per_run{suffix}"
+    out[claim_id] = calibrate(claim_id, procedure=procedures["per_run"], unit="x", **band_wiring(
+        (ti, tz), 0, median_ratio, RATIO_BAND, SOURCE_RATIO,
+        "every identity run's epochs to 0.01"))
+    for setting, c, band, stated in (("zero", zero, ZERO_BAND, SOURCE_ZERO_EPOCHS),
+                                     ("identity", identity, IDENTITY_BAND, SOURCE_IDENTITY_EPOCHS)):
+        claim_id = f"Z1.{setting}_epochs{suffix}"
+        out[claim_id] = calibrate(claim_id, procedure=procedures[f"{setting}_epochs"], unit="epochs", **band_wiring(
+            (c,), 0, mean_epochs, band, stated, f"every {setting} run's loss"))
+    return out
 
 
 # -- Z1 ---------------------------------------------------------------------------------
-def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> ClaimResult:
-    identity, zero, diverged = paired_curves(frame, "identity", "zero")
-    t_identity, t_zero = censored_crossings(identity, cfg.threshold), censored_crossings(zero, cfg.threshold)
-    difference = bootstrap_ci((t_identity - t_zero,), np.median)
-    p = paired_signed_rank(t_identity, t_zero, alternative="greater")
-    return ClaimResult(
-        id=f"Z1.direction{suffix}",
+def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibrations: dict,
+                 suffix: str = "") -> ClaimResult:
+    data = z1_data(frame, cfg)
+    claim_id = f"Z1.direction{suffix}"
+    result = claim_result(
+        decide_direction(data["t_identity"], data["t_zero"]),
+        id=claim_id,
         claim="the zero mapping reaches loss 0.01 sooner than the identity mapping",
         source=SOURCE,
-        verdict=directional(difference.ci, p),
-        estimate=difference.estimate,
-        ci=difference.ci,
-        p_value=p,
-        n=len(t_zero),
+        n=len(data["t_zero"]),
         statistic="median paired difference in epochs to 0.01, identity - zero",
         test="one-sided Wilcoxon signed-rank (Pratt), BCa bootstrap CI; censored at the budget",
         tier=tier,
         protocol=PROTOCOL,
         details={
-            "median_epochs_identity": float(np.median(t_identity)),
-            "median_epochs_zero": float(np.median(t_zero)),
+            "median_epochs_identity": float(np.median(data["t_identity"])),
+            "median_epochs_zero": float(np.median(data["t_zero"])),
             "convergence": convergence_counts(frame, cfg.threshold),
-            "diverged_pairs_excluded": diverged,
+            "diverged_pairs_excluded": data["diverged"],
         },
     )
+    return with_power(result, calibrations[claim_id].power_rate)
 
 
-def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> list[ClaimResult]:
+def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibrations: dict,
+                 suffix: str = "") -> list[ClaimResult]:
     """The ratio three ways (all runs as the source, converged runs only, per run) and the two crossing epochs.
 
     A dead-ReLU identity run keeps a loss near 5 for ever, which alone holds the
@@ -219,63 +415,62 @@ def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix
     counted), and per run. Crossings past the budget are censored: such an
     estimate is a lower bound, which can refute but not support.
     """
-    identity, zero, _ = paired_curves(frame, "identity", "zero")
-    budget, threshold = cfg.epochs, cfg.threshold
-    converged = np.isfinite(crossing_epochs(identity, threshold)) & np.isfinite(crossing_epochs(zero, threshold))
-    common = dict(source=SOURCE, p_value=None, tier=tier, protocol=PROTOCOL)
+    data = z1_data(frame, cfg)
+    identity, zero, converged = data["identity"], data["zero"], data["converged"]
+    budget = identity.shape[1]
+    procedures = z1_procedures(cfg, budget)
+    common = dict(source=SOURCE, tier=tier, protocol=PROTOCOL)
     band_text = f"[{RATIO_BAND[0]:.3g}, {RATIO_BAND[1]:.3g}]"
     results = []
     for part, (i, z), how in (
         ("", (identity, zero), "all runs, as the source plots them"),
         (".converged", (identity[converged], zero[converged]), f"only the {converged.sum()} pairs in which both runs reach 0.01"),
     ):
-        ratio = bootstrap_rows((i, z), lambda a, b: ratio_of_mean_crossings(a, b, threshold))
-        censored = mean_crossing(i, threshold) >= budget
-        results.append(ClaimResult(
+        decision = procedures["magnitude"](i, z)
+        results.append(claim_result(
+            decision,
             id=f"Z1.magnitude{part}{suffix}",
             claim="the zero mapping is learnt almost three times faster than the identity",
-            verdict=within_band(ratio.ci, RATIO_BAND, lower_bound=censored),
-            estimate=ratio.estimate, ci=ratio.ci, n=len(z),
+            n=len(z),
             statistic=f"identity/zero ratio of the mean curves' epochs to 0.01 ({how})"
-                      + (" - a lower bound: the identity mean curve never got there" if censored else ""),
+                      + (" - a lower bound: the identity mean curve never got there" if decision.details["censored"] else ""),
             test=f"bootstrap CI (BCa, experiments resampled) inside the source's band {band_text}",
-            details={"band": list(RATIO_BAND), "censored": bool(censored), "pairs_excluded": int((~converged).sum()) if part else 0,
-                     "identity_epochs": mean_crossing(i, threshold), "zero_epochs": mean_crossing(z, threshold)},
+            details={"pairs_excluded": int((~converged).sum()) if part else 0},
             **common,
         ))
-    per_run = censored_crossings(identity, threshold) / np.maximum(censored_crossings(zero, threshold), 1e-9)
-    ratio = bootstrap_ci((per_run,), np.median)
-    results.append(ClaimResult(
+    results.append(claim_result(
+        procedures["per_run"](data["t_identity"], data["t_zero"]),
         id=f"Z1.magnitude.per_run{suffix}",
         claim="the zero mapping is learnt almost three times faster than the identity",
-        verdict=within_band(ratio.ci, RATIO_BAND), estimate=ratio.estimate, ci=ratio.ci, n=len(per_run),
+        n=len(data["t_zero"]),
         statistic="median over experiments of the identity/zero ratio of epochs to 0.01 (censored at the budget)",
         test=f"bootstrap CI (BCa) of the median inside the source's band {band_text}",
-        details={"band": list(RATIO_BAND)}, **common,
+        **common,
     ))
     for setting, c, stated in (("zero", zero, SOURCE_ZERO_EPOCHS), ("identity", identity, SOURCE_IDENTITY_EPOCHS)):
-        crossing = bootstrap_rows((c,), lambda x: mean_crossing(x, threshold))
-        band = (stated - READING, stated + READING)
-        censored = crossing.estimate >= budget
-        results.append(ClaimResult(
+        decision = procedures[f"{setting}_epochs"](c)
+        band = decision.details["band"]
+        results.append(claim_result(
+            decision,
             id=f"Z1.{setting}_epochs{suffix}",
             claim=f"in the {setting} setting the mean loss gets below 0.01 in {stated:g} epochs",
-            verdict=within_band(crossing.ci, band, lower_bound=censored),
-            estimate=crossing.estimate, ci=crossing.ci, n=len(c),
+            n=len(c),
             statistic=f"{setting} mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)"
-                      + (f" - censored at the {budget}-epoch budget" if censored else ""),
+                      + (f" - censored at the {budget}-epoch budget" if decision.details["censored"] else ""),
             test=f"bootstrap CI (BCa) inside [{band[0]:g}, {band[1]:g}] (the source's reading ± half an epoch)",
-            details={"band": list(band), "censored": bool(censored)}, **common,
+            **common,
         ))
-    return results
+    return [with_power(r, calibrations[r.id].power_rate) for r in results]
 
 
 def threshold_sweep(frame: pd.DataFrame) -> pd.DataFrame:
-    identity, zero, _ = paired_curves(frame, "identity", "zero")
+    identity, zero, _ = finite_pairs(frame, "identity", "zero")
+    budget = identity.shape[1]
     rows = []
     for threshold in SWEEP:
-        ratio = bootstrap_rows(
-            (identity, zero), lambda i, z: ratio_of_mean_crossings(i, z, threshold), n_resamples=500, method="percentile"
+        ratio = bootstrap_mean_curves(
+            (identity, zero), lambda i, z: mean_crossing(i, threshold, budget) / mean_crossing(z, threshold, budget),
+            n_resamples=500, method="percentile",
         )
         rows.append({"threshold": threshold, "ratio": ratio.estimate, "low": ratio.low, "high": ratio.high})
     return pd.DataFrame(rows)
@@ -297,10 +492,15 @@ def plot_sweep(sweep: pd.DataFrame, path, threshold: float) -> None:
     plt.close(fig)
 
 
+@pytest.fixture(scope="module")
+def z1_calibrations(calibrate, runs, config) -> dict:
+    return calibrate_z1(calibrate, runs, config)
+
+
 @pytest.mark.quick
 @pytest.mark.full
-def test_Z1_direction(runs, config, settings, report):
-    result = z1_direction(runs, config, settings.tier)
+def test_Z1_direction(runs, config, settings, report, z1_calibrations):
+    result = z1_direction(runs, config, settings.tier, z1_calibrations)
     counts = result.details["convergence"]
     report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per setting: " + "; ".join(
         f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of {c['runs']}"
@@ -309,7 +509,7 @@ def test_Z1_direction(runs, config, settings, report):
 
 
 @pytest.fixture(scope="module")
-def z1_results(runs, config, settings, report) -> dict[str, ClaimResult]:
+def z1_results(runs, config, settings, report, z1_calibrations) -> dict[str, ClaimResult]:
     """Z1's magnitude rows, with the sweep and the learning-curve figures, computed once."""
     sweep = threshold_sweep(runs)
     plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), config.threshold)
@@ -327,9 +527,7 @@ def z1_results(runs, config, settings, report) -> dict[str, ClaimResult]:
         threshold=config.threshold * to_mean, ylabel="L1 loss, per-sample mean",
         title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)",
     )
-    return {result.id: result for result in z1_magnitude(runs, config, settings.tier)}
-
-
+    return {result.id: result for result in z1_magnitude(runs, config, settings.tier, z1_calibrations)}
 # Measured with base seed 20190403: quick n = 400, full n = 2000 (CPU, torch 2.13).
 Z1_ROWS = [
     pytest.param("Z1.magnitude", marks=pytest.mark.xfail(strict=True, reason=(
@@ -346,7 +544,9 @@ Z1_ROWS = [
         "refuted: the zero mean curve reaches 0.01 at epoch 6.45 [6.11, 6.77] (quick), 6.73 [6.59, 6.88] (full), "
         "not 3.5 ± 0.5"))),
     pytest.param("Z1.identity_epochs", marks=pytest.mark.xfail(strict=True, reason=(
-        "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs at both tiers, not 10 ± 0.5"))),
+        "inconclusive: the identity mean curve (all runs) is still above 0.01 after 20 epochs at both tiers, not "
+        "10 ± 0.5, but the procedure cannot refute: its power where the true crossing is 10 epochs is 0.00 "
+        "[0.00, 0.02] (quick; dead-ReLU runs keep resampled mean curves above 0.01)"))),
 ]
 
 
@@ -357,46 +557,58 @@ def test_Z1_magnitude(z1_results, claim_id, report):
     report.verify(z1_results[claim_id])
 
 
+
 @pytest.mark.xfail(strict=True, reason=(
     "inconclusive on the source's own 100 experiments (full tier): identity mean curve censored, ratio >= 2.77 "
     "[1.73, 3.33]; per-run ratio 1.36 [1.11, 1.51] and converged ratio 1.74 [1.44, 2.10] refuted; direction supported"))
 @pytest.mark.full
-def test_Z1_source_protocol_100(source_runs, settings, report):
+def test_Z1_source_protocol_100(source_runs, calibrate, settings, report):
     """The source's own 100 experiments, as rows of their own."""
-    report.record(z1_direction(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100"))
-    results = z1_magnitude(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100")
+    calibrations = calibrate_z1(calibrate, source_runs, SOURCE_PROTOCOL, suffix="@source100")
+    report.record(z1_direction(source_runs, SOURCE_PROTOCOL, settings.tier, calibrations, suffix="@source100"))
+    results = z1_magnitude(source_runs, SOURCE_PROTOCOL, settings.tier, calibrations, suffix="@source100")
     for result in results[1:]:
         report.record(result)
     report.verify(results[0])
 
 
 # -- Z2 ---------------------------------------------------------------------------------
+def z2_data(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-run mean loss over the epochs, identity and zero, paired, without diverged pairs."""
+    identity, zero, diverged = finite_pairs(frame, "identity", "zero")
+    return identity.mean(axis=1), zero.mean(axis=1), diverged
+
+
+@pytest.fixture(scope="module")
+def z2_calibrations(calibrate, runs) -> dict:
+    auc_identity, auc_zero, _ = z2_data(runs)
+    return {"Z2": calibrate(
+        "Z2", procedure=decide_variance, null=calibration.exchange(auc_identity, auc_zero), null_text=EXCHANGE,
+        null_label="pairs exchanged",
+        effect=calibration.paired_scale(auc_identity, auc_zero), grid=SD_RATIOS, unit="(SD ratio)",
+        effect_text="none stated (the source reads a wider band off its plot); searched: experiments resampled, "
+                    "exchanged, then the identity runs' deviations from their mean scaled by the effect")}
+
+
 @pytest.mark.quick
 @pytest.mark.full
-def test_Z2_identity_has_greater_variance(runs, settings, report):
-    identity, zero, diverged = paired_curves(runs, "identity", "zero")
-    auc_identity, auc_zero = identity.mean(axis=1), zero.mean(axis=1)
-    sd_ratio = bootstrap_ci((auc_identity, auc_zero), lambda a, b: np.std(a, ddof=1) / np.std(b, ddof=1), paired=True)
-    p = paired_variance_test(auc_identity, auc_zero, alternative="greater")
+def test_Z2_identity_has_greater_variance(runs, settings, report, z2_calibrations):
+    identity, zero, diverged = finite_pairs(runs, "identity", "zero")
+    auc_identity, auc_zero, _ = z2_data(runs)
     per_epoch = np.std(identity, axis=0, ddof=1) / np.std(zero, axis=0, ddof=1)
-    report.verify(
-        ClaimResult(
-            id="Z2",
-            claim="greater variance across runs in the identity setting",
-            source=SOURCE,
-            verdict=directional(sd_ratio.ci, p, null=1.0),
-            estimate=sd_ratio.estimate,
-            ci=sd_ratio.ci,
-            p_value=p,
-            n=len(auc_zero),
-            statistic="SD across runs of the per-run mean loss over 20 epochs, identity / zero",
-            test="one-sided Pitman-Morgan test (paired variances), BCa bootstrap CI",
-            tier=settings.tier,
-            protocol=PROTOCOL,
-            details={"sd_ratio_per_epoch": per_epoch.tolist(), "diverged_pairs_excluded": diverged},
-        )
-    )
-
+    report.verify(with_power(claim_result(
+        decide_variance(auc_identity, auc_zero),
+        id="Z2",
+        claim="greater variance across runs in the identity setting",
+        source=SOURCE,
+        n=len(auc_zero),
+        statistic="SD across runs of the per-run mean loss over 20 epochs, identity / zero",
+        test="one-sided exchange test of the SD ratio (identity and zero swapped within experiments; scipy "
+             "permutation_test, 2000 resamples), paired BCa bootstrap CI",
+        tier=settings.tier,
+        protocol=PROTOCOL,
+        details={"sd_ratio_per_epoch": per_epoch.tolist(), "diverged_pairs_excluded": diverged},
+    ), z2_calibrations["Z2"].power_rate))
 
 # -- Z3 ---------------------------------------------------------------------------------
 images = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(3, 12), st.integers(3, 12)),
@@ -425,6 +637,7 @@ def property_claim(claim_id: str, claim: str, prop, settings, report, examples: 
         check()
     except AssertionError as failure:
         verdict, error = REFUTED, str(failure)
+    report.add_calibration(calibration.exact(claim_id, "exact, no sampling: the property is checked on every input"))
     report.verify(ClaimResult(
         id=claim_id, claim=claim, source=SOURCE, verdict=verdict, estimate=float(verdict == SUPPORTED),
         ci=(float(verdict == SUPPORTED),) * 2, p_value=None, n=len(checked),
@@ -461,6 +674,7 @@ def test_Z3_centre_kernel_is_identity(settings, report):
 @pytest.mark.full
 def test_Z3_nine_parameters(settings, report):
     count = sum(p.numel() for p in OneConv().parameters())
+    report.add_calibration(calibration.exact("Z3.parameters"))
     report.verify(ClaimResult(
         id="Z3.parameters", claim="the model has only 9 parameters", source=SOURCE,
         verdict=SUPPORTED if count == 9 else REFUTED, estimate=float(count), ci=(float(count),) * 2, p_value=None,
@@ -470,13 +684,45 @@ def test_Z3_nine_parameters(settings, report):
 
 # -- Z4 ---------------------------------------------------------------------------------
 def factorial_effects(frame: pd.DataFrame, threshold: float) -> dict[str, np.ndarray]:
-    """Per seed: epochs to the threshold per task, and the two parts of the identity - zero gap."""
-    epochs = {name: censored_crossings(np.nan_to_num(curves(frame, name)[1], nan=np.inf), threshold) for name in TASKS}
+    """Per seed: epochs to the threshold per task, and the two parts of the identity - zero gap.
+
+    A seed with a diverged run (NaN loss) is left out of every part and counted.
+    """
+    runs = {name: curves(frame, name)[1] for name in TASKS}
+    finite = np.logical_and.reduce([np.isfinite(c).all(axis=1) for c in runs.values()])
+    epochs = {name: censored_crossings(c[finite], threshold) for name, c in runs.items()}
     return {
         "epochs": epochs,
         "weight_configuration": epochs["identity"] - epochs["residual_identity"],  # same targets
         "target_variance": epochs["residual_identity"] - epochs["zero"],  # same optimum and start
+        "diverged_seeds_excluded": int((~finite).sum()),
     }
+
+
+@pytest.fixture(scope="module")
+def z4_calibrations(calibrate, factorial_runs, config) -> dict:
+    effects = factorial_effects(factorial_runs, config.threshold)
+    epochs = effects["epochs"]
+    tv, wc = effects["target_variance"], effects["weight_configuration"]
+    gap = float(np.mean(epochs["identity"] - epochs["zero"]))
+    out = {}
+    for factor, (slower, faster) in (("target_variance", (epochs["residual_identity"], epochs["zero"])),
+                                     ("weight_configuration", (epochs["identity"], epochs["residual_identity"]))):
+        out[f"Z4.{factor}"] = calibrate(
+            f"Z4.{factor}", procedure=decide_part, null=calibration.exchange(slower, faster),
+            null_text="the two models of the part exchanged within each seed at random (sign flip of the part)",
+            null_label="pairs exchanged",
+            effect=calibration.paired_shift(slower, faster), grid=SHIFTS, unit="epochs",
+            effect_text=f"none stated (the source names the causes, not their sizes); searched: {SHIFT}")
+    out["Z4"] = calibrate(
+        "Z4", procedure=decide_z4, null=calibration.exchange(tv, wc),
+        null_text="the two parts exchanged within each seed at random (the parts are equal in distribution)",
+        null_label="parts exchanged",
+        effect=calibration.paired_shift(tv, wc), stated_effect=gap, grid=SHIFTS, unit="epochs",
+        effect_text=f"the source's guess taken fully: the whole identity - zero gap ({gap:.3g} epochs, mean over "
+                    f"seeds) is target variance and none is weight configuration; seeds resampled, parts exchanged, then "
+                    "that much moved from the weight-configuration part to the target-variance part (the gap unchanged)")
+    return out
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -485,35 +731,26 @@ def factorial_effects(frame: pd.DataFrame, threshold: float) -> dict[str, np.nda
     "full (n = 2000) 1.20 [1.09, 1.33] vs 1.05 [0.94, 1.15], difference -0.15 [-0.28, -0.02] (refuted)"))
 @pytest.mark.quick
 @pytest.mark.full
-def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, settings, report):
+def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, settings, report, z4_calibrations):
     effects = factorial_effects(factorial_runs, config.threshold)
+    epochs = effects["epochs"]
     n = len(effects["target_variance"])
     protocol = (PROTOCOL + "; Z4 design (not in the source): zero, identity and shortcut-identity models per seed "
                 "from one initial kernel; gap = weight configuration + target variance")
     parts = {}
-    for factor in ("target_variance", "weight_configuration"):
-        effect = bootstrap_ci((effects[factor],), np.mean)
-        p = paired_signed_rank(effects[factor], np.zeros(n), alternative="greater")
-        parts[factor] = report.record(ClaimResult(
-            id=f"Z4.{factor}", claim=f"{factor.replace('_', ' ')} slows learning", source=SOURCE,
-            verdict=directional(effect.ci, p), estimate=effect.estimate, ci=effect.ci, p_value=p, n=n,
+    for factor, (slower, faster) in (("target_variance", (epochs["residual_identity"], epochs["zero"])),
+                                     ("weight_configuration", (epochs["identity"], epochs["residual_identity"]))):
+        parts[factor] = report.record(with_power(claim_result(
+            decide_part(slower, faster),
+            id=f"Z4.{factor}", claim=f"{factor.replace('_', ' ')} slows learning", source=SOURCE, n=n,
             statistic=f"{factor.replace('_', ' ')} part of the identity - zero gap, epochs to 0.01 (mean over seeds)",
             test="one-sided Wilcoxon signed-rank of per-seed parts, BCa bootstrap CI", tier=settings.tier,
             protocol=protocol,
-        ))
-    difference = effects["target_variance"] - effects["weight_configuration"]
-    gap = bootstrap_ci((difference,), np.mean)
-    p_gap = paired_signed_rank(difference, np.zeros(n), alternative="greater")
+        ), z4_calibrations[f"Z4.{factor}"].power_rate))
     significant = frozenset(f for f, r in parts.items() if r.verdict == SUPPORTED)
     explanation = {frozenset(): "neither", frozenset({"target_variance"}): "target variance",
                    frozenset({"weight_configuration"}): "weight configuration"}.get(significant, "both")
-    if parts["target_variance"].verdict == SUPPORTED and gap.low > 0 and p_gap < ALPHA:
-        verdict = SUPPORTED
-    elif parts["target_variance"].ci[1] <= 0 or gap.high < 0:
-        verdict = REFUTED
-    else:
-        verdict = INCONCLUSIVE
-    mean_epochs = {name: float(np.mean(e)) for name, e in effects["epochs"].items()}
+    mean_epochs = {name: float(np.mean(e)) for name, e in epochs.items()}
     total = mean_epochs["identity"] - mean_epochs["zero"]
     report.note("Z4", f"the data support: {explanation}. Mean epochs to 0.01: " + "; ".join(
         f"{k}: {v:.2f}" for k, v in mean_epochs.items()) + f". Of the identity - zero gap ({total:.2f} epochs), "
@@ -524,15 +761,28 @@ def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, sett
         title="Z4: zero, identity, shortcut-identity (and fixed-input identity), same initial kernels",
         ylabel=f"L1 loss, epoch sum / {config.epochs}",
     )
-    report.verify(ClaimResult(
+    report.verify(with_power(claim_result(
+        decide_z4(effects["target_variance"], effects["weight_configuration"]),
         id="Z4", claim="the target variance, not the weight configuration, is the cause (the source's guess)",
-        source=SOURCE, verdict=verdict, estimate=gap.estimate, ci=gap.ci, p_value=p_gap, n=n,
+        source=SOURCE, n=n,
         statistic="target-variance part minus weight-configuration part of the gap, epochs to 0.01",
         test="supported if the target-variance part is > 0 and exceeds the weight-configuration part "
              "(one-sided Wilcoxon, BCa CI); refuted if it is <= 0 or smaller",
         tier=settings.tier, protocol=protocol,
-        details={"explanation": explanation, "mean_epochs": mean_epochs},
-    ))
+        details={"explanation": explanation, "mean_epochs": mean_epochs,
+                 "diverged_seeds_excluded": effects["diverged_seeds_excluded"]},
+    ), z4_calibrations["Z4"].power_rate))
+
+
+# -- calibration ------------------------------------------------------------------------
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("family", ["z1_calibrations", "z2_calibrations", "z4_calibrations"])
+def test_procedures_are_calibrated(family, request):
+    """No procedure says "supported" under its simulated null significantly more often than alpha + 0.01."""
+    for result in request.getfixturevalue(family).values():
+        assert not result.defective, (f"{result.claim_id}: type-I error {result.type_one} over {result.n_sims} "
+                                      f"simulated nulls, above alpha + {calibration.TOLERANCE}")
 
 
 # -- timing (pytest-benchmark) ---------------------------------------------------------
