@@ -20,12 +20,13 @@ from tqdm.auto import tqdm
 from resclaims import compare
 from resclaims.cache import RunCache
 from resclaims.datasets import cache_dir
-from resclaims.report import Report, git_commit
+from resclaims.report import Report, ReportWriteError, git_commit
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.settings import (
     DATA_ENV,
     Settings,
     SettingsError,
+    check_report_dir,
     parse_base_seed,
     parse_seeds,
     parse_tier,
@@ -76,7 +77,7 @@ def _settings(config: pytest.Config) -> Settings:
         base_seed=parse_base_seed(opt.base_seed),
         seeds=parse_seeds(opt.seeds),
         data_dir=resolve_data_dir(opt.data_dir),
-        report_dir=report_dir,
+        report_dir=check_report_dir(report_dir, "--report-dir" if opt.report_dir else "report folder"),
     )
 
 
@@ -206,7 +207,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     report.provenance["runs_trained"], report.provenance["runs_from_cache"] = cache.trained, cache.reused
     report.benchmarks = _benchmark_json(config)
     problem = _compare_with_baseline(config, report)
-    written = report.write()
+    try:
+        written = report.write()
+    except ReportWriteError as error:
+        written, problem = None, str(error)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     if written is not None and not config.option.report_dir:
         latest = written.parent / "latest"
         if latest.is_symlink() or not latest.exists():
@@ -255,6 +260,9 @@ _WRITTEN_KEY = pytest.StashKey["Path | None"]()
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     written = config.stash.get(_WRITTEN_KEY, None)
     report = config.stash.get(REPORT_KEY, None)
+    problem = config.stash.get(_PROBLEM_KEY, None)
+    if written is None and problem:  # the report could not be written
+        terminalreporter.line(f"resclaims: {problem}", red=True)
     if written is None or report is None:
         return
     terminalreporter.section("resclaims")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,3 +104,25 @@ def resolve_data_dir(value: str | None) -> Path | None:
     if not path.is_dir():
         raise SettingsError(f"{source} {value}: no such directory; point it at the folder that holds the data sets")
     return path.resolve()
+
+
+def check_report_dir(path: Path, option: str = "--report-dir") -> Path:
+    """Fail now, before any training, if the report cannot be written to ``path``.
+
+    The report is staged beside ``path`` and renamed into place, so both the
+    folder it goes into and ``path`` itself (when it exists) must be writable.
+    Each is probed by creating and removing an empty folder: permission bits
+    alone do not tell (root, read-only mounts, immutable folders).
+    """
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{option} {path}: a file is in the way; give a folder for the report")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    for folder in ([path] if path.is_dir() else []) + [parent]:
+        try:
+            Path(tempfile.mkdtemp(prefix=".resclaims-probe-", dir=folder)).rmdir()
+        except OSError as error:
+            raise SettingsError(f"{option} {path}: cannot write in {folder} ({error.strerror}); nothing was changed "
+                                "there; pass --report-dir with a folder you can write to") from None
+    return path

@@ -1,0 +1,138 @@
+"""Bad input, swept: each case gives one clear line and a non-zero exit (or a skip with its reason).
+
+The README's bad-input table lists every case and its test. Covered elsewhere:
+option values (``tests/test_plugin.py::test_bad_options_stop_with_one_line``),
+interrupted and corrupt downloads (``tests/test_download.py``), corrupt baselines
+(``tests/test_reports.py``). Here: unknown options, CUDA asked for without CUDA in
+the full tier, and a report folder that cannot be written.
+"""
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from resclaims.report import Report, ReportWriteError
+from resclaims.verdict import ClaimResult
+
+CLAIM = """
+from resclaims.verdict import ClaimResult
+def test_claim(report, run_cache):
+    report.record(ClaimResult(id="T1", claim="c", source="s", verdict="supported", estimate=2.0, ci=(1.0, 3.0),
+                              p_value=0.01, n=3, statistic="s", test="t", tier="quick", protocol="p"))
+"""
+
+
+def one_error_line(result) -> str:
+    lines = [line for line in result.stderr.lines if line.strip()]
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    return lines
+
+
+def test_an_unknown_option_is_named(pytester):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("-p", "resclaims.plugin", "--sedes", "3")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "unrecognized arguments: --sedes" in result.stderr.str()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_the_full_tier_on_cuda_without_cuda_stops_before_training(pytester):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("-p", "resclaims.plugin", "--full", "--device", "cuda")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = one_error_line(result)
+    assert len(lines) == 1 and "--device cuda: CUDA is not available" in lines[0] and "--device cpu" in lines[0]
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """A folder nobody can write in: permission bits, or for root (who ignores them) the immutable attribute."""
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    (folder / "earlier").mkdir()
+    (folder / "earlier" / "summary.json").write_text('{"schema": 1}')
+    folder.chmod(0o555)
+    immutable = False
+    if _writable(folder) and shutil.which("chattr"):
+        immutable = subprocess.run(["chattr", "+i", str(folder)], capture_output=True).returncode == 0
+    if _writable(folder):
+        folder.chmod(0o755)
+        pytest.skip("cannot make a read-only folder here (root, and no chattr)")
+    yield folder
+    if immutable:
+        subprocess.run(["chattr", "-i", str(folder)], check=True)
+    folder.chmod(0o755)
+
+
+def _writable(folder: Path) -> bool:
+    try:
+        (folder / ".probe").mkdir()
+    except OSError:
+        return False
+    (folder / ".probe").rmdir()
+    return True
+
+
+@pytest.mark.parametrize("where", ["inside", "itself"])
+def test_a_read_only_report_folder_stops_at_start_up_and_loses_nothing(pytester, read_only, monkeypatch, tmp_path, where):
+    cache = tmp_path / "cache"
+    (cache / "runs").mkdir(parents=True)
+    (cache / "runs" / "entry.pkl").write_bytes(b"cached run")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(cache))
+    pytester.makepyfile(test_claim=CLAIM)
+    target = read_only / "new-report" if where == "inside" else read_only / "earlier"
+    result = pytester.runpytest("-p", "resclaims.plugin", "--report-dir", str(target))
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = one_error_line(result)
+    assert len(lines) == 1 and f"--report-dir {target}: cannot write in" in lines[0], lines
+    assert "pass --report-dir with a folder you can write to" in lines[0]
+    assert sorted(p.name for p in read_only.iterdir()) == ["earlier"]
+    assert (read_only / "earlier" / "summary.json").read_text() == '{"schema": 1}'
+    assert (cache / "runs" / "entry.pkl").read_bytes() == b"cached run"
+
+
+def claim(estimate):
+    return ClaimResult(id="T1", claim="c", source="s", verdict="supported", estimate=estimate, ci=(0.0, 9.0),
+                       p_value=0.01, n=3, statistic="s", test="t", tier="quick", protocol="p")
+
+
+def test_a_report_that_cannot_be_written_at_the_end_keeps_the_earlier_one(tmp_path, monkeypatch):
+    destination = tmp_path / "report"
+    first = Report(destination, tier="quick", device="cpu", base_seed=1)
+    first.record(claim(1.0))
+    first.write()
+    second = Report(destination, tier="quick", device="cpu", base_seed=1)
+    second.record(claim(2.0))
+    real_replace = os.replace
+
+    def failing_replace(src, dst):  # the disk turns read-only between moving the old report aside and the new one in
+        if Path(src) == second.directory:
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(ReportWriteError, match=r"could not write the report to .*report \(Permission denied\); an "
+                                               r"earlier report there is unchanged"):
+        second.write()
+    assert json.loads((destination / "summary.json").read_text())["claims"][0]["estimate"] == 1.0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder, no aside copy
+
+
+def test_the_session_says_so_in_one_line_and_fails(pytester, monkeypatch, tmp_path):
+    def read_only_disk(self):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(Report, "_write", read_only_disk)  # pytester runs the session in this process
+    pytester.makepyfile(test_claim=CLAIM)
+    result = pytester.runpytest("-p", "resclaims.plugin", "--report-dir", "out")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["resclaims: could not write the report to *out (Read-only file system); an earlier "
+                                 "report there is unchanged"])
+    assert "Traceback" not in result.stdout.str()
