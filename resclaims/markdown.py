@@ -41,9 +41,13 @@ def render_summary(document: dict[str, Any]) -> str:
             f"{_cell(c['statistic'])} | {_num(c['estimate'])} [{_num(lo)}, {_num(hi)}] | "
             f"{_num(c['p_value'])} | {c['n']} | {c['tier']} |"
         )
-    lines += ["", "## Protocols and tests", ""]
+    lines += ["", "## Protocols", ""]
+    protocols: dict[str, list[str]] = {}
     for c in document["claims"]:
-        lines.append(f"- **{c['id']}** ({_cell(c['test'])}): {_cell(c['protocol'])}")
+        protocols.setdefault(c["protocol"], []).append(c["id"])
+    lines += [f"- **{', '.join(ids)}**: {_cell(protocol)}" for protocol, ids in protocols.items()]
+    lines += ["", "## Tests", ""]
+    lines += [f"- **{c['id']}**: {_cell(c['test'])}" for c in document["claims"]]
     if document.get("notes"):
         lines += ["", "## Notes", ""]
         for claim_id, notes in document["notes"].items():

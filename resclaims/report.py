@@ -54,6 +54,17 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class Report:
     """Collects a session's results and writes them under ``directory``."""
 
@@ -72,7 +83,7 @@ class Report:
             "platform": platform.platform(),
             "cpu_threads": torch.get_num_threads(),
             "device": device,
-            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor(),
+            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),
             "base_seed": base_seed,
             "tier": tier,
         }
