@@ -182,14 +182,10 @@ def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[
                 torch.sigmoid(net(x, shortcuts=arm.shortcut, final_relu=arm.final_relu))
         states += [net.state_dict() for net in nets]
         models += [(seed, arm.name) for arm in arms]
-    state = {key: torch.stack([s[key] for s in states]) for key in states[0]}
-    return Runs(pd.DataFrame(rows), _squeeze_models(state), models)
-
-
-def _squeeze_models(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Stacked per-model state to the kernel's layout: kernels (M, 1, 3, 3), vectors (M,)."""
-    return {k: v.reshape(v.shape[0], 1, 3, 3) if k.endswith("conv1.weight") or k.endswith("conv2.weight")
-            else v.reshape(v.shape[0]) for k, v in state.items()}
+    # stacked as the kernel lays them out: kernels (M, 1, 3, 3), BN vectors and counters (M,)
+    state = {key: torch.stack([s[key].reshape(s[key].shape[1:] if s[key].dim() == 4 else ()) for s in states])
+             for key in states[0]}
+    return Runs(pd.DataFrame(rows), state, models)
 
 
 def _row(seed: int, arm: Arm, epoch: int, loss_sum: float, n_images: int) -> dict:
