@@ -60,6 +60,8 @@ fixed-head run ends below it.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -315,28 +317,26 @@ def record_timing(benchmark, report, name: str, group: str, experiments: int, im
     report.add_timing(Timing(name, group, stats.mean, stats.rounds, experiments, extra={"impl": impl, **extra}))
 
 
-@pytest.fixture(scope="module")
-def quick_images(data, settings) -> torch.Tensor:
-    """The quick tier's images, for the per-epoch timings in both tiers."""
-    return prepare(data.images, TIERS["quick"], settings.device)
+SCALES = [pytest.param("quick", marks=[pytest.mark.quick, pytest.mark.full]), pytest.param("full", marks=pytest.mark.full)]
 
 
-@pytest.mark.quick
-@pytest.mark.full
+@pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("arm", ARMS, ids=lambda arm: arm.name)
 @pytest.mark.parametrize("impl", ["sequential", "batched"])
-def test_time_one_epoch(benchmark, quick_images, settings, report, arm, impl):
-    """One epoch at the quick scale: the source's loop for one model, or the kernel for the quick tier's seeds."""
-    quick = TIERS["quick"]
-    n = 1 if impl == "sequential" else quick.n_seeds
+def test_time_one_epoch(benchmark, data, settings, report, scale, arm, impl):
+    """One epoch at a tier's image size: the source's loop for one model, or the kernel for the tier's seeds."""
+    tier = TIERS[scale]
+    images = prepare(data.images, tier, settings.device)
+    n = 1 if impl == "sequential" else tier.n_seeds
     seeds = settings.run_seeds("M-timing", n)
-    group = f"M one epoch, {arm.name}, {quick.crop}x{quick.crop}"
+    side = tier.crop or images.shape[-1]
+    group = f"M one epoch, {arm.name}, {side}x{side}"
     benchmark.group = group
     if impl == "sequential":
-        benchmark.pedantic(train_sequential, args=(quick_images, seeds, (arm,), 1), rounds=3, warmup_rounds=1)
-    else:
-        one_epoch = MembraneConfig(n_seeds=n, epochs=1, crop=quick.crop)
-        benchmark.pedantic(train, args=(quick_images, seeds, one_epoch, (arm,)), rounds=3, warmup_rounds=1)
+        benchmark.pedantic(train_sequential, args=(images, seeds, (arm,), 1), rounds=3, warmup_rounds=1)
+    else:  # the warm-up round pays for torch.compile where the tier compiles
+        one_epoch = dataclasses.replace(tier, n_seeds=n, epochs=1)
+        benchmark.pedantic(train, args=(images, seeds, one_epoch, (arm,)), rounds=3, warmup_rounds=1)
     record_timing(benchmark, report, f"{impl}, {n} model(s), one epoch", group, n, impl)
 
 

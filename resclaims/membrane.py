@@ -256,7 +256,7 @@ def _initial_state(models: Sequence[tuple[int, Arm]], device, dtype) -> dict[str
 def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epochs: int, compile: bool
                    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """Train ``models`` as one program; returns per-epoch loss sums (epochs, M) and the final state."""
-    n, _, h, w = images.shape
+    n = images.shape[0]
     device, dtype, m = images.device, images.dtype, len(models)
     p = _initial_state(models, device, dtype)
     shortcut = torch.tensor([arm.shortcut for _, arm in models], device=device, dtype=dtype).view(1, m, 1, 1)

@@ -18,8 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from resclaims.datasets import FETCHERS, DataError, DataUnavailable
-from resclaims.datasets import membrane
+from resclaims.datasets import FETCHERS, DataError, DataUnavailable, membrane
 from resclaims.datasets.membrane import LABELS, decode, load, sums_digest
 from resclaims.download import DownloadError
 

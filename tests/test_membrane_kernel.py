@@ -3,7 +3,7 @@
 The reference is the source's own code (``resnet_block``, one module and one Adam
 per model, ``nn.L1Loss``, batch 1) on small generated binary images. Equality is
 shown in float64, where the two programs' different summation orders cannot
-matter; float32 is checked over a few epochs with a looser tolerance.
+matter, and in float32 over a few epochs with a looser tolerance.
 """
 
 from __future__ import annotations
@@ -68,12 +68,12 @@ def test_batched_equals_source_loop_float64():
     assert_same_runs(reference, train(images, SEEDS, config, ALL_ARMS), rtol=1e-6)
 
 
-def test_batched_equals_source_loop_float32_few_epochs():
-    """float32 rounding differs between the programs; over two epochs the curves still agree to 1e-4."""
-    config = MembraneConfig(n_seeds=2, epochs=2)
+def test_batched_equals_source_loop_float32():
+    """float32 rounds differently in the two programs; over 5 epochs the runs still agree to 1e-5."""
+    config = MembraneConfig(n_seeds=2, epochs=5)
     images = prepare(binary_images(size=32), config)
-    reference = train_sequential(images, SEEDS[:2], ARMS, epochs=config.epochs)
-    assert_same_runs(reference, train(images, SEEDS[:2], config, ARMS), rtol=1e-4)
+    reference = train_sequential(images, SEEDS[:2], ALL_ARMS, epochs=config.epochs)
+    assert_same_runs(reference, train(images, SEEDS[:2], config, ALL_ARMS), rtol=1e-5)
 
 
 def test_splitting_into_programs_changes_nothing():
