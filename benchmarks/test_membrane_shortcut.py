@@ -61,11 +61,13 @@ fixed-head run ends below it.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 
 import numpy as np
 import pytest
 import torch
 
+from resclaims import membrane as membrane_kernel
 from resclaims import plotting
 from resclaims.datasets import DataUnavailable
 from resclaims.datasets.membrane import Membrane, decode, load
@@ -76,7 +78,10 @@ from resclaims.membrane import (
     MembraneConfig,
     Runs,
     loss_floor,
+    merge_runs,
     prepare,
+    program_size,
+    split_by_seed,
     reconstruct,
     train,
     train_sequential,
@@ -145,9 +150,18 @@ def images(data, config, settings) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def runs(images, config, settings, report) -> Runs:
-    """Both pairs (source head, fixed head) for every seed, trained once for the family."""
-    trained = train(images, settings.run_seeds("M", config.n_seeds), config, ARMS + FIXED_ARMS)
+def runs(images, config, settings, report, run_cache, progress) -> Runs:
+    """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
+    seeds, arms = settings.run_seeds("M", config.n_seeds), ARMS + FIXED_ARMS
+    models = len(seeds) * len(arms)
+    epochs = config.epochs * -(-models // program_size(images, models, config))  # per program
+    with progress.track("M", ", ".join(arm.name for arm in arms), len(seeds), epochs) as on_epoch:
+        trained = run_cache.runs(
+            membrane_kernel, lambda missing: train(images, missing, config, arms, on_epoch=on_epoch), seeds,
+            device_kind=settings.device.type, split=split_by_seed, merge=merge_runs, config=config, arms=arms,
+            images=hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest(),
+        )
+    report.add_runs("M", trained.curves)
     report.note("M1", f"{settings.tier} tier: {config.describe()}.")
     return trained
 

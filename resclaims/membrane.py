@@ -36,7 +36,7 @@ final ReLU, predicting ``sigmoid(z)``; that is the only change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,7 +253,8 @@ def _initial_state(models: Sequence[tuple[int, Arm]], device, dtype) -> dict[str
     return state
 
 
-def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epochs: int, compile: bool
+def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epochs: int, compile: bool,
+                   on_epoch: Callable[[int], None] | None = None
                    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
     """Train ``models`` as one program; returns per-epoch loss sums (epochs, M) and the final state."""
     n = images.shape[0]
@@ -276,26 +277,37 @@ def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epoc
             sums[epoch] += loss.detach()
         with torch.no_grad():  # the source's end-of-epoch sample of the last image: moves BN's running stats
             block(x, p, shortcut, final_relu)
+        if on_epoch is not None:
+            on_epoch(epoch)
     state = {key: value.detach() for key, value in p.items()}
     tracked = torch.full((m,), epochs * (n + 1), dtype=torch.long, device=device)
     state |= {"bn1.num_batches_tracked": tracked, "bn2.num_batches_tracked": tracked.clone()}
     return sums.cpu().numpy(), state
 
 
-def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, arms: Sequence[Arm] = ARMS) -> Runs:
+def program_size(images: torch.Tensor, n_models: int, config: MembraneConfig) -> int:
+    """Models per program: all on a GPU; on CPU at most ``config.program_elements`` model-pixels."""
+    h, w = images.shape[-2:]
+    return n_models if images.device.type != "cpu" else max(1, config.program_elements // (h * w))
+
+
+def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, arms: Sequence[Arm] = ARMS,
+          on_epoch: Callable[[int], None] | None = None) -> Runs:
     """Train every arm for every seed, seed-batched; the same numbers as :func:`train_sequential`.
 
     ``images`` is (N, 1, H, W) in {0, 1} on the device to train on (crop it with
     :func:`prepare`). The models are laid out seed-major: (seed 0, arm 0), (seed
     0, arm 1), ... On CPU they train in programs of at most
-    ``config.program_elements`` model-pixels; on a GPU in one.
+    ``config.program_elements`` model-pixels; on a GPU in one. ``on_epoch(epoch)``
+    is called after each epoch of each program (for progress).
     """
-    n, _, h, w = images.shape
+    n = images.shape[0]
     models = [(seed, arm) for seed in seeds for arm in arms]
-    size = len(models) if images.device.type != "cpu" else max(1, config.program_elements // (h * w))
+    size = program_size(images, len(models), config)
     sums, states = [], []
     for start in range(0, len(models), size):
-        program_sums, state = _train_program(images, models[start : start + size], config.epochs, config.compile)
+        program_sums, state = _train_program(images, models[start : start + size], config.epochs, config.compile,
+                                             on_epoch)
         sums.append(program_sums)
         states.append(state)
     sums = np.concatenate(sums, axis=1)  # (epochs, M)
@@ -303,6 +315,23 @@ def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, ar
             for k, (seed, arm) in enumerate(models) for epoch in range(config.epochs)]
     state = {key: torch.cat([s[key] for s in states]).cpu() for key in states[0]}
     return Runs(pd.DataFrame(rows), state, [(seed, arm.name) for seed, arm in models])
+
+
+def split_by_seed(runs: Runs) -> dict[int, Runs]:
+    """One :class:`Runs` per seed (for the run cache)."""
+    parts = {}
+    for seed in dict.fromkeys(seed for seed, _ in runs.models):
+        rows = [k for k, (s, _) in enumerate(runs.models) if s == seed]
+        parts[seed] = Runs(runs.curves[runs.curves.seed == seed].reset_index(drop=True),
+                           {key: value[rows] for key, value in runs.state.items()}, [runs.models[k] for k in rows])
+    return parts
+
+
+def merge_runs(parts: Sequence[Runs]) -> Runs:
+    """Join :class:`Runs` in the order given (the inverse of :func:`split_by_seed`)."""
+    return Runs(pd.concat([p.curves for p in parts], ignore_index=True),
+                {key: torch.cat([p.state[key] for p in parts]) for key in parts[0].state},
+                [model for p in parts for model in p.models])
 
 
 def prepare(images: np.ndarray, config: MembraneConfig, device: torch.device | str = "cpu") -> torch.Tensor:
