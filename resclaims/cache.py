@@ -43,19 +43,25 @@ class RunCache:
     def runs(
         self,
         kernel: ModuleType,
-        train: Callable[[list[int]], pd.DataFrame],
+        train: Callable[[list[int]], Any],
         seeds: Sequence[int],
         *,
         device_kind: str,
+        split: Callable[[Any], dict[int, Any]] | None = None,
+        merge: Callable[[list[Any]], Any] | None = None,
         **key: Any,
-    ) -> pd.DataFrame:
-        """The rows of ``train(seeds)``, trained only for seeds not in the cache.
+    ) -> Any:
+        """The result of ``train(seeds)``, trained only for seeds not in the cache.
 
-        ``train`` takes a list of seeds and returns a tidy frame with a ``seed``
-        column. ``key`` holds everything else that shapes the result (config,
-        tasks, ...); values are keyed by their ``repr``.
+        ``train`` takes a list of seeds and returns, by default, a tidy frame with
+        a ``seed`` column; for any other result, ``split`` cuts it into one part
+        per seed and ``merge`` joins parts in the order given. ``key`` holds
+        everything else that shapes the result (config, tasks, ...); values are
+        keyed by their ``repr``.
         """
         seeds = list(seeds)
+        split = split or (lambda frame: {int(s): rows.reset_index(drop=True) for s, rows in frame.groupby("seed", sort=False)})
+        merge = merge or (lambda frames: pd.concat(frames, ignore_index=True))
         if self.directory is None:
             self.trained += len(seeds)
             return train(seeds)
@@ -65,24 +71,23 @@ class RunCache:
         paths = {seed: self._path(base, seed) for seed in seeds}
         missing = [seed for seed, path in paths.items() if not path.exists()]
         if missing:
-            fresh = train(missing)
-            for seed, rows in fresh.groupby("seed", sort=False):
-                _atomic_pickle(rows.reset_index(drop=True), paths[int(seed)])
+            for seed, part in split(train(missing)).items():
+                _atomic_pickle(part, paths[seed])
             self.trained += len(missing)
         self.reused += len(seeds) - len(missing)
-        return pd.concat([pd.read_pickle(paths[seed]) for seed in seeds], ignore_index=True)
+        return merge([pd.read_pickle(paths[seed]) for seed in seeds])
 
     def _path(self, base: dict[str, str], seed: int) -> Path:
         digest = hashlib.sha256(json.dumps({**base, "seed": seed}, sort_keys=True).encode()).hexdigest()
         return self.directory / base["kernel"] / digest[:2] / f"{digest}.pkl"
 
 
-def _atomic_pickle(frame: pd.DataFrame, path: Path) -> None:
+def _atomic_pickle(value: Any, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        frame.to_pickle(tmp)
+        pd.to_pickle(value, tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)

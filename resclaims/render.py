@@ -43,7 +43,7 @@ def sections(document: dict[str, Any]) -> list[Section]:
     out.append(Section(
         "Claims",
         headers=["id", "claim", "verdict", "statistic", "estimate [95% CI]", "p", "n", "tier"],
-        rows=[[c["id"], f"{c['claim']} ({c['source']})", VERDICT_MARK[c["verdict"]], c["statistic"],
+        rows=[[c["id"], f"{c['claim']} ({c['source']})", c["verdict"], c["statistic"],
                f"{_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}]", _num(c["p_value"]), str(c["n"]),
                c["tier"]] for c in document["claims"]],
     ))
@@ -131,7 +131,7 @@ def _heading(document: dict[str, Any]) -> str:
 
 
 def render_markdown(document: dict[str, Any]) -> str:
-    cell = lambda text: str(text).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    cell = lambda text: VERDICT_MARK.get(text, str(text)).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["# resclaims report", "", _heading(document)]
     for section in sections(document):
         lines += ["", f"## {section.title}", ""]
@@ -151,7 +151,15 @@ th { background: #f3f3f3; }
 figure { display: inline-block; margin: 0.5em; }
 img { max-width: 560px; border: 1px solid #ddd; }
 li { margin: 0.2em 0; }
+.supported { color: #1a7f37; font-weight: bold; } .refuted { color: #cf222e; font-weight: bold; }
+.inconclusive { color: #9a6700; font-weight: bold; }
 """
+
+
+def _html_cell(value: str) -> str:
+    if value in VERDICT_MARK:
+        return f'<td class="{value}">{value}</td>'
+    return f"<td>{html.escape(value)}</td>"
 
 
 def render_html(document: dict[str, Any], folder: Path) -> str:
@@ -163,7 +171,7 @@ def render_html(document: dict[str, Any], folder: Path) -> str:
         parts.append(f"<h2>{e(section.title)}</h2>")
         if section.headers:
             parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in section.headers) + "</tr>")
-            parts += ["<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>" for row in section.rows]
+            parts += ["<tr>" + "".join(_html_cell(v) for v in row) + "</tr>" for row in section.rows]
             parts.append("</table>")
         if section.items:
             parts.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in section.items) + "</ul>")
