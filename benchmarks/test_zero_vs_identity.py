@@ -290,44 +290,6 @@ SHIFT = ("experiments resampled with replacement, exchanged, then the paired dif
          "(half added to one member, half taken from the other)")
 
 
-def calibration_fixture(settings, report):
-    """``calibrate(claim_id, **wiring)``: the calibration at the tier's simulations, seeded from the base seed, recorded."""
-
-    def calibrate(claim_id: str, **wiring) -> calibration.Calibration:
-        if wiring["null"] is None:  # no null world can be built from these runs
-            result = calibration.Calibration(claim_id, null=wiring["null_text"], null_label="no null constructible")
-        else:
-            seed = settings.run_seeds(f"calibration {claim_id}", 1)[0]
-            result = calibration.calibrate(claim_id, n_sims=calibration.N_SIMS[settings.tier], seed=seed, **wiring)
-        report.add_calibration(result)
-        return result
-
-    return calibrate
-
-
-@pytest.fixture(scope="module")
-def calibrate(settings, report):
-    return calibration_fixture(settings, report)
-
-
-def band_wiring(arrays, member: int, statistic, band, stated: float, what: str) -> dict:
-    """Null and effect worlds of a band claim: ``arrays[member]`` rescaled so the statistic of all runs is a given value."""
-    estimate = float(statistic(*arrays))
-    null = calibration.band_null(arrays, member, statistic, band, estimate)
-    if null is None:
-        return dict(null=None, null_text=f"no rescaling of {what} puts the statistic on a band edge")
-    simulate, edge, factor = null
-    return dict(
-        null=simulate,
-        null_label=f"at the band edge {edge:.4g}",
-        null_text=f"{what} multiplied by {factor:.4g}, which puts the statistic of all runs on the band edge "
-                  f"{edge:.4g}; runs resampled with replacement",
-        effect=calibration.band_effect(arrays, member, statistic), stated_effect=stated,
-        effect_text=f"the source's value {stated:.4g}: {what} rescaled so that the statistic of all runs is "
-                    f"{stated:.4g}; runs resampled",
-    )
-
-
 def z1_data(frame: pd.DataFrame, cfg: ZeroIdentityConfig) -> dict:
     """Z1's inputs: paired curves without diverged runs, their crossings, and the converged pairs."""
     identity, zero, diverged = finite_pairs(frame, "identity", "zero")
@@ -347,8 +309,8 @@ def z1_procedures(cfg: ZeroIdentityConfig, budget: int) -> dict:
     }
 
 
-def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix: str = "") -> dict:
-    """Every Z1 procedure calibrated on its own data."""
+def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix: str = "") -> calibration.Calibrations:
+    """Every Z1 procedure calibrated on its own data, each when first asked for."""
     data = z1_data(frame, cfg)
     budget = data["identity"].shape[1]
     procedures = z1_procedures(cfg, budget)
@@ -357,31 +319,29 @@ def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix
                                     / mean_crossing(z.mean(axis=0), cfg.threshold, budget))
     mean_epochs = lambda c: float(mean_crossing(c.mean(axis=0), cfg.threshold, budget))  # noqa: E731
     median_ratio = lambda i, z: float(np.median(per_run_ratio(i, z)))  # noqa: E731
-    identity_loss = "every identity run's loss"
-    out = {f"Z1.direction{suffix}": calibrate(
-        f"Z1.direction{suffix}", procedure=procedures["direction"], null=calibration.exchange(ti, tz), null_text=EXCHANGE,
-        null_label="pairs exchanged",
-        effect=calibration.paired_shift(ti, tz), stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS,
-        effect_text=f"the source's 10 - 3.5 epochs; {SHIFT}", grid=SHIFTS, unit="epochs")}
-    for part, (i, z) in (("", (identity, zero)), (".converged", (identity[converged], zero[converged]))):
-        claim_id = f"Z1.magnitude{part}{suffix}"
-        out[claim_id] = calibrate(claim_id, procedure=procedures["magnitude"], unit="x", **band_wiring(
-            (i, z), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, identity_loss))
-    claim_id = f"Z1.magnitude.per_run{suffix}"
-    out[claim_id] = calibrate(claim_id, procedure=procedures["per_run"], unit="x", **band_wiring(
-        (ti, tz), 0, median_ratio, RATIO_BAND, SOURCE_RATIO,
-        "every identity run's epochs to 0.01"))
-    for setting, c, band, stated in (("zero", zero, ZERO_BAND, SOURCE_ZERO_EPOCHS),
-                                     ("identity", identity, IDENTITY_BAND, SOURCE_IDENTITY_EPOCHS)):
-        claim_id = f"Z1.{setting}_epochs{suffix}"
-        out[claim_id] = calibrate(claim_id, procedure=procedures[f"{setting}_epochs"], unit="epochs", **band_wiring(
-            (c,), 0, mean_epochs, band, stated, f"every {setting} run's loss"))
-    return out
+    band = calibration.band_wiring
+    wirings = {
+        "Z1.direction": lambda: dict(
+            procedure=procedures["direction"], null=calibration.exchange(ti, tz), null_text=EXCHANGE,
+            null_label="pairs exchanged", effect=calibration.paired_shift(ti, tz),
+            stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS, effect_text=f"the source's 10 - 3.5 epochs; {SHIFT}",
+            grid=SHIFTS, unit="epochs"),
+        "Z1.magnitude": lambda: dict(procedure=procedures["magnitude"], unit="x", **band(
+            (identity, zero), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, "every identity run's loss")),
+        "Z1.magnitude.converged": lambda: dict(procedure=procedures["magnitude"], unit="x", **band(
+            (identity[converged], zero[converged]), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, "every identity run's loss")),
+        "Z1.magnitude.per_run": lambda: dict(procedure=procedures["per_run"], unit="x", **band(
+            (ti, tz), 0, median_ratio, RATIO_BAND, SOURCE_RATIO, "every identity run's epochs to 0.01")),
+        "Z1.zero_epochs": lambda: dict(procedure=procedures["zero_epochs"], unit="epochs", **band(
+            (zero,), 0, mean_epochs, ZERO_BAND, SOURCE_ZERO_EPOCHS, "every zero run's loss")),
+        "Z1.identity_epochs": lambda: dict(procedure=procedures["identity_epochs"], unit="epochs", **band(
+            (identity,), 0, mean_epochs, IDENTITY_BAND, SOURCE_IDENTITY_EPOCHS, "every identity run's loss")),
+    }
+    return calibration.Calibrations(calibrate, {f"{claim_id}{suffix}": wiring for claim_id, wiring in wirings.items()})
 
 
 # -- Z1 ---------------------------------------------------------------------------------
-def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibrations: dict,
-                 suffix: str = "") -> ClaimResult:
+def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> ClaimResult:
     data = z1_data(frame, cfg)
     claim_id = f"Z1.direction{suffix}"
     result = claim_result(
@@ -401,11 +361,10 @@ def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibr
             "diverged_pairs_excluded": data["diverged"],
         },
     )
-    return with_power(result, calibrations[claim_id].power_rate)
+    return result
 
 
-def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibrations: dict,
-                 suffix: str = "") -> list[ClaimResult]:
+def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> list[ClaimResult]:
     """The ratio three ways (all runs as the source, converged runs only, per run) and the two crossing epochs.
 
     A dead-ReLU identity run keeps a loss near 5 for ever, which alone holds the
@@ -460,7 +419,7 @@ def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, calibr
             test=f"bootstrap CI (BCa) inside [{band[0]:g}, {band[1]:g}] (the source's reading ± half an epoch)",
             **common,
         ))
-    return [with_power(r, calibrations[r.id].power_rate) for r in results]
+    return results
 
 
 def threshold_sweep(frame: pd.DataFrame) -> pd.DataFrame:
@@ -500,7 +459,7 @@ def z1_calibrations(calibrate, runs, config) -> dict:
 @pytest.mark.quick
 @pytest.mark.full
 def test_Z1_direction(runs, config, settings, report, z1_calibrations):
-    result = z1_direction(runs, config, settings.tier, z1_calibrations)
+    result = with_power(z1_direction(runs, config, settings.tier), z1_calibrations["Z1.direction"].power_rate)
     counts = result.details["convergence"]
     report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per setting: " + "; ".join(
         f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of {c['runs']}"
@@ -509,8 +468,8 @@ def test_Z1_direction(runs, config, settings, report, z1_calibrations):
 
 
 @pytest.fixture(scope="module")
-def z1_results(runs, config, settings, report, z1_calibrations) -> dict[str, ClaimResult]:
-    """Z1's magnitude rows, with the sweep and the learning-curve figures, computed once."""
+def z1_results(runs, config, settings, report) -> dict[str, ClaimResult]:
+    """Z1's magnitude rows (before the power check), with the sweep and the learning-curve figures, computed once."""
     sweep = threshold_sweep(runs)
     plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), config.threshold)
     report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
@@ -527,7 +486,7 @@ def z1_results(runs, config, settings, report, z1_calibrations) -> dict[str, Cla
         threshold=config.threshold * to_mean, ylabel="L1 loss, per-sample mean",
         title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)",
     )
-    return {result.id: result for result in z1_magnitude(runs, config, settings.tier, z1_calibrations)}
+    return {result.id: result for result in z1_magnitude(runs, config, settings.tier)}
 # Measured with base seed 20190403: quick n = 400, full n = 2000 (CPU, torch 2.13).
 Z1_ROWS = [
     pytest.param("Z1.magnitude", marks=pytest.mark.xfail(strict=True, reason=(
@@ -553,8 +512,8 @@ Z1_ROWS = [
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("claim_id", Z1_ROWS)
-def test_Z1_magnitude(z1_results, claim_id, report):
-    report.verify(z1_results[claim_id])
+def test_Z1_magnitude(z1_results, z1_calibrations, claim_id, report):
+    report.verify(with_power(z1_results[claim_id], z1_calibrations[claim_id].power_rate))
 
 
 
@@ -565,11 +524,12 @@ def test_Z1_magnitude(z1_results, claim_id, report):
 def test_Z1_source_protocol_100(source_runs, calibrate, settings, report):
     """The source's own 100 experiments, as rows of their own."""
     calibrations = calibrate_z1(calibrate, source_runs, SOURCE_PROTOCOL, suffix="@source100")
-    report.record(z1_direction(source_runs, SOURCE_PROTOCOL, settings.tier, calibrations, suffix="@source100"))
-    results = z1_magnitude(source_runs, SOURCE_PROTOCOL, settings.tier, calibrations, suffix="@source100")
-    for result in results[1:]:
+    direction, *magnitude = (with_power(r, calibrations[r.id].power_rate) for r in [
+        z1_direction(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100"),
+        *z1_magnitude(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100")])
+    for result in [direction, *magnitude[1:]]:
         report.record(result)
-    report.verify(results[0])
+    report.verify(magnitude[0])
 
 
 # -- Z2 ---------------------------------------------------------------------------------
@@ -700,29 +660,31 @@ def factorial_effects(frame: pd.DataFrame, threshold: float) -> dict[str, np.nda
 
 
 @pytest.fixture(scope="module")
-def z4_calibrations(calibrate, factorial_runs, config) -> dict:
+def z4_calibrations(calibrate, factorial_runs, config) -> calibration.Calibrations:
     effects = factorial_effects(factorial_runs, config.threshold)
     epochs = effects["epochs"]
     tv, wc = effects["target_variance"], effects["weight_configuration"]
     gap = float(np.mean(epochs["identity"] - epochs["zero"]))
-    out = {}
-    for factor, (slower, faster) in (("target_variance", (epochs["residual_identity"], epochs["zero"])),
-                                     ("weight_configuration", (epochs["identity"], epochs["residual_identity"]))):
-        out[f"Z4.{factor}"] = calibrate(
-            f"Z4.{factor}", procedure=decide_part, null=calibration.exchange(slower, faster),
+
+    def part(slower: np.ndarray, faster: np.ndarray) -> dict:
+        return dict(
+            procedure=decide_part, null=calibration.exchange(slower, faster), null_label="pairs exchanged",
             null_text="the two models of the part exchanged within each seed at random (sign flip of the part)",
-            null_label="pairs exchanged",
             effect=calibration.paired_shift(slower, faster), grid=SHIFTS, unit="epochs",
             effect_text=f"none stated (the source names the causes, not their sizes); searched: {SHIFT}")
-    out["Z4"] = calibrate(
-        "Z4", procedure=decide_z4, null=calibration.exchange(tv, wc),
-        null_text="the two parts exchanged within each seed at random (the parts are equal in distribution)",
-        null_label="parts exchanged",
-        effect=calibration.paired_shift(tv, wc), stated_effect=gap, grid=SHIFTS, unit="epochs",
-        effect_text=f"the source's guess taken fully: the whole identity - zero gap ({gap:.3g} epochs, mean over "
-                    f"seeds) is target variance and none is weight configuration; seeds resampled, parts exchanged, then "
-                    "that much moved from the weight-configuration part to the target-variance part (the gap unchanged)")
-    return out
+
+    return calibration.Calibrations(calibrate, {
+        "Z4.target_variance": lambda: part(epochs["residual_identity"], epochs["zero"]),
+        "Z4.weight_configuration": lambda: part(epochs["identity"], epochs["residual_identity"]),
+        "Z4": lambda: dict(
+            procedure=decide_z4, null=calibration.exchange(tv, wc), null_label="parts exchanged",
+            null_text="the two parts exchanged within each seed at random (the parts are equal in distribution)",
+            effect=calibration.paired_shift(tv, wc), stated_effect=gap, grid=SHIFTS, unit="epochs",
+            effect_text=f"the source's guess taken fully: the whole identity - zero gap ({gap:.3g} epochs, mean over "
+                        "seeds) is target variance and none is weight configuration; seeds resampled, parts exchanged, "
+                        "then that much moved from the weight-configuration part to the target-variance part (the gap "
+                        "unchanged)"),
+    })
 
 
 @pytest.mark.xfail(strict=True, reason=(
@@ -780,7 +742,7 @@ def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, sett
 @pytest.mark.parametrize("family", ["z1_calibrations", "z2_calibrations", "z4_calibrations"])
 def test_procedures_are_calibrated(family, request):
     """No procedure says "supported" under its simulated null significantly more often than alpha + 0.01."""
-    for result in request.getfixturevalue(family).values():
+    for result in request.getfixturevalue(family).values():  # computes any calibration not yet asked for
         assert not result.defective, (f"{result.claim_id}: type-I error {result.type_one} over {result.n_sims} "
                                       f"simulated nulls, above alpha + {calibration.TOLERANCE}")
 

@@ -35,7 +35,7 @@ Claims with nothing sampled (counts, properties checked on every input) get
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -245,6 +245,29 @@ def band_effect(arrays: Sequence[np.ndarray], member: int, statistic: Callable[.
     return effect
 
 
+def band_wiring(arrays: Sequence[np.ndarray], member: int, statistic: Callable[..., float], band: tuple[float, float],
+                stated: float, what: str, stated_text: str = "the source's value") -> dict[str, Any]:
+    """The null and effect arguments of :func:`calibrate` for a band claim.
+
+    ``what`` names the rescaled per-run quantity (``arrays[member]``) in the
+    report; ``null`` is None where no rescaling reaches a band edge.
+    """
+    estimate = float(statistic(*arrays))
+    null = band_null(arrays, member, statistic, band, estimate)
+    if null is None:
+        return dict(null=None, null_text=f"no rescaling of {what} puts the statistic on a band edge")
+    simulate, edge, factor = null
+    return dict(
+        null=simulate,
+        null_label=f"at the band edge {edge:.4g}",
+        null_text=f"{what} multiplied by {factor:.4g}, which puts the statistic of all runs on the band edge "
+                  f"{edge:.4g}; runs resampled with replacement",
+        effect=band_effect(arrays, member, statistic), stated_effect=stated,
+        effect_text=f"{stated_text} {stated:.4g}: {what} rescaled so that the statistic of all runs is {stated:.4g}; "
+                    "runs resampled",
+    )
+
+
 # -- the calibration of one claim ----------------------------------------------------
 @dataclass(frozen=True)
 class Calibration:
@@ -329,6 +352,28 @@ def calibrate(
         stated_effect=stated_effect, power=power, detectable=detectable, grid=tuple(sorted(grid)), unit=unit,
         seconds=time.perf_counter() - start,
     )
+
+
+class Calibrations(Mapping[str, Calibration]):
+    """Claim id -> its calibration, computed on first use (running one claim calibrates only that claim).
+
+    ``wirings`` maps each claim id to a function that returns the keyword
+    arguments of ``calibrate(claim_id, **arguments)`` (the ``calibrate`` fixture).
+    """
+
+    def __init__(self, calibrate: Callable[..., Calibration], wirings: Mapping[str, Callable[[], dict[str, Any]]]) -> None:
+        self._calibrate, self._wirings, self._done = calibrate, dict(wirings), {}
+
+    def __getitem__(self, claim_id: str) -> Calibration:
+        if claim_id not in self._done:
+            self._done[claim_id] = self._calibrate(claim_id, **self._wirings[claim_id]())
+        return self._done[claim_id]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._wirings)
+
+    def __len__(self) -> int:
+        return len(self._wirings)
 
 
 def geometric_grid(start: float, stop: float, ratio: float = 2**0.5) -> tuple[float, ...]:

@@ -58,6 +58,7 @@ class MembraneConfig:
     dtype: torch.dtype = torch.float32  # the source trains in float32
     compile: bool = False  # torch.compile the step (pays off on large images; costs seconds to compile)
     program_elements: int = 1 << 20  # on CPU, at most this many model-pixels per tensor program (cache-sized)
+    lr: float = 1e-3  # Adam's learning rate (the source: PyTorch's default, 1e-3)
 
     def describe(self) -> str:
         size = "full 512x512 images" if self.crop is None else f"central {self.crop}x{self.crop} crops of the 512x512 images"
@@ -143,7 +144,7 @@ def epoch_orders(seed: int, epochs: int, n_images: int) -> np.ndarray:
 class Runs:
     """Trained models: learning curves and final states."""
 
-    curves: pd.DataFrame  # seed, arm, shortcut, head, epoch, loss_sum (source scale), loss (per-pixel mean)
+    curves: pd.DataFrame  # seed, arm, shortcut, head, epoch, loss_sum (source scale), loss (per-pixel mean), diverged
     state: dict[str, torch.Tensor]  # resnet_block's state_dict entries stacked over models: (M, ...)
     models: list[tuple[int, str]]  # (seed, arm name) of each stacked model
 
@@ -188,9 +189,9 @@ def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[
     return Runs(pd.DataFrame(rows), state, models)
 
 
-def _row(seed: int, arm: Arm, epoch: int, loss_sum: float, n_images: int) -> dict:
+def _row(seed: int, arm: Arm, epoch: int, loss_sum: float, n_images: int, diverged: bool = False) -> dict:
     return {"seed": seed, "arm": arm.name, "shortcut": arm.shortcut, "head": arm.head, "epoch": epoch,
-            "loss_sum": loss_sum, "loss": loss_sum / n_images}
+            "loss_sum": loss_sum, "loss": loss_sum / n_images, "diverged": diverged}
 
 
 # -- the seed-batched kernel ---------------------------------------------------------------
@@ -254,9 +255,14 @@ def _initial_state(models: Sequence[tuple[int, Arm]], device, dtype) -> dict[str
 
 
 def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epochs: int, compile: bool,
-                   on_epoch: Callable[[int], None] | None = None
+                   on_epoch: Callable[[int], None] | None = None, lr: float = 1e-3,
                    ) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
-    """Train ``models`` as one program; returns per-epoch loss sums (epochs, M) and the final state."""
+    """Train ``models`` as one program; returns per-epoch loss sums (epochs, M) and the final state.
+
+    A model whose loss becomes NaN or inf has diverged; it cannot touch the other
+    models (each has its own channel and Adam state), and the program stops early
+    once every model has diverged (the remaining epochs' sums stay NaN).
+    """
     n = images.shape[0]
     device, dtype, m = images.device, images.dtype, len(models)
     p = _initial_state(models, device, dtype)
@@ -264,10 +270,11 @@ def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epoc
     final_relu = torch.tensor([arm.final_relu for _, arm in models], device=device).view(1, m, 1, 1)
     orders = torch.as_tensor(np.stack([epoch_orders(seed, epochs, n) for seed, _ in models]), device=device)  # (M, E, N)
     pixels = images[:, 0]  # (N, H, W)
-    optimizer = torch.optim.Adam([p[key] for key in PARAMETERS])
+    optimizer = torch.optim.Adam([p[key] for key in PARAMETERS], lr=lr)
     losses = torch.compile(step_losses, dynamic=False) if compile else step_losses
-    sums = torch.zeros(epochs, m, dtype=torch.float64, device=device)
+    sums = torch.full((epochs, m), torch.nan, dtype=torch.float64, device=device)
     for epoch in range(epochs):
+        sums[epoch] = 0.0
         for t in range(n):
             x = pixels[orders[:, epoch, t]].unsqueeze(0)  # (1, M, H, W): each model's image at this step
             optimizer.zero_grad(set_to_none=True)
@@ -279,6 +286,8 @@ def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epoc
             block(x, p, shortcut, final_relu)
         if on_epoch is not None:
             on_epoch(epoch)
+        if not torch.isfinite(sums[epoch]).any():
+            break  # every model diverged
     state = {key: value.detach() for key, value in p.items()}
     tracked = torch.full((m,), epochs * (n + 1), dtype=torch.long, device=device)
     state |= {"bn1.num_batches_tracked": tracked, "bn2.num_batches_tracked": tracked.clone()}
@@ -299,7 +308,9 @@ def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, ar
     :func:`prepare`). The models are laid out seed-major: (seed 0, arm 0), (seed
     0, arm 1), ... On CPU they train in programs of at most
     ``config.program_elements`` model-pixels; on a GPU in one. ``on_epoch(epoch)``
-    is called after each epoch of each program (for progress).
+    is called after each epoch of each program (for progress). A run whose loss
+    becomes NaN or inf is marked ``diverged`` and its losses from that epoch on
+    are NaN, so no statistic can average them.
     """
     n = images.shape[0]
     models = [(seed, arm) for seed in seeds for arm in arms]
@@ -307,11 +318,14 @@ def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, ar
     sums, states = [], []
     for start in range(0, len(models), size):
         program_sums, state = _train_program(images, models[start : start + size], config.epochs, config.compile,
-                                             on_epoch)
+                                             on_epoch, lr=config.lr)
         sums.append(program_sums)
         states.append(state)
     sums = np.concatenate(sums, axis=1)  # (epochs, M)
-    rows = [_row(seed, arm, epoch, float(sums[epoch, k]), n)
+    after_divergence = np.cumsum(~np.isfinite(sums), axis=0) > 0
+    sums = np.where(after_divergence, np.nan, sums)
+    diverged = after_divergence.any(axis=0)
+    rows = [_row(seed, arm, epoch, float(sums[epoch, k]), n, bool(diverged[k]))
             for k, (seed, arm) in enumerate(models) for epoch in range(config.epochs)]
     state = {key: torch.cat([s[key] for s in states]).cpu() for key in states[0]}
     return Runs(pd.DataFrame(rows), state, [(seed, arm.name) for seed, arm in models])

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from tqdm.auto import tqdm
 
-from resclaims import compare
+from resclaims import calibration, compare
 from resclaims.cache import RunCache
 from resclaims.datasets import cache_dir
 from resclaims.report import Report, ReportWriteError, git_commit
@@ -149,6 +149,27 @@ def report(pytestconfig: pytest.Config) -> Report:
 def device(settings: Settings):
     """The torch device the session trains on."""
     return settings.device
+
+
+@pytest.fixture(scope="session")
+def calibrate(settings: Settings, report: Report) -> Callable[..., calibration.Calibration]:
+    """``calibrate(claim_id, procedure=..., null=..., null_text=..., ...)``: a claim's calibration, recorded in the report.
+
+    :func:`resclaims.calibration.calibrate` with the tier's number of simulations
+    and a seed derived from the base seed and the claim id. ``null=None`` records
+    that no null could be built from the claim's runs (``null_text`` says why).
+    """
+
+    def run(claim_id: str, **wiring) -> calibration.Calibration:
+        if wiring.get("null") is None:
+            result = calibration.Calibration(claim_id, null=wiring["null_text"], null_label="no null constructible")
+        else:
+            seed = settings.run_seeds(f"calibration {claim_id}", 1)[0]
+            result = calibration.calibrate(claim_id, n_sims=calibration.N_SIMS[settings.tier], seed=seed, **wiring)
+        report.add_calibration(result)
+        return result
+
+    return run
 
 
 @pytest.fixture(scope="session")
