@@ -286,8 +286,8 @@ def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> 
 SHIFTS = calibration.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in calibration.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
 EXCHANGE = "identity and zero exchanged within each experiment at random (sign flip of the paired differences)"
-SHIFT = ("experiments resampled with replacement, exchanged, then the paired difference shifted by the effect "
-         "(half added to one member, half taken from the other)")
+SHIFT = ("the paired differences re-centred on 0 ({center}) and shifted by the effect, each pair keeping its sum; "
+         "experiments resampled with replacement")
 
 
 def z1_data(frame: pd.DataFrame, cfg: ZeroIdentityConfig) -> dict:
@@ -323,8 +323,9 @@ def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix
     wirings = {
         "Z1.direction": lambda: dict(
             procedure=procedures["direction"], null=calibration.exchange(ti, tz), null_text=EXCHANGE,
-            null_label="pairs exchanged", effect=calibration.paired_shift(ti, tz),
-            stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS, effect_text=f"the source's 10 - 3.5 epochs; {SHIFT}",
+            null_label="pairs exchanged", effect=calibration.paired_shift(ti, tz, np.median),
+            stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS,
+            effect_text="the source's 10 - 3.5 epochs; " + SHIFT.format(center="median"),
             grid=SHIFTS, unit="epochs"),
         "Z1.magnitude": lambda: dict(procedure=procedures["magnitude"], unit="x", **band(
             (identity, zero), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, "every identity run's loss")),
@@ -546,8 +547,9 @@ def z2_calibrations(calibrate, runs) -> dict:
         "Z2", procedure=decide_variance, null=calibration.exchange(auc_identity, auc_zero), null_text=EXCHANGE,
         null_label="pairs exchanged",
         effect=calibration.paired_scale(auc_identity, auc_zero), grid=SD_RATIOS, unit="(SD ratio)",
-        effect_text="none stated (the source reads a wider band off its plot); searched: experiments resampled, "
-                    "exchanged, then the identity runs' deviations from their mean scaled by the effect")}
+        effect_text="none stated (the source reads a wider band off its plot); searched: "
+                    "the identity runs' deviations from their mean rescaled so that the SD ratio is the effect; "
+                    "experiments resampled")}
 
 
 @pytest.mark.quick
@@ -671,7 +673,8 @@ def z4_calibrations(calibrate, factorial_runs, config) -> calibration.Calibratio
             procedure=decide_part, null=calibration.exchange(slower, faster), null_label="pairs exchanged",
             null_text="the two models of the part exchanged within each seed at random (sign flip of the part)",
             effect=calibration.paired_shift(slower, faster), grid=SHIFTS, unit="epochs",
-            effect_text=f"none stated (the source names the causes, not their sizes); searched: {SHIFT}")
+            effect_text="none stated (the source names the causes, not their sizes); searched: "
+                        + SHIFT.format(center="mean"))
 
     return calibration.Calibrations(calibrate, {
         "Z4.target_variance": lambda: part(epochs["residual_identity"], epochs["zero"]),
@@ -681,9 +684,9 @@ def z4_calibrations(calibrate, factorial_runs, config) -> calibration.Calibratio
             null_text="the two parts exchanged within each seed at random (the parts are equal in distribution)",
             effect=calibration.paired_shift(tv, wc), stated_effect=gap, grid=SHIFTS, unit="epochs",
             effect_text=f"the source's guess taken fully: the whole identity - zero gap ({gap:.3g} epochs, mean over "
-                        "seeds) is target variance and none is weight configuration; seeds resampled, parts exchanged, "
-                        "then that much moved from the weight-configuration part to the target-variance part (the gap "
-                        "unchanged)"),
+                        "seeds) is target variance and none is weight configuration: the per-seed difference of the "
+                        "parts re-centred on 0 (mean), then that much moved from the weight-configuration part to the "
+                        "target-variance part (each seed's gap unchanged); seeds resampled"),
     })
 
 

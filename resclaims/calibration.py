@@ -18,10 +18,10 @@ claim's (rliable's contract: arrays of runs):
   sign flip of the paired differences). The runs are the observed ones, so n and
   the shape are kept, and the null (the two conditions are exchangeable) holds
   exactly. For paired directional and paired variance claims.
-- ``paired_shift(a, b)`` / ``paired_scale(a, b)``: the power world. Pairs are
-  resampled with replacement and exchanged (a null), then the effect is injected:
-  the difference of each pair is shifted by the effect (half added to a, half taken
-  from b, the pair's sum unchanged), or a's deviations from its mean are scaled by it.
+- ``paired_shift(a, b)`` / ``paired_scale(a, b)``: the power world, with the
+  observed noise. The paired differences are re-centred on 0 and shifted by the
+  effect (each pair keeps its sum), or a's deviations from its mean are rescaled
+  so that SD(a) / SD(b) is the effect; then pairs are resampled with replacement.
 - ``rescaled(...)`` then ``resample``: for band claims ("about X"). One condition's
   per-run quantity is multiplied by the factor that puts the statistic of the whole
   observed sample at a chosen value (a band edge for the null, the source's stated
@@ -161,17 +161,23 @@ def resample(*arrays: np.ndarray) -> Simulator:
     return simulate
 
 
-def _null_resampled(a: np.ndarray, b: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    return exchange(*resample(a, b)(rng))(rng)
+def paired_shift(a: np.ndarray, b: np.ndarray, center: Callable[[np.ndarray], float] = np.mean) -> Effect:
+    """Effect ``delta`` on the paired difference a - b, with the observed noise.
 
-
-def paired_shift(a: np.ndarray, b: np.ndarray) -> Effect:
-    """Effect ``delta`` on the paired difference a - b: resampled, exchanged pairs with a += delta/2, b -= delta/2."""
+    The observed differences are re-centred so that their ``center`` (the
+    statistic's: mean or median) is 0, then shifted by ``delta``; each pair
+    keeps its sum, and pairs are resampled with replacement. In that world the
+    centre of the differences is exactly ``delta``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    total, difference = a + b, a - b
+    noise = difference - center(difference)
 
     def effect(delta: float) -> Simulator:
         def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            x, y = _null_resampled(a, b, rng)
-            return x + delta / 2, y - delta / 2
+            rows = rng.integers(0, len(a), len(a))
+            d = noise[rows] + delta
+            return (total[rows] + d) / 2, (total[rows] - d) / 2
 
         return simulate
 
@@ -179,12 +185,20 @@ def paired_shift(a: np.ndarray, b: np.ndarray) -> Effect:
 
 
 def paired_scale(a: np.ndarray, b: np.ndarray) -> Effect:
-    """Effect ``ratio`` on SD(a) / SD(b): resampled, exchanged pairs with a's deviations from its mean scaled."""
+    """Effect ``ratio`` on SD(a) / SD(b): a's deviations from its mean rescaled so the sample's ratio is ``ratio``.
+
+    Both conditions keep their shapes and their pairing; pairs are resampled
+    with replacement. In that world SD(a) / SD(b) is exactly ``ratio``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    unit = (a - a.mean()) * (np.std(b) / np.std(a))  # a's deviations, with b's SD
 
     def effect(ratio: float) -> Simulator:
+        scaled = a.mean() + ratio * unit
+
         def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            x, y = _null_resampled(a, b, rng)
-            return x.mean() + ratio * (x - x.mean()), y
+            rows = rng.integers(0, len(a), len(a))
+            return scaled[rows], b[rows]
 
         return simulate
 

@@ -13,13 +13,15 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from tqdm.auto import tqdm
 
 from resclaims import calibration, compare
 from resclaims.cache import RunCache
-from resclaims.datasets import cache_dir
+from resclaims.datasets import DataError, DataUnavailable, cache_dir
+from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.settings import (
@@ -34,6 +36,7 @@ from resclaims.settings import (
     resolve_device,
 )
 
+T = TypeVar("T")
 SETTINGS_KEY = pytest.StashKey[Settings]()
 REPORT_KEY = pytest.StashKey[Report]()
 CACHE_KEY = pytest.StashKey[RunCache]()
@@ -149,6 +152,30 @@ def report(pytestconfig: pytest.Config) -> Report:
 def device(settings: Settings):
     """The torch device the session trains on."""
     return settings.device
+
+
+@pytest.fixture(scope="session")
+def dataset(settings: Settings) -> Callable[[Callable[[Path | None], T]], T]:
+    """``dataset(load)``: ``load(data_dir)``, or one line for the user when the data set is not usable.
+
+    Missing (not on disk and not downloadable): the test is skipped with the
+    reason, which names --data-dir, RESCLAIMS_DATA and the fetch command.
+    Broken (a file missing from its folder, corrupt, a wrong checksum, a failed
+    download): the test fails with the message naming the file, no traceback.
+    """
+
+    def get(load: Callable[[Path | None], T]) -> T:
+        try:
+            return load(settings.data_dir)
+        except DataUnavailable as error:
+            missing, reason = True, str(error)
+        except (DataError, DownloadError) as error:
+            missing, reason = False, str(error)
+        if missing:  # outside the except blocks: no chained traceback
+            pytest.skip(reason)
+        pytest.fail(reason, pytrace=False)
+
+    return get
 
 
 @pytest.fixture(scope="session")

@@ -2,21 +2,30 @@
 
 The README's bad-input table lists every case and its test. Covered elsewhere:
 option values (``tests/test_plugin.py::test_bad_options_stop_with_one_line``),
-interrupted and corrupt downloads (``tests/test_download.py``), corrupt baselines
-(``tests/test_reports.py``). Here: unknown options, CUDA asked for without CUDA in
-the full tier, and a report folder that cannot be written.
+interrupted and corrupt downloads (``tests/test_download.py``, and per data set
+``tests/test_membrane_data.py``), corrupt baselines (``tests/test_reports.py``).
+Here: unknown options, CUDA asked for without CUDA in the full tier, data
+directories that are empty, wrongly laid out, or hold corrupt or altered images
+(through a whole pytest session and the data sets' real loaders), and a report
+folder that cannot be written.
 """
 
 import errno
+import fnmatch
 import json
 import os
 import shutil
 import subprocess
+import urllib.error
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from resclaims.datasets import membrane
+from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError
 from resclaims.verdict import ClaimResult
 
@@ -50,6 +59,66 @@ def test_the_full_tier_on_cuda_without_cuda_stops_before_training(pytester):
     assert len(lines) == 1 and "--device cuda: CUDA is not available" in lines[0] and "--device cpu" in lines[0]
 
 
+# -- data directories ---------------------------------------------------------------------
+NEEDS_DATA = """
+from resclaims.datasets.membrane import load
+def test_needs_membrane(dataset):
+    dataset(load)
+"""
+
+
+@pytest.fixture
+def offline(monkeypatch, tmp_path):
+    """No network and an empty download cache: a data set not in the data dir cannot be fetched."""
+    def unreachable(url, dest, **kwargs):
+        raise DownloadError(f"{url}: unreachable") from urllib.error.URLError("offline")
+
+    monkeypatch.setattr(membrane, "download", unreachable)
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "empty-cache"))
+
+
+def labels(data_dir: Path) -> Path:
+    folder = data_dir / membrane.LABELS
+    folder.mkdir(parents=True)
+    return folder
+
+
+def session_with_data(pytester, data_dir: Path):
+    pytester.makepyfile(test_data=NEEDS_DATA)
+    return pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "-rfs", "--data-dir", str(data_dir))
+
+
+def test_an_empty_data_dir_skips_with_what_to_do(pytester, offline, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = session_with_data(pytester, tmp_path / "empty")
+    result.assert_outcomes(skipped=1)
+    result.stdout.fnmatch_lines(["SKIPPED * membrane data not found (*): pass --data-dir PATH or set RESCLAIMS_DATA *"
+                                 "python -m resclaims fetch-data membrane`"])
+
+
+@pytest.mark.parametrize("case,message", [
+    ("misnamed", "0.png: missing; * must hold the 30 label PNGs of zhixuhao/unet"),  # wrongly laid out
+    ("corrupt", "0.png: SHA-256 * does not match the pinned *; replace it with the file from zhixuhao/unet*"),
+    ("altered", "0.png: SHA-256 * does not match the pinned *"),  # a valid PNG with the wrong checksum
+])
+def test_broken_data_fails_in_one_line_naming_the_file(pytester, offline, tmp_path, case, message):
+    folder = labels(tmp_path / "data")
+    if case == "misnamed":
+        (folder / "image-0.png").write_bytes(b"not where the loader looks")
+    elif case == "corrupt":
+        (folder / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    else:
+        Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(folder / "0.png")
+    result = session_with_data(pytester, tmp_path / "data")
+    result.assert_outcomes(errors=0, failed=1)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    lines = result.stdout.lines
+    header = next(i for i, line in enumerate(lines) if "_ test_needs_membrane _" in line)
+    assert fnmatch.fnmatch(lines[header + 1], f"*{message}") and lines[header + 2].startswith("====")  # one line
+    assert "Traceback" not in result.stdout.str()
+
+
+# -- the report folder --------------------------------------------------------------------
 @pytest.fixture
 def read_only(tmp_path):
     """A folder nobody can write in: permission bits, or for root (who ignores them) the immutable attribute."""

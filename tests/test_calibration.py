@@ -70,17 +70,22 @@ def test_resample_keeps_rows_paired():
 
 
 def test_paired_shift_moves_the_difference_and_keeps_the_sum():
-    a = np.array([1.0, 2.0, 3.0, 5.0])
-    x, y = paired_shift(a, a)(0.6)(np.random.default_rng(0))  # a null with every difference 0
-    np.testing.assert_allclose(x - y, 0.6)
-    assert set(np.round(x + y, 9)) <= set(2 * a)
+    a, b = np.array([3.0, 5.0, 4.0, 9.0]), np.array([1.0, 2.0, 2.0, 3.0])  # differences 2, 3, 2, 6: mean 3.25
+    x, y = paired_shift(a, b)(0.5)(np.random.default_rng(0))
+    assert set(np.round(x - y, 9)) <= {-0.75, 0.25, 3.25}  # each difference, less 3.25, plus 0.5
+    assert set(np.round(x + y, 9)) <= set(a + b)  # sums kept
+    median_centred = paired_shift(a, b, np.median)(0.0)(np.random.default_rng(0))  # median 2.5
+    assert set(np.round(median_centred[0] - median_centred[1], 9)) <= {-0.5, 0.5, 3.5}
 
 
 def test_paired_scale_sets_the_sd_ratio():
-    a = np.array([1.0, 2.0, 4.0, 8.0])
-    x, y = paired_scale(a, a)(3.0)(np.random.default_rng(2))  # exchanged copies: SD ratio 1 before scaling
-    assert np.std(x, ddof=1) / np.std(y, ddof=1) == pytest.approx(3.0)
-    assert x.mean() == pytest.approx(y.mean())
+    a, b = np.array([1.0, 2.0, 4.0, 8.0]), np.array([0.0, 1.0, 0.0, 1.0])
+    scale = paired_scale(a, b)(3.0)
+    x, y = scale(np.random.default_rng(2))
+    assert set(np.round(y, 9)) <= set(b)
+    # before resampling, the world's ratio is exactly 3: every resample draws from these values
+    world = a.mean() + 3.0 * (a - a.mean()) * (np.std(b) / np.std(a))
+    assert np.std(world) / np.std(b) == pytest.approx(3.0) and set(np.round(x, 9)) <= set(np.round(world, 9))
 
 
 def test_rescaled_finds_the_factor_or_says_it_cannot():
@@ -183,3 +188,26 @@ def test_geometric_grid():
 def test_a_calibration_is_a_frozen_record():
     with pytest.raises(AttributeError):
         Calibration("X", null="n").claim_id = "Y"
+
+
+def test_calibrations_are_computed_once_each_and_only_when_asked_for():
+    asked = []
+
+    def calibrate(claim_id, **wiring):
+        asked.append(claim_id)
+        return Calibration(claim_id, null=wiring["null_text"])
+
+    lazy = calibration.Calibrations(calibrate, {"A": lambda: {"null_text": "a"}, "B": lambda: {"null_text": "b"}})
+    assert list(lazy) == ["A", "B"] and asked == []
+    assert lazy["B"].null == "b" and lazy["B"] is lazy["B"] and asked == ["B"]
+    assert [c.claim_id for c in lazy.values()] == ["A", "B"] and asked == ["B", "A"]
+
+
+def test_band_wiring_names_the_edge_and_the_factor():
+    wiring = calibration.band_wiring((np.array([1.0, 2.0, 3.0]),), 0, np.mean, (2.5, 4.0), stated=3.0, what="x")
+    assert wiring["null_label"] == "at the band edge 2.5" and "multiplied by 1.25" in wiring["null_text"]
+    (x,) = wiring["null"](np.random.default_rng(0))
+    assert set(np.round(x, 6)) <= {1.25, 2.5, 3.75}  # runs of the rescaled sample
+    (y,) = wiring["effect"](3.0)(np.random.default_rng(0))
+    assert set(np.round(y, 6)) <= {1.5, 3.0, 4.5}
+    assert calibration.band_wiring((np.ones(3),), 0, lambda v: 9.0, (2.5, 4.0), 3.0, "x")["null"] is None
