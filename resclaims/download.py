@@ -56,7 +56,7 @@ def fetch(
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     tmp = Path(tmp_name)
     try:
-        digest = hashlib.new(algorithm)
+        digest, received = hashlib.new(algorithm), 0
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
             total = int(response.headers.get("Content-Length") or 0) or None
             with tqdm(
@@ -65,9 +65,10 @@ def fetch(
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     out.write(chunk)
                     digest.update(chunk)
+                    received += len(chunk)
                     bar.update(len(chunk))
-            if total is not None and bar.n != total:
-                raise DownloadError(f"{url}: connection closed after {bar.n} of {total} bytes; try again")
+            if total is not None and received != total:
+                raise DownloadError(f"{url}: connection closed after {received} of {total} bytes; try again")
         if digest.hexdigest() != checksum:
             raise DownloadError(
                 f"{url}: {algorithm} {digest.hexdigest()} does not match the pinned {checksum}; "

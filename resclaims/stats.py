@@ -32,6 +32,28 @@ class Interval:
         return (self.low, self.high)
 
 
+def _bootstrap(data: tuple[np.ndarray, ...], statistic, *, paired: bool, seed: int, confidence: float,
+               n_resamples: int, method: str) -> tuple[float, float]:
+    """scipy's bootstrap interval; BCa falls back to percentile where BCa is undefined."""
+    methods = ("BCa", "percentile") if method == "BCa" else (method,)
+    for m in methods:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # scipy warns on degenerate BCa; we fall back
+            try:
+                result = stats.bootstrap(
+                    data, statistic, paired=paired, vectorized=False, n_resamples=n_resamples,
+                    confidence_level=confidence, method=m, rng=np.random.default_rng(seed),
+                )
+            except ValueError:
+                if m == methods[-1]:
+                    raise
+                continue
+        low, high = (float(v) for v in result.confidence_interval)
+        if not np.isnan(low) and not np.isnan(high):
+            break
+    return low, high
+
+
 def bootstrap_ci(
     samples: tuple[np.ndarray, ...] | np.ndarray,
     statistic: Callable[..., float],
@@ -40,6 +62,7 @@ def bootstrap_ci(
     seed: int = 0,
     confidence: float = 1 - ALPHA,
     n_resamples: int = N_RESAMPLES,
+    method: str = "BCa",
 ) -> Interval:
     """Bootstrap CI of ``statistic`` (BCa, falling back to percentile when BCa is undefined).
 
@@ -52,23 +75,37 @@ def bootstrap_ci(
     point = float(statistic(*data))
     if len(data[0]) < 2 or np.ptp(np.concatenate(data)) == 0:
         return Interval(point, point, point)  # no variability to resample
-    for method in ("BCa", "percentile"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # scipy warns on degenerate BCa; we fall back
-            result = stats.bootstrap(
-                data,
-                statistic,
-                paired=paired,
-                vectorized=False,
-                n_resamples=n_resamples,
-                confidence_level=confidence,
-                method=method,
-                rng=np.random.default_rng(seed),
-            )
-        low, high = result.confidence_interval
-        if np.isfinite(low) and np.isfinite(high):
-            return Interval(point, float(low), float(high))
-    return Interval(point, float(low), float(high))
+    low, high = _bootstrap(data, statistic, paired=paired, seed=seed, confidence=confidence,
+                           n_resamples=n_resamples, method=method)
+    return Interval(point, low, high)
+
+
+def bootstrap_rows(
+    arrays: tuple[np.ndarray, ...],
+    statistic: Callable[..., float],
+    *,
+    seed: int = 0,
+    confidence: float = 1 - ALPHA,
+    n_resamples: int = N_RESAMPLES,
+    method: str = "BCa",
+) -> Interval:
+    """Bootstrap CI of a statistic of whole rows (runs), resampled together across ``arrays``.
+
+    Each array has one row per run (e.g. a learning curve per seed), and the
+    arrays are paired by row. ``statistic(*arrays)`` sees resampled rows; use it
+    for statistics of mean curves, such as a crossing epoch, that are not a
+    function of one number per run. ``scipy.stats.bootstrap`` resamples the row
+    indices.
+    """
+    arrays = tuple(np.asarray(a, dtype=float) for a in arrays)
+    point = float(statistic(*arrays))
+    if len(arrays[0]) < 2:
+        return Interval(point, point, point)
+    index = np.arange(len(arrays[0]), dtype=float)
+    on_rows = lambda i: statistic(*(a[i.astype(int)] for a in arrays))  # noqa: E731
+    low, high = _bootstrap((index,), on_rows, paired=False, seed=seed, confidence=confidence,
+                           n_resamples=n_resamples, method=method)
+    return Interval(point, low, high)
 
 
 def mean_ci(x: np.ndarray, *, seed: int = 0) -> Interval:

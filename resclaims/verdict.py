@@ -82,14 +82,20 @@ def directional(ci: tuple[float, float], p_value: float, *, null: float = 0.0, a
     return INCONCLUSIVE
 
 
-def within_band(ci: tuple[float, float], band: tuple[float, float]) -> str:
+def within_band(ci: tuple[float, float], band: tuple[float, float], *, lower_bound: bool = False) -> str:
     """Verdict for "the quantity is about X", with X's tolerance written as ``band``.
 
     supported: the interval lies inside the band (an equivalence test).
     refuted: the interval and the band do not overlap.
     inconclusive: they overlap only in part.
+
+    With ``lower_bound`` the estimate is censored (the true value is at least
+    this large, e.g. a curve that had not crossed its threshold when the budget
+    ran out): it can refute by lying above the band, but it cannot support.
     """
     (low, high), (band_low, band_high) = ci, band
+    if lower_bound:
+        return REFUTED if low > band_high else INCONCLUSIVE
     if band_low <= low and high <= band_high:
         return SUPPORTED
     if high < band_low or low > band_high:

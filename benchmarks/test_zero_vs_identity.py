@@ -1,0 +1,589 @@
+"""Z1-Z4: a 9-parameter conv learns the zero mapping faster than the identity (source 001).
+
+Source sentences (Martyn 2019, "How residual shortcuts speed up learning"):
+  Z1 "In the zero setting the model reduces the L1 loss to below 0.01 (dashed line)
+     in 3.5 epochs, in the identity setting the model takes 10 epochs to achieve
+     this." / "The model learns a mapping to zero almost three times faster than it
+     learns the identity function."
+  Z2 "The wider confidence interval indicates greater variance in the identity setting."
+  Z3 "If every weight in the kernel is zero, then every input will be multiplied by
+     zero and so the output must be zero in every position"; "the central kernel
+     weight to 1.0" gives the identity; the model has "only 9 parameters".
+  Z4 "Further investigation is needed. My guess would be that the target variance is
+     the cause."
+
+Protocol: the source's, in both tiers (OneConv, kaiming_normal_ fan_out, Adam
+defaults, L1, batch 1, 200 uniform 3x3 images, 20 epochs, float32, loss recorded as
+epoch sum / 20). Experiments per setting: quick 400, full 2,000, plus (full) the
+source's exact 100 as rows of their own. Deviations: seeds come from the base seed
+(the source is unseeded), and each experiment's two fresh models draw their
+kernels from separate seeded streams; models train seed-batched (equal to the
+source's loop: tests/test_zero_identity_kernel.py).
+
+Statistics (alpha = 0.05, 95% intervals, decision rules fixed from the source's
+text before any run):
+  Z1.direction  per-experiment epochs to 0.01 (sub-epoch interpolation; a run that
+                never gets there is censored at the 20-epoch budget), identity minus
+                zero, paired by experiment. Estimate: median difference, BCa bootstrap
+                CI; test: one-sided Wilcoxon signed-rank. Supported if p < alpha and
+                the CI is above 0.
+  Z1.magnitude  identity/zero ratio of the mean curves' crossing epochs (the source
+                reads its plot's mean curves). The source states 3.5 and 10 epochs, read
+                to half an epoch, so its ratio lies in [9.5/4, 10.5/3] = [2.375, 3.5].
+                Supported if the bootstrap CI lies in that band, refuted if disjoint.
+  Z1.zero_epochs, Z1.identity_epochs  the mean curves' crossing epochs against
+                3.5 ± 0.5 and 10 ± 0.5, same rule.
+  Z1 sweep      the ratio at thresholds from 0.001 to 1 (a figure and a table).
+  Z2            SD of the per-run mean loss over the 20 epochs, identity / zero. Paired
+                bootstrap CI; one-sided Pitman-Morgan test of var(identity) > var(zero).
+                Supported if p < alpha and the CI is above 1.
+  Z3            exact facts, as hypothesis property tests.
+  Z4            the source's gap splits exactly in two. Three models per seed, all from
+                the seed's same initial kernel:
+                  zero       X -> 0: zero optimum, constant target (the source's)
+                  identity   X -> X: centre-one optimum, varying target (the source's)
+                  shortcut   X -> X through relu(x + conv(x)): zero optimum, varying target
+                The shortcut model has the identity's targets and the zero model's optimum
+                and starting distance, so in epochs to 0.01 (censored), per seed,
+                  identity - zero = (identity - shortcut) + (shortcut - zero)
+                                  = weight configuration + target variance.
+                Wilcoxon + BCa bootstrap on each part. The source's guess is supported if
+                the target-variance part is > 0 and larger than the weight-configuration
+                part (paired), refuted if it is <= 0 or smaller, else inconclusive.
+                A fourth cell (one image repeated, x0 -> x0: centre optimum, constant target)
+                was in the first design; it also removes input diversity, which leaves a
+                9x9 system that is ill-conditioned and slow to fit, so it is reported only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis.extra.numpy import arrays
+
+from resclaims import plotting
+from resclaims.report import Timing
+from resclaims.stats import (
+    ALPHA,
+    bootstrap_ci,
+    bootstrap_rows,
+    crossing_epochs,
+    mean_curve_crossing,
+    paired_signed_rank,
+    paired_variance_test,
+)
+from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, ClaimResult, directional, within_band
+from resclaims.zero_identity import (
+    SOURCE_PROTOCOL,
+    TASKS,
+    TIERS,
+    OneConv,
+    ZeroIdentityConfig,
+    curves,
+    experiment_inputs,
+    initial_weights,
+    task_data,
+    train,
+    train_batched,
+    train_sequential,
+)
+
+SOURCE = "001"
+SOURCE_ZERO_EPOCHS, SOURCE_IDENTITY_EPOCHS, READING = 3.5, 10.0, 0.5  # read off the source's plot to half an epoch
+RATIO_BAND = (
+    (SOURCE_IDENTITY_EPOCHS - READING) / (SOURCE_ZERO_EPOCHS + READING),
+    (SOURCE_IDENTITY_EPOCHS + READING) / (SOURCE_ZERO_EPOCHS - READING),
+)  # (2.375, 3.5)
+SWEEP = np.geomspace(0.001, 1.0, 16)  # thresholds, source scale
+PROTOCOL = (
+    "001's protocol: OneConv, kaiming_normal_ fan_out, Adam defaults, L1, batch 1, 200 uniform 3x3 images, "
+    "20 epochs, float32, loss = epoch sum / 20; deviations: seeded (base seed) data and kernels, seed-batched training"
+)
+
+
+# -- runs -------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def config(settings) -> ZeroIdentityConfig:
+    return settings.config(TIERS)
+
+
+@pytest.fixture(scope="module")
+def runs(settings, config) -> pd.DataFrame:
+    """identity and zero for every experiment: the data of Z1 and Z2."""
+    return train(config, settings.run_seeds("Z", config.n_seeds), device=settings.device)
+
+
+@pytest.fixture(scope="module")
+def source_runs(settings) -> pd.DataFrame:
+    """The source's exact 100 experiments (full tier)."""
+    return train(SOURCE_PROTOCOL, settings.run_seeds("Z-source-100", SOURCE_PROTOCOL.n_seeds), device=settings.device)
+
+
+@pytest.fixture(scope="module")
+def factorial_runs(settings, config) -> pd.DataFrame:
+    """The four Z4 cells at the same seeds, each seed's cells starting from the same kernel."""
+    seeds = settings.run_seeds("Z4", config.n_seeds)
+    return train(config, seeds, tasks=tuple(TASKS), device=settings.device, shared_init=True)
+
+
+def paired_curves(frame: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, int]:
+    """Curves of settings a and b paired by seed, without runs that diverged; and how many diverged."""
+    seeds_a, curves_a = curves(frame, a)
+    seeds_b, curves_b = curves(frame, b)
+    assert np.array_equal(seeds_a, seeds_b)
+    finite = np.isfinite(curves_a).all(axis=1) & np.isfinite(curves_b).all(axis=1)
+    return curves_a[finite], curves_b[finite], int((~finite).sum())
+
+
+def convergence_counts(frame: pd.DataFrame, threshold: float) -> dict[str, dict[str, int]]:
+    """Per setting: runs that never got below the threshold, that never moved (dead ReLU), that diverged."""
+    counts = {}
+    for setting in frame.setting.unique():
+        _, c = curves(frame, setting)
+        finite = np.isfinite(c).all(axis=1)
+        counts[setting] = {
+            "runs": len(c),
+            "never_below_threshold": int(np.isinf(crossing_epochs(c[finite], threshold)).sum()),
+            "dead_from_start": int((np.ptp(c[finite], axis=1) == 0).sum()),
+            "diverged": int((~finite).sum()),
+        }
+    return counts
+
+
+def censored_crossings(c: np.ndarray, threshold: float) -> np.ndarray:
+    """Epochs to the threshold; a run that never gets there counts as the budget (its epoch count)."""
+    return np.minimum(crossing_epochs(c, threshold), c.shape[1])
+
+
+def mean_crossing(c: np.ndarray, threshold: float) -> float:
+    """The mean curve's epoch at the threshold, censored at the budget like a single run's."""
+    return float(min(mean_curve_crossing(c, threshold), c.shape[1]))
+
+
+def ratio_of_mean_crossings(identity: np.ndarray, zero: np.ndarray, threshold: float) -> float:
+    return mean_crossing(identity, threshold) / mean_crossing(zero, threshold)
+
+
+# -- Z1 ---------------------------------------------------------------------------------
+def z1_direction(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> ClaimResult:
+    identity, zero, diverged = paired_curves(frame, "identity", "zero")
+    t_identity, t_zero = censored_crossings(identity, cfg.threshold), censored_crossings(zero, cfg.threshold)
+    difference = bootstrap_ci((t_identity - t_zero,), np.median)
+    p = paired_signed_rank(t_identity, t_zero, alternative="greater")
+    return ClaimResult(
+        id=f"Z1.direction{suffix}",
+        claim="the zero mapping reaches loss 0.01 sooner than the identity mapping",
+        source=SOURCE,
+        verdict=directional(difference.ci, p),
+        estimate=difference.estimate,
+        ci=difference.ci,
+        p_value=p,
+        n=len(t_zero),
+        statistic="median paired difference in epochs to 0.01, identity - zero",
+        test="one-sided Wilcoxon signed-rank (Pratt), BCa bootstrap CI; censored at the budget",
+        tier=tier,
+        protocol=PROTOCOL,
+        details={
+            "median_epochs_identity": float(np.median(t_identity)),
+            "median_epochs_zero": float(np.median(t_zero)),
+            "convergence": convergence_counts(frame, cfg.threshold),
+            "diverged_pairs_excluded": diverged,
+        },
+    )
+
+
+def z1_magnitude(frame: pd.DataFrame, cfg: ZeroIdentityConfig, tier: str, suffix: str = "") -> list[ClaimResult]:
+    """The ratio three ways (all runs as the source, converged runs only, per run) and the two crossing epochs.
+
+    A dead-ReLU identity run keeps a loss near 5 for ever, which alone holds the
+    mean of n curves above 0.01 when n < 500: the source's mean-curve reading
+    depends on whether its sample happened to contain one. So the ratio is also
+    computed without the pairs in which a run never reaches 0.01 (they are
+    counted), and per run. Crossings past the budget are censored: such an
+    estimate is a lower bound, which can refute but not support.
+    """
+    identity, zero, _ = paired_curves(frame, "identity", "zero")
+    budget, threshold = cfg.epochs, cfg.threshold
+    converged = np.isfinite(crossing_epochs(identity, threshold)) & np.isfinite(crossing_epochs(zero, threshold))
+    common = dict(source=SOURCE, p_value=None, tier=tier, protocol=PROTOCOL)
+    band_text = f"[{RATIO_BAND[0]:.3g}, {RATIO_BAND[1]:.3g}]"
+    results = []
+    for part, (i, z), how in (
+        ("", (identity, zero), "all runs, as the source plots them"),
+        (".converged", (identity[converged], zero[converged]), f"only the {converged.sum()} pairs in which both runs reach 0.01"),
+    ):
+        ratio = bootstrap_rows((i, z), lambda a, b: ratio_of_mean_crossings(a, b, threshold))
+        censored = mean_crossing(i, threshold) >= budget
+        results.append(ClaimResult(
+            id=f"Z1.magnitude{part}{suffix}",
+            claim="the zero mapping is learnt almost three times faster than the identity",
+            verdict=within_band(ratio.ci, RATIO_BAND, lower_bound=censored),
+            estimate=ratio.estimate, ci=ratio.ci, n=len(z),
+            statistic=f"identity/zero ratio of the mean curves' epochs to 0.01 ({how})"
+                      + (" - a lower bound: the identity mean curve never got there" if censored else ""),
+            test=f"bootstrap CI (BCa, experiments resampled) inside the source's band {band_text}",
+            details={"band": list(RATIO_BAND), "censored": bool(censored), "pairs_excluded": int((~converged).sum()) if part else 0,
+                     "identity_epochs": mean_crossing(i, threshold), "zero_epochs": mean_crossing(z, threshold)},
+            **common,
+        ))
+    per_run = censored_crossings(identity, threshold) / np.maximum(censored_crossings(zero, threshold), 1e-9)
+    ratio = bootstrap_ci((per_run,), np.median)
+    results.append(ClaimResult(
+        id=f"Z1.magnitude.per_run{suffix}",
+        claim="the zero mapping is learnt almost three times faster than the identity",
+        verdict=within_band(ratio.ci, RATIO_BAND), estimate=ratio.estimate, ci=ratio.ci, n=len(per_run),
+        statistic="median over experiments of the identity/zero ratio of epochs to 0.01 (censored at the budget)",
+        test=f"bootstrap CI (BCa) of the median inside the source's band {band_text}",
+        details={"band": list(RATIO_BAND)}, **common,
+    ))
+    for setting, c, stated in (("zero", zero, SOURCE_ZERO_EPOCHS), ("identity", identity, SOURCE_IDENTITY_EPOCHS)):
+        crossing = bootstrap_rows((c,), lambda x: mean_crossing(x, threshold))
+        band = (stated - READING, stated + READING)
+        censored = crossing.estimate >= budget
+        results.append(ClaimResult(
+            id=f"Z1.{setting}_epochs{suffix}",
+            claim=f"in the {setting} setting the mean loss gets below 0.01 in {stated:g} epochs",
+            verdict=within_band(crossing.ci, band, lower_bound=censored),
+            estimate=crossing.estimate, ci=crossing.ci, n=len(c),
+            statistic=f"{setting} mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)"
+                      + (f" - censored at the {budget}-epoch budget" if censored else ""),
+            test=f"bootstrap CI (BCa) inside [{band[0]:g}, {band[1]:g}] (the source's reading ± half an epoch)",
+            details={"band": list(band), "censored": bool(censored)}, **common,
+        ))
+    return results
+
+
+def threshold_sweep(frame: pd.DataFrame) -> pd.DataFrame:
+    identity, zero, _ = paired_curves(frame, "identity", "zero")
+    rows = []
+    for threshold in SWEEP:
+        ratio = bootstrap_rows(
+            (identity, zero), lambda i, z: ratio_of_mean_crossings(i, z, threshold), n_resamples=500, method="percentile"
+        )
+        rows.append({"threshold": threshold, "ratio": ratio.estimate, "low": ratio.low, "high": ratio.high})
+    return pd.DataFrame(rows)
+
+
+def plot_sweep(sweep: pd.DataFrame, path, threshold: float) -> None:
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8))
+    ax.plot(sweep.threshold, sweep.ratio, marker="o", label="identity / zero, mean curves")
+    ax.fill_between(sweep.threshold, sweep.low, sweep.high, alpha=0.25, label="95% bootstrap CI")
+    ax.axhspan(*RATIO_BAND, color="green", alpha=0.1, label="source's claim (2.4-3.5x)")
+    ax.axvline(threshold, linestyle="--", color="gray", label=f"source's threshold {threshold:g}")
+    ax.set(xscale="log", xlabel="loss threshold (source scale: epoch sum / 20)", ylabel="ratio of epochs to threshold",
+           title="Z1: how the identity/zero ratio depends on the dashed line")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z1_direction(runs, config, settings, report):
+    result = z1_direction(runs, config, settings.tier)
+    counts = result.details["convergence"]
+    report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per setting: " + "; ".join(
+        f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of {c['runs']}"
+        for s, c in counts.items()))
+    report.verify(result)
+
+
+@pytest.fixture(scope="module")
+def z1_results(runs, config, settings, report) -> dict[str, ClaimResult]:
+    """Z1's magnitude rows, with the sweep and the learning-curve figures, computed once."""
+    sweep = threshold_sweep(runs)
+    plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), config.threshold)
+    report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
+                "curve are lower bounds): " + ", ".join(
+                    f"{t:.3g}: {r:.2f} [{lo:.2f}, {hi:.2f}]" for t, r, lo, hi in sweep.itertuples(index=False)))
+    plotting.plot_learning_curves(
+        runs, report.figure_path("Z1", "Z1_learning_curves_source_scale"), threshold=config.threshold,
+        title=f"Z1: training loss, identity vs zero (source scale: epoch sum / {config.epochs}), as in 001",
+        ylabel=f"L1 loss, epoch sum / {config.epochs}",
+    )
+    to_mean = config.scale_factor() / config.scale_factor("mean")
+    plotting.plot_learning_curves(
+        runs.assign(loss=runs.loss * to_mean), report.figure_path("Z1", "Z1_learning_curves_mean_scale"), logy=True,
+        threshold=config.threshold * to_mean, ylabel="L1 loss, per-sample mean",
+        title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)",
+    )
+    return {result.id: result for result in z1_magnitude(runs, config, settings.tier)}
+
+
+# Measured at the quick tier (n = 400, base seed 20190403); the full tier's numbers are in its report.
+Z1_ROWS = [
+    pytest.param("Z1.magnitude", marks=pytest.mark.xfail(strict=True, reason=(
+        "inconclusive: the identity mean curve (all runs, as the source plots it) never reaches 0.01 in 20 epochs "
+        "because 5/400 identity runs are dead ReLUs; ratio >= 3.10 [2.95, 3.27], a lower bound, n = 400"))),
+    pytest.param("Z1.magnitude.converged", marks=pytest.mark.xfail(strict=True, reason=(
+        "inconclusive: without the 7 pairs that never reach 0.01, ratio 2.34 [1.88, 2.68] vs band [2.375, 3.5], n = 393"))),
+    pytest.param("Z1.magnitude.per_run", marks=pytest.mark.xfail(strict=True, reason=(
+        "refuted: median per-run ratio 1.56 [1.39, 1.73] vs band [2.375, 3.5], n = 400"))),
+    pytest.param("Z1.zero_epochs", marks=pytest.mark.xfail(strict=True, reason=(
+        "refuted: zero mean curve reaches 0.01 at epoch 6.45 [6.11, 6.77], not 3.5 ± 0.5, n = 400"))),
+    pytest.param("Z1.identity_epochs", marks=pytest.mark.xfail(strict=True, reason=(
+        "refuted: identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5, n = 400"))),
+]
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("claim_id", Z1_ROWS)
+def test_Z1_magnitude(z1_results, claim_id, report):
+    report.verify(z1_results[claim_id])
+
+
+@pytest.mark.full
+def test_Z1_source_protocol_100(source_runs, settings, report):
+    """The source's own 100 experiments, as rows of their own."""
+    report.record(z1_direction(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100"))
+    results = z1_magnitude(source_runs, SOURCE_PROTOCOL, settings.tier, suffix="@source100")
+    for result in results[1:]:
+        report.record(result)
+    report.verify(results[0])
+
+
+# -- Z2 ---------------------------------------------------------------------------------
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z2_identity_has_greater_variance(runs, settings, report):
+    identity, zero, diverged = paired_curves(runs, "identity", "zero")
+    auc_identity, auc_zero = identity.mean(axis=1), zero.mean(axis=1)
+    sd_ratio = bootstrap_ci((auc_identity, auc_zero), lambda a, b: np.std(a, ddof=1) / np.std(b, ddof=1), paired=True)
+    p = paired_variance_test(auc_identity, auc_zero, alternative="greater")
+    per_epoch = np.std(identity, axis=0, ddof=1) / np.std(zero, axis=0, ddof=1)
+    report.verify(
+        ClaimResult(
+            id="Z2",
+            claim="greater variance across runs in the identity setting",
+            source=SOURCE,
+            verdict=directional(sd_ratio.ci, p, null=1.0),
+            estimate=sd_ratio.estimate,
+            ci=sd_ratio.ci,
+            p_value=p,
+            n=len(auc_zero),
+            statistic="SD across runs of the per-run mean loss over 20 epochs, identity / zero",
+            test="one-sided Pitman-Morgan test (paired variances), BCa bootstrap CI",
+            tier=settings.tier,
+            protocol=PROTOCOL,
+            details={"sd_ratio_per_epoch": per_epoch.tolist(), "diverged_pairs_excluded": diverged},
+        )
+    )
+
+
+# -- Z3 ---------------------------------------------------------------------------------
+images = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(3, 12), st.integers(3, 12)),
+                elements=st.floats(-1e3, 1e3, width=32))
+
+
+def kernel(values: list[float]) -> OneConv:
+    model = OneConv()
+    with torch.no_grad():
+        model.conv1.weight.copy_(torch.tensor(values).reshape(1, 1, 3, 3))
+    return model
+
+
+def property_claim(claim_id: str, claim: str, prop, settings, report, examples: int = 300) -> None:
+    """Run a hypothesis property; record "supported" over the examples it checked, or "refuted"."""
+    checked = []
+
+    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=True)
+    @given(images)
+    def check(x):
+        prop(torch.from_numpy(x).unsqueeze(1))  # (B, 1, H, W)
+        checked.append(1)
+
+    verdict, error = SUPPORTED, None
+    try:
+        check()
+    except AssertionError as failure:
+        verdict, error = REFUTED, str(failure)
+    report.verify(ClaimResult(
+        id=claim_id, claim=claim, source=SOURCE, verdict=verdict, estimate=float(verdict == SUPPORTED),
+        ci=(float(verdict == SUPPORTED),) * 2, p_value=None, n=len(checked),
+        statistic="1 if the property held on every generated input", test="hypothesis property test (exact)",
+        tier=settings.tier, protocol="exact check on random images of 1-4 samples, 3x3 to 12x12, values in [-1000, 1000]",
+        details={"counterexample": error} if error else {},
+    ))
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z3_zero_kernel_outputs_zero(settings, report):
+    zero = kernel([0.0] * 9)
+
+    def prop(x):
+        assert torch.equal(zero(x), torch.zeros_like(x))
+
+    property_claim("Z3.zero_kernel", "a zero kernel outputs zero at every position", prop, settings, report)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z3_centre_kernel_is_identity(settings, report):
+    centre = kernel([0, 0, 0, 0, 1.0, 0, 0, 0, 0])
+
+    def prop(x):
+        x = x.abs()  # the source's inputs are non-negative; after the ReLU the identity holds there
+        assert torch.equal(centre(x), x)
+
+    property_claim("Z3.centre_kernel", "a kernel with central weight 1 maps its input to itself", prop, settings, report)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z3_nine_parameters(settings, report):
+    count = sum(p.numel() for p in OneConv().parameters())
+    report.verify(ClaimResult(
+        id="Z3.parameters", claim="the model has only 9 parameters", source=SOURCE,
+        verdict=SUPPORTED if count == 9 else REFUTED, estimate=float(count), ci=(float(count),) * 2, p_value=None,
+        n=1, statistic="parameters of OneConv(1)", test="exact count", tier=settings.tier, protocol="OneConv(1) as in 001",
+    ))
+
+
+# -- Z4 ---------------------------------------------------------------------------------
+def factorial_effects(frame: pd.DataFrame, threshold: float) -> dict[str, np.ndarray]:
+    """Per seed: epochs to the threshold per task, and the two parts of the identity - zero gap."""
+    epochs = {name: censored_crossings(np.nan_to_num(curves(frame, name)[1], nan=np.inf), threshold) for name in TASKS}
+    return {
+        "epochs": epochs,
+        "weight_configuration": epochs["identity"] - epochs["residual_identity"],  # same targets
+        "target_variance": epochs["residual_identity"] - epochs["zero"],  # same optimum and start
+    }
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "inconclusive at the quick tier (n = 400): both parts slow learning, weight configuration 1.25 [1.02, 1.49] "
+    "and target variance 1.07 [0.86, 1.32] epochs of a 2.32-epoch gap; difference -0.18 [-0.44, 0.14], p = 0.92"))
+@pytest.mark.quick
+@pytest.mark.full
+def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, settings, report):
+    effects = factorial_effects(factorial_runs, config.threshold)
+    n = len(effects["target_variance"])
+    protocol = (PROTOCOL + "; Z4 design (not in the source): zero, identity and shortcut-identity models per seed "
+                "from one initial kernel; gap = weight configuration + target variance")
+    parts = {}
+    for factor in ("target_variance", "weight_configuration"):
+        effect = bootstrap_ci((effects[factor],), np.mean)
+        p = paired_signed_rank(effects[factor], np.zeros(n), alternative="greater")
+        parts[factor] = report.record(ClaimResult(
+            id=f"Z4.{factor}", claim=f"{factor.replace('_', ' ')} slows learning", source=SOURCE,
+            verdict=directional(effect.ci, p), estimate=effect.estimate, ci=effect.ci, p_value=p, n=n,
+            statistic=f"{factor.replace('_', ' ')} part of the identity - zero gap, epochs to 0.01 (mean over seeds)",
+            test="one-sided Wilcoxon signed-rank of per-seed parts, BCa bootstrap CI", tier=settings.tier,
+            protocol=protocol,
+        ))
+    difference = effects["target_variance"] - effects["weight_configuration"]
+    gap = bootstrap_ci((difference,), np.mean)
+    p_gap = paired_signed_rank(difference, np.zeros(n), alternative="greater")
+    significant = frozenset(f for f, r in parts.items() if r.verdict == SUPPORTED)
+    explanation = {frozenset(): "neither", frozenset({"target_variance"}): "target variance",
+                   frozenset({"weight_configuration"}): "weight configuration"}.get(significant, "both")
+    if parts["target_variance"].verdict == SUPPORTED and gap.low > 0 and p_gap < ALPHA:
+        verdict = SUPPORTED
+    elif parts["target_variance"].ci[1] <= 0 or gap.high < 0:
+        verdict = REFUTED
+    else:
+        verdict = INCONCLUSIVE
+    mean_epochs = {name: float(np.mean(e)) for name, e in effects["epochs"].items()}
+    total = mean_epochs["identity"] - mean_epochs["zero"]
+    report.note("Z4", f"the data support: {explanation}. Mean epochs to 0.01: " + "; ".join(
+        f"{k}: {v:.2f}" for k, v in mean_epochs.items()) + f". Of the identity - zero gap ({total:.2f} epochs), "
+        f"weight configuration accounts for {parts['weight_configuration'].estimate:.2f} and target variance for "
+        f"{parts['target_variance'].estimate:.2f}. identity_fixed_input (x0 -> x0) is reported only (see docstring).")
+    plotting.plot_learning_curves(
+        factorial_runs, report.figure_path("Z4", "Z4_learning_curves"), threshold=config.threshold, logy=True,
+        title="Z4: zero, identity, shortcut-identity (and fixed-input identity), same initial kernels",
+        ylabel=f"L1 loss, epoch sum / {config.epochs}",
+    )
+    report.verify(ClaimResult(
+        id="Z4", claim="the target variance, not the weight configuration, is the cause (the source's guess)",
+        source=SOURCE, verdict=verdict, estimate=gap.estimate, ci=gap.ci, p_value=p_gap, n=n,
+        statistic="target-variance part minus weight-configuration part of the gap, epochs to 0.01",
+        test="supported if the target-variance part is > 0 and exceeds the weight-configuration part "
+             "(one-sided Wilcoxon, BCa CI); refuted if it is <= 0 or smaller",
+        tier=settings.tier, protocol=protocol,
+        details={"explanation": explanation, "mean_epochs": mean_epochs},
+    ))
+
+
+# -- timing (pytest-benchmark) ---------------------------------------------------------
+def epoch_problem(n_experiments: int, device) -> tuple[torch.Tensor, ...]:
+    """Inputs, targets, kernels and shortcut flags for n experiments x (identity, zero)."""
+    seeds = range(n_experiments)
+    data = [task_data(TASKS[t], experiment_inputs(s, 200)) for t in ("identity", "zero") for s in seeds]
+    weights = torch.cat([initial_weights(s, t) for t in ("identity", "zero") for s in seeds])
+    as_tensor = lambda a: torch.tensor(np.stack(a), device=device)  # noqa: E731
+    shortcut = torch.zeros(2 * n_experiments, dtype=torch.bool, device=device)
+    return as_tensor([d[0] for d in data]), as_tensor([d[1] for d in data]), weights.to(device), shortcut
+
+
+def run_sequential(inputs, targets, weights, epochs) -> None:
+    for x, y, w in zip(inputs, targets, weights):
+        train_sequential(x.reshape(-1, 1, 1, 3, 3), y.reshape(-1, 1, 1, 3, 3), w, epochs)
+
+
+def record_timing(benchmark, report, name: str, group: str, experiments: int, impl: str) -> None:
+    if benchmark.stats is None:  # --benchmark-disable
+        return
+    stats = benchmark.stats.stats
+    report.add_timing(Timing(name, group, stats.mean, stats.rounds, experiments, extra={"impl": impl}))
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("n", [1, 100, 1000])
+def test_time_one_epoch_batched(benchmark, n, device, report):
+    problem = epoch_problem(n, device)
+    benchmark.group = "Z one epoch"
+    benchmark.pedantic(train_batched, args=(*problem, 1), rounds=3, warmup_rounds=1)
+    record_timing(benchmark, report, f"batched, {n} experiments x 2 settings", "Z one epoch", n, "batched")
+
+
+@pytest.mark.parametrize("n", [pytest.param(1, marks=[pytest.mark.quick, pytest.mark.full]),
+                               pytest.param(100, marks=[pytest.mark.quick, pytest.mark.full]),
+                               pytest.param(1000, marks=pytest.mark.full)])
+def test_time_one_epoch_sequential(benchmark, n, device, report):
+    inputs, targets, weights, _ = epoch_problem(n, device)
+    benchmark.group = "Z one epoch"
+    benchmark.pedantic(run_sequential, args=(inputs, targets, weights, 1), rounds=1)
+    record_timing(benchmark, report, f"sequential, {n} experiments x 2 settings", "Z one epoch", n, "sequential")
+
+
+PROTOCOL_EXPERIMENTS = {"batched": 1000, "sequential": 2}
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("impl", ["sequential", "batched"])
+def test_time_protocol(benchmark, impl, device, report):
+    """The whole Z protocol (20 epochs): 1000 experiments batched, 2 sequentially, per experiment."""
+    n = PROTOCOL_EXPERIMENTS[impl]
+    problem = epoch_problem(n, device)
+    benchmark.group = "Z protocol, 20 epochs"
+    if impl == "batched":
+        benchmark.pedantic(train_batched, args=(*problem, 20), rounds=1)
+    else:
+        benchmark.pedantic(run_sequential, args=(*problem[:3], 20), rounds=1)
+    record_timing(benchmark, report, f"{impl}, {n} experiments x 2 settings x 20 epochs", "Z protocol, 20 epochs", n, impl)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_speedup_target(report, device):
+    """Targets: 1000 x 2 x 20 batched in <= 10 s on 2 CPU cores, >= 100x the sequential loop per experiment."""
+    timings = {t.extra["impl"]: t for t in report.timings if t.group == "Z protocol, 20 epochs"}
+    if set(timings) != {"batched", "sequential"}:
+        pytest.skip("needs both test_time_protocol benchmarks in this session (and --benchmark-disable off)")
+    speedup = timings["sequential"].per_experiment / timings["batched"].per_experiment
+    report.note("timing", f"Z protocol: 1000 x 2 x 20 batched in {timings['batched'].seconds:.2f} s "
+                          f"(target <= 10 s on 2 CPU cores); {speedup:.0f}x the sequential loop per experiment (target >= 100x)")
+    assert speedup >= 100, f"seed batching is only {speedup:.0f}x faster than the sequential loop per experiment"
+    if device.type == "cpu":
+        assert timings["batched"].seconds <= 10, f"1000 x 2 x 20 took {timings['batched'].seconds:.1f} s (> 10 s)"
