@@ -68,8 +68,8 @@ class Cifar10:
     official_order: bool  # the training set is in the official batch order (folders are class-sorted)
 
     def provenance(self) -> dict[str, str]:
-        """What ``report.add_data`` records: name, source and checksum."""
-        return {"name": self.name, "source": self.source, self.algorithm: self.checksum}
+        """What ``report.add_data`` records: the title reports use, the source and its checksum."""
+        return {"title": self.name, "source": self.source, self.algorithm: self.checksum}
 
 
 # -- readers ------------------------------------------------------------------
