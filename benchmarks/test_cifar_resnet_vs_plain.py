@@ -68,6 +68,7 @@ SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
 MAX_SD = 0.75  # "consistent across the runs": 95% of runs inside a 3-point band
 ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
+WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
 # Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
 QUICK_OUTCOMES = {
     "K1": "refuted at quick tier: training accuracy gap 8.40 points [7.73, 9.03] lies above the band [4, 7], n = 5 "
@@ -147,7 +148,7 @@ def direction_result(runs, config, data, settings, claim_id, column, claim) -> C
     p = paired_signed_rank(res, plain, alternative="greater")
     return ClaimResult(
         id=claim_id, claim=claim, source=SOURCE, verdict=directional(ci.ci, p), estimate=ci.estimate, ci=ci.ci,
-        p_value=p, n=len(res), statistic=f"mean final-epoch {column.replace('_', ' ')} gap, residual - plain (points)",
+        p_value=p, n=len(res), statistic=f"mean final-epoch {WORDS[column]} gap, residual - plain (points)",
         test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
         protocol=protocol(config, data),
         details={"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()},
