@@ -6,12 +6,20 @@ group, ``resclaims``; ``pytest --help`` shows each with its default.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tqdm.auto import tqdm
 
+from resclaims import compare
+from resclaims.cache import RunCache
+from resclaims.datasets import cache_dir
 from resclaims.report import Report, git_commit
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.settings import (
@@ -27,6 +35,8 @@ from resclaims.settings import (
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
 REPORT_KEY = pytest.StashKey[Report]()
+CACHE_KEY = pytest.StashKey[RunCache]()
+BASELINE_KEY = pytest.StashKey["Path | None"]()
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
     "quick": "the claim at reduced scale; runs on a laptop CPU in minutes (the default tier)",
@@ -44,6 +54,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--base-seed", default=str(DEFAULT_BASE_SEED), metavar="S", help=f"base seed every run's seed derives from (default: {DEFAULT_BASE_SEED})")
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
+    group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from data/runs/)")
+    group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with (default: reports/baseline/ when it exists)")
+    group.addoption("--fail-on-change", action="store_true", help="fail the session if anything changed against the baseline (for CI; default: report only)")
+    group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN})")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -77,6 +91,26 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report(
         settings.report_dir, tier=settings.tier, device=str(settings.device), base_seed=settings.base_seed
     )
+    config.stash[CACHE_KEY] = RunCache(None if config.option.no_run_cache else cache_dir() / "runs")
+    config.stash[BASELINE_KEY] = _baseline(config)
+
+
+def _baseline(config: pytest.Config) -> Path | None:
+    """The baseline to compare with: --baseline (which must be readable), else reports/baseline if present."""
+    try:
+        compare.parse_compare_fail(config.option.slowdown)
+    except Exception:  # pytest-benchmark raises argparse errors here
+        raise pytest.UsageError(f"--slowdown {config.option.slowdown}: use pytest-benchmark's compare-fail syntax, "
+                                "e.g. mean:50% or min:0.01") from None
+    if config.option.baseline:
+        path = Path(config.option.baseline).expanduser().resolve()
+        try:
+            compare.load(path)
+        except compare.ReportError as error:
+            raise pytest.UsageError(f"--baseline: {error}") from None
+        return path
+    default = config.rootpath / "reports" / "baseline"
+    return default if default.is_dir() else None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -116,21 +150,105 @@ def device(settings: Settings):
     return settings.device
 
 
+@pytest.fixture(scope="session")
+def run_cache(pytestconfig: pytest.Config) -> RunCache:
+    """Trained runs, reused across sessions and claims (off with --no-run-cache)."""
+    return pytestconfig.stash[CACHE_KEY]
+
+
+class Progress:
+    """Training progress: a bar in a terminal, one line per training in logs (CI)."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.capture = config.pluginmanager.getplugin("capturemanager")
+        self.terminal = config.pluginmanager.getplugin("terminalreporter")
+        self.interactive = sys.__stderr__ is not None and sys.__stderr__.isatty() and not os.environ.get("CI")
+
+    @contextlib.contextmanager
+    def track(self, claim: str, condition: str, seeds: int, epochs: int) -> Iterator[Callable[[int], None]]:
+        """Yields ``on_epoch`` for a kernel; prints a line when training happened."""
+        bar, trained, start = None, [], time.perf_counter()
+
+        def on_epoch(epoch: int) -> None:
+            nonlocal bar
+            with self._uncaptured():
+                if bar is None:
+                    bar = tqdm(total=epochs, desc=f"{claim}: {condition}, {seeds} seeds", unit="epoch",
+                               leave=False, disable=not self.interactive, file=sys.__stderr__)
+                bar.update(1)
+            trained.append(epoch)
+
+        yield on_epoch
+        if bar is not None:
+            with self._uncaptured():
+                bar.close()
+        if trained and self.terminal is not None:
+            with self._uncaptured():
+                self.terminal.write_line(f"resclaims: {claim}: trained {condition}, {seeds} seeds x {epochs} epochs "
+                                         f"in {time.perf_counter() - start:.1f} s")
+
+    def _uncaptured(self):
+        return self.capture.global_and_fixture_disabled() if self.capture else contextlib.nullcontext()
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig: pytest.Config) -> Progress:
+    """``with progress.track(claim, condition, seeds, epochs) as on_epoch: train(..., on_epoch=on_epoch)``."""
+    return Progress(pytestconfig)
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    report = session.config.stash.get(REPORT_KEY, None)
-    if report is None or hasattr(session.config, "workerinput"):
+    config = session.config
+    report = config.stash.get(REPORT_KEY, None)
+    if report is None or hasattr(config, "workerinput"):
         return  # not configured, or an xdist worker (the controller writes nothing either: see README)
+    cache = config.stash[CACHE_KEY]
+    report.provenance["runs_trained"], report.provenance["runs_from_cache"] = cache.trained, cache.reused
+    report.benchmarks = _benchmark_json(config)
+    problem = _compare_with_baseline(config, report)
     written = report.write()
-    if written is not None and not session.config.option.report_dir:
+    if written is not None and not config.option.report_dir:
         latest = written.parent / "latest"
         if latest.is_symlink() or not latest.exists():
             tmp = written.parent / f".latest.{os.getpid()}"
             tmp.unlink(missing_ok=True)
             tmp.symlink_to(written.name)
             os.replace(tmp, latest)
-    session.config.stash[_WRITTEN_KEY] = written
+    config.stash[_WRITTEN_KEY] = written
+    config.stash[_PROBLEM_KEY] = problem
+    changed = report.comparison is not None and report.comparison["changes"]
+    if config.option.fail_on_change and (changed or problem) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+def _benchmark_json(config: pytest.Config) -> dict | None:
+    """pytest-benchmark's JSON for this session (raw rounds included), through its own hook."""
+    session = getattr(config, "_benchmarksession", None)
+    if session is None or not session.benchmarks:
+        return None
+    return config.hook.pytest_benchmark_generate_json(
+        config=config, benchmarks=session.benchmarks, include_data=True, machine_info={}, commit_info={},
+    )
+
+
+def _compare_with_baseline(config: pytest.Config, report: Report) -> str | None:
+    """Put the comparison with the baseline in the report; return a problem to show, if any."""
+    baseline = config.stash[BASELINE_KEY]
+    if baseline is None or not (report.claims or report.timings):
+        return None
+    try:
+        document, benchmarks = compare.load(baseline)
+    except compare.ReportError as error:
+        return f"baseline not compared: {error}"
+    if document["provenance"]["tier"] != report.provenance["tier"]:
+        return None  # the baseline is of another tier: nothing comparable
+    changes = compare.compare_claims(report.to_json(), document)
+    changes += compare.compare_timings(report.benchmarks, benchmarks, config.option.slowdown)
+    report.comparison = compare.as_json(changes, baseline)
+    return None
+
+
+_PROBLEM_KEY = pytest.StashKey["str | None"]()
 _WRITTEN_KEY = pytest.StashKey["Path | None"]()
 
 
@@ -142,4 +260,15 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
     terminalreporter.section("resclaims")
     for claim in report.claims:
         terminalreporter.line(claim.summary())
+    cache = config.stash[CACHE_KEY]
+    terminalreporter.line(f"runs trained: {cache.trained}, from the cache: {cache.reused}")
     terminalreporter.line(f"report: {written / 'summary.md'}")
+    problem = config.stash.get(_PROBLEM_KEY, None)
+    if problem:
+        terminalreporter.line(problem, red=True)
+    if report.comparison is not None:
+        changes = [compare.Change(**c) for c in report.comparison["changes"]]
+        for change in changes:
+            terminalreporter.line(f"  {change.kind}: {change.message}", yellow=True)
+        terminalreporter.line(compare.summary_line(changes, Path(report.comparison["baseline"])),
+                              red=bool(changes) and config.option.fail_on_change)

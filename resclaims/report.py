@@ -1,9 +1,19 @@
 """The session's report: claims, timings, figures and provenance, written to disk.
 
 One :class:`Report` lives for a pytest session (the ``report`` fixture). Claim
-tests add :class:`~resclaims.verdict.ClaimResult` rows, benchmarks add timings,
-and at the end of the session the plugin writes ``summary.json`` (the contract
-other tools read) and ``summary.md`` (the table people read).
+tests add :class:`~resclaims.verdict.ClaimResult` rows, the per-run data behind
+them and figures; benchmarks add timings. At the end of the session the plugin
+writes the report folder:
+
+- ``summary.json``: the contract other tools read (claims, timings, provenance, comparison);
+- ``summary.md`` and ``summary.html`` (figures inline, opens offline): for people;
+- ``results.csv``: the tidy per-run data behind every claim;
+- ``benchmarks.json``: pytest-benchmark's own JSON, raw rounds included;
+- ``figures/``.
+
+Everything is written into a hidden staging folder beside the destination and
+renamed into place at the end, so a run that is killed leaves no half-written
+report that looks finished, and an earlier report in the same place survives.
 """
 
 from __future__ import annotations
@@ -11,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
@@ -18,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from resclaims.verdict import ClaimResult, require_supported
@@ -54,12 +66,27 @@ def git_commit(cwd: Path | None = None) -> str:
         return "unknown"
 
 
+def cpu_name() -> str:
+    """The CPU model from /proc/cpuinfo where there is one, else what platform knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 class Report:
     """Collects a session's results and writes them under ``directory``."""
 
-    def __init__(self, directory: Path, *, tier: str, device: str, base_seed: int) -> None:
-        self.directory = Path(directory)
+    def __init__(self, destination: Path, *, tier: str, device: str, base_seed: int) -> None:
+        self.destination = Path(destination)
+        self.directory = self.destination.parent / f".{self.destination.name}.partial"  # staging
         self.claims: list[ClaimResult] = []
+        self.runs: list[pd.DataFrame] = []
+        self.benchmarks: dict[str, Any] | None = None  # pytest-benchmark's JSON
+        self.comparison: dict[str, Any] | None = None
         self.timings: list[Timing] = []
         self.figures: dict[str, list[str]] = {}
         self.notes: dict[str, list[str]] = {}
@@ -72,7 +99,7 @@ class Report:
             "platform": platform.platform(),
             "cpu_threads": torch.get_num_threads(),
             "device": device,
-            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else platform.processor(),
+            "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),
             "base_seed": base_seed,
             "tier": tier,
         }
@@ -105,6 +132,10 @@ class Report:
     def add_data(self, name: str, **info: Any) -> None:
         """Record a data set that was used: its source, path and checksum."""
         self.data[name] = info
+
+    def add_runs(self, family: str, frame: pd.DataFrame) -> None:
+        """The tidy per-run data behind a family's claims (written to results.csv)."""
+        self.runs.append(frame.assign(family=family))
 
     # -- writing ---------------------------------------------------------
     def speedups(self) -> list[dict[str, Any]]:
@@ -148,19 +179,36 @@ class Report:
             "figures": self.figures,
             "notes": self.notes,
             "provenance": {**self.provenance, "data": self.data},
+            "comparison": self.comparison,
         }
 
     def write(self) -> Path | None:
-        """Write ``summary.json`` and ``summary.md``; nothing if the session recorded nothing."""
+        """Write the report and move it into place; nothing if the session recorded nothing."""
         if not (self.claims or self.timings):
+            shutil.rmtree(self.directory, ignore_errors=True)
             return None
+        from resclaims.render import render_html, render_markdown  # local: only needed when writing
+
         self.directory.mkdir(parents=True, exist_ok=True)
         document = self.to_json()
-        _atomic_write(self.directory / "summary.json", json.dumps(document, indent=2, allow_nan=False))
-        from resclaims.markdown import render_summary  # local: only needed when writing
+        (self.directory / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False))
+        (self.directory / "summary.md").write_text(render_markdown(document), encoding="utf-8")
+        (self.directory / "summary.html").write_text(render_html(document, self.directory), encoding="utf-8")
+        if self.runs:
+            pd.concat(self.runs, ignore_index=True).to_csv(self.directory / "results.csv", index=False)
+        if self.benchmarks is not None:
+            (self.directory / "benchmarks.json").write_text(json.dumps(self.benchmarks, indent=2, default=str))
+        _replace_folder(self.directory, self.destination)
+        return self.destination
 
-        _atomic_write(self.directory / "summary.md", render_summary(document))
-        return self.directory
+
+def _replace_folder(staging: Path, destination: Path) -> None:
+    """Swap ``staging`` into ``destination``; an earlier folder there is removed only after the swap."""
+    old = destination.parent / f".{destination.name}.old-{os.getpid()}"
+    if destination.exists():
+        os.replace(destination, old)
+    os.replace(staging, destination)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def _claim_order(claim_id: str) -> tuple[str, int, str]:
@@ -169,14 +217,3 @@ def _claim_order(claim_id: str) -> tuple[str, int, str]:
     letters = head.rstrip("0123456789")
     digits = head[len(letters) :]
     return (letters, int(digits) if digits else 0, part)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)

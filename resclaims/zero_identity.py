@@ -24,7 +24,7 @@ kernel). Claim Z4 uses these to separate the source's two candidate causes.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -157,13 +157,19 @@ def train_sequential(
 
 
 def train_batched(
-    inputs: torch.Tensor, targets: torch.Tensor, weights: torch.Tensor, shortcut: torch.Tensor, epochs: int
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    weights: torch.Tensor,
+    shortcut: torch.Tensor,
+    epochs: int,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Train M independent OneConvs at once; returns each epoch's loss sum, (epochs, M) float64.
 
     ``inputs`` and ``targets`` are (M, S, 3, 3), ``weights`` (M, 1, 3, 3) and
     ``shortcut`` (M,) bool. Every model sees its own samples in order, one per
-    step, exactly as :func:`train_sequential` does.
+    step, exactly as :func:`train_sequential` does. ``on_epoch(epoch)`` is
+    called after each epoch (for progress).
     """
     m, s = inputs.shape[:2]
     patches = F.unfold(inputs.reshape(m * s, 1, 3, 3), 3, padding=1)  # (M*S, 9 taps, 9 pixels)
@@ -181,6 +187,8 @@ def train_batched(
             loss.sum().backward()  # each model's gradient is its own loss's
             optimizer.step()
             sums[epoch] += loss.detach()
+        if on_epoch is not None:
+            on_epoch(epoch)
     return sums
 
 
@@ -191,6 +199,7 @@ def train(
     *,
     device: torch.device | str = "cpu",
     shared_init: bool = False,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Train every task for every seed in one program; return a tidy frame.
 
@@ -214,6 +223,7 @@ def train(
         weights.to(dtype=config.dtype, device=device),
         torch.tensor([task.shortcut for _, task in rows], device=device),
         config.epochs,
+        on_epoch,
     ).cpu().numpy()
     return tidy(sums / config.scale_factor(), rows)
 

@@ -1,0 +1,128 @@
+"""What changed between two reports: claims (verdicts, estimates) and timings.
+
+Answers "did anything change?" the way pytest-benchmark and asv do for timings,
+and extends it to claims. A change is one of:
+
+- ``verdict``: a claim's verdict differs from the baseline's;
+- ``estimate``: a claim's estimate left the baseline's interval (same tier only);
+- ``appeared`` / ``disappeared``: a claim is in one report only;
+- ``slower``: a benchmark failed pytest-benchmark's regression check
+  (``--benchmark-compare-fail`` syntax, e.g. ``mean:50%``) and, where both runs
+  kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_benchmark.utils import parse_compare_fail
+from scipy import stats
+
+from resclaims.report import SCHEMA_VERSION
+
+DEFAULT_SLOWDOWN = "mean:100%"  # twice as slow: shared CI machines are noisy
+MIN_ROUNDS_FOR_TEST = 5
+
+
+class ReportError(RuntimeError):
+    """A report folder that cannot be read; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Change:
+    kind: str  # verdict | estimate | appeared | disappeared | slower
+    item: str  # claim id or benchmark name
+    message: str
+
+
+def load(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """A report's ``summary.json`` and (if there) ``benchmarks.json``, checked."""
+    folder = Path(folder)
+    summary = folder / "summary.json"
+    if not folder.is_dir():
+        raise ReportError(f"{folder}: no such report folder; run the suite, or `python -m resclaims baseline update`")
+    if not summary.is_file():
+        raise ReportError(f"{folder}: no summary.json here; is this a report folder? (an unfinished run leaves none)")
+    try:
+        document = json.loads(summary.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ReportError(f"{summary}: not valid JSON ({error}); re-create it with `python -m resclaims baseline update`") from None
+    if not isinstance(document, dict) or document.get("schema") != SCHEMA_VERSION:
+        found = document.get("schema", "none") if isinstance(document, dict) else "none"
+        raise ReportError(f"{summary}: report format {found}, this resclaims reads format {SCHEMA_VERSION}; "
+                          "re-run the suite to make a new report (or `python -m resclaims baseline update`)")
+    benchmarks = None
+    if (folder / "benchmarks.json").is_file():
+        try:
+            benchmarks = json.loads((folder / "benchmarks.json").read_text())
+        except json.JSONDecodeError as error:
+            raise ReportError(f"{folder / 'benchmarks.json'}: not valid JSON ({error})") from None
+    return document, benchmarks
+
+
+def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Change]:
+    now = {c["id"]: c for c in current["claims"]}
+    before = {c["id"]: c for c in baseline["claims"]}
+    changes = [Change("appeared", i, f"{i} is new: {now[i]['verdict']}") for i in sorted(now.keys() - before.keys())]
+    changes += [Change("disappeared", i, f"{i} is gone (was {before[i]['verdict']})") for i in sorted(before.keys() - now.keys())]
+    for claim_id in sorted(now.keys() & before.keys()):
+        a, b = now[claim_id], before[claim_id]
+        if a["verdict"] != b["verdict"]:
+            changes.append(Change("verdict", claim_id, f"{claim_id}: {b['verdict']} -> {a['verdict']} "
+                                  f"(estimate {_num(b['estimate'])} -> {_num(a['estimate'])})"))
+        low, high = b["ci"]
+        if a["tier"] == b["tier"] and a["estimate"] is not None and low is not None and high is not None:
+            if not low <= a["estimate"] <= high:
+                changes.append(Change("estimate", claim_id, f"{claim_id}: estimate {_num(a['estimate'])} left the "
+                                      f"baseline's interval [{_num(low)}, {_num(high)}]"))
+    return changes
+
+
+def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | None,
+                    slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:
+    if not current or not baseline:
+        return []
+    check = parse_compare_fail(slowdown)
+    before = {b["fullname"]: b for b in baseline.get("benchmarks", [])}
+    changes = []
+    for bench in current.get("benchmarks", []):
+        old = before.get(bench["fullname"])
+        if old is None or not check.fails(bench["stats"], old["stats"]):
+            continue
+        new_data, old_data = bench["stats"].get("data") or [], old["stats"].get("data") or []
+        p = None
+        if min(len(new_data), len(old_data)) >= MIN_ROUNDS_FOR_TEST:
+            p = stats.mannwhitneyu(new_data, old_data, alternative="greater").pvalue
+            if p >= 0.05:
+                continue
+        ratio = bench["stats"]["mean"] / old["stats"]["mean"]
+        changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {ratio:.2f}x the baseline's mean time "
+                              f"({old['stats']['mean']:.4g} s -> {bench['stats']['mean']:.4g} s"
+                              + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
+    return changes
+
+
+def compare(current_folder: Path, baseline_folder: Path, slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:
+    current, current_bench = load(current_folder)
+    baseline, baseline_bench = load(baseline_folder)
+    return compare_claims(current, baseline) + compare_timings(current_bench, baseline_bench, slowdown)
+
+
+def as_json(changes: list[Change], baseline: Path) -> dict[str, Any]:
+    return {"baseline": str(baseline), "changes": [asdict(c) for c in changes]}
+
+
+def summary_line(changes: list[Change], baseline: Path) -> str:
+    if not changes:
+        return f"no change against the baseline {baseline}"
+    kinds = {}
+    for change in changes:
+        kinds[change.kind] = kinds.get(change.kind, 0) + 1
+    return f"{len(changes)} change(s) against the baseline {baseline}: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"

@@ -1,0 +1,137 @@
+"""Render ``summary.json`` for people: Markdown and a self-contained HTML page.
+
+Both renderers read only the JSON document (and, for HTML, the figure files), so a
+report can be re-rendered later without retraining. They share one layout:
+:func:`sections` turns the document into titled tables and lists, and each
+renderer only decides how a table looks.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+VERDICT_MARK = {"supported": "✅ supported", "refuted": "❌ refuted", "inconclusive": "❔ inconclusive"}
+
+
+@dataclass
+class Section:
+    title: str
+    headers: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    items: list[str] = field(default_factory=list)  # a bulleted list, after the table
+    figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4g}"
+
+
+def sections(document: dict[str, Any]) -> list[Section]:
+    prov = document["provenance"]
+    out = []
+    comparison = document.get("comparison")
+    if comparison is not None:
+        changes = comparison["changes"]
+        out.append(Section(
+            f"Changes against the baseline ({comparison['baseline']})",
+            items=[f"{c['kind']}: {c['message']}" for c in changes] or ["no change"],
+        ))
+    out.append(Section(
+        "Claims",
+        headers=["id", "claim", "verdict", "statistic", "estimate [95% CI]", "p", "n", "tier"],
+        rows=[[c["id"], f"{c['claim']} ({c['source']})", c["verdict"], c["statistic"],
+               f"{_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}]", _num(c["p_value"]), str(c["n"]),
+               c["tier"]] for c in document["claims"]],
+    ))
+    protocols: dict[str, list[str]] = {}
+    for c in document["claims"]:
+        protocols.setdefault(c["protocol"], []).append(c["id"])
+    out.append(Section("Protocols", items=[f"{', '.join(ids)}: {p}" for p, ids in protocols.items()]))
+    out.append(Section("Tests", items=[f"{c['id']}: {c['test']}" for c in document["claims"]]))
+    if document.get("notes"):
+        out.append(Section("Notes", items=[f"{k}: {n}" for k, notes in document["notes"].items() for n in notes]))
+    if document.get("figures"):
+        out.append(Section("Figures", figures=[(k, p) for k, paths in document["figures"].items() for p in paths]))
+    if document.get("timings"):
+        out.append(Section(
+            "Timings (pytest-benchmark)",
+            headers=["benchmark", "group", "mean s / call", "experiments / call", "s / experiment", "rounds"],
+            rows=[[t["name"], t["group"], f"{t['seconds']:.4g}", str(t["experiments"]),
+                   f"{t['seconds_per_experiment']:.3g}", str(t["rounds"])] for t in document["timings"]],
+        ))
+    if document.get("speedups"):
+        out.append(Section(
+            "Seed batching speed-up (per experiment, same run)",
+            headers=["group", "batched experiments", "batched s / exp", "sequential s / exp", "speed-up"],
+            rows=[[s["group"], str(s["experiments"]), f"{s['batched_s_per_experiment']:.3g}",
+                   f"{s['sequential_s_per_experiment']:.3g}", f"{s['speedup']:.0f}x"] for s in document["speedups"]],
+        ))
+    items = [f"{k}: {v}" for k, v in prov.items() if k != "data"]
+    items += [f"data {name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in prov.get("data", {}).items()]
+    out.append(Section("Provenance", items=items))
+    return out
+
+
+def _heading(document: dict[str, Any]) -> str:
+    prov = document["provenance"]
+    return (f"Tier {prov['tier']} on {prov['device']} ({prov.get('device_name') or ''}), base seed "
+            f"{prov['base_seed']}, commit {prov['git_commit']}, torch {prov['torch']}.")
+
+
+def render_markdown(document: dict[str, Any]) -> str:
+    cell = lambda text: VERDICT_MARK.get(text, str(text)).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    lines = ["# resclaims report", "", _heading(document)]
+    for section in sections(document):
+        lines += ["", f"## {section.title}", ""]
+        if section.headers:
+            lines += ["| " + " | ".join(section.headers) + " |", "|" + "---|" * len(section.headers)]
+            lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in section.rows]
+        lines += [f"- {cell(item)}" for item in section.items]
+        lines += [f"![{caption}]({path})" for caption, path in section.figures]
+    return "\n".join(lines) + "\n"
+
+
+STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
+th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
+th { background: #f3f3f3; }
+figure { display: inline-block; margin: 0.5em; }
+img { max-width: 560px; border: 1px solid #ddd; }
+li { margin: 0.2em 0; }
+.supported { color: #1a7f37; font-weight: bold; } .refuted { color: #cf222e; font-weight: bold; }
+.inconclusive { color: #9a6700; font-weight: bold; }
+"""
+
+
+def _html_cell(value: str) -> str:
+    if value in VERDICT_MARK:
+        return f'<td class="{value}">{value}</td>'
+    return f"<td>{html.escape(value)}</td>"
+
+
+def render_html(document: dict[str, Any], folder: Path) -> str:
+    """One HTML file with the figures inline (data URIs): it opens offline, with no other files."""
+    e = html.escape
+    parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', "<title>resclaims report</title>",
+             f"<style>{STYLE}</style></head><body>", "<h1>resclaims report</h1>", f"<p>{e(_heading(document))}</p>"]
+    for section in sections(document):
+        parts.append(f"<h2>{e(section.title)}</h2>")
+        if section.headers:
+            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in section.headers) + "</tr>")
+            parts += ["<tr>" + "".join(_html_cell(v) for v in row) + "</tr>" for row in section.rows]
+            parts.append("</table>")
+        if section.items:
+            parts.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in section.items) + "</ul>")
+        for caption, path in section.figures:
+            image = Path(folder) / path
+            if image.is_file():
+                data = base64.b64encode(image.read_bytes()).decode("ascii")
+                parts.append(f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
+                             f"<figcaption>{e(caption)}: {e(path)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,153 @@
+"""Reports people read and CI that catches regressions: atomic writing, baseline comparison, run cache, CLI."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from resclaims import compare
+from resclaims.__main__ import main
+from resclaims.report import Report
+from resclaims.verdict import ClaimResult
+
+# A claim family whose "kernel" is a module the test can change: FLIP makes the claim flip.
+KERNEL = '''
+import pandas as pd
+SHIFT = {shift}
+def train(seeds):
+    return pd.DataFrame({{"seed": seeds, "value": [SHIFT + s % 3 for s in seeds]}})
+'''
+FAMILY = '''
+import importlib, pytest
+import toy_kernel
+from resclaims.verdict import ClaimResult, directional
+
+kernel = importlib.reload(toy_kernel)
+
+@pytest.fixture(scope="module")
+def runs(settings, run_cache, report):
+    frame = run_cache.runs(kernel, kernel.train, settings.run_seeds("T", 6), device_kind="cpu")
+    report.add_runs("T", frame)
+    return frame
+
+@pytest.mark.quick
+def test_T1(runs, settings, report):
+    mean = float(runs.value.mean())
+    report.record(ClaimResult(id="T1", claim="positive", source="toy", verdict=directional((mean - 0.1, mean + 0.1), 0.01),
+                              estimate=mean, ci=(mean - 0.1, mean + 0.1), p_value=0.01, n=len(runs), statistic="mean",
+                              test="toy", tier=settings.tier, protocol="toy"))
+'''
+
+
+def session(pytester, shift, *args):
+    pytester.makepyfile(test_family=FAMILY, toy_kernel=KERNEL.format(shift=shift))
+    return pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", *args)
+
+
+@pytest.fixture
+def isolated_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_flipped_claim_is_named_and_fails_the_session_under_the_ci_option(pytester, isolated_cache):
+    session(pytester, 5, "--report-dir", "baseline").assert_outcomes(passed=1)
+    result = session(pytester, -5, "--report-dir", "run", "--baseline", "baseline", "--fail-on-change")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines(["*verdict: T1: supported -> refuted*", "*change(s) against the baseline*"])
+    summary = json.loads((pytester.path / "run" / "summary.json").read_text())
+    assert [c["item"] for c in summary["comparison"]["changes"]] == ["T1", "T1"]  # verdict, and estimate left the CI
+    assert "supported -> refuted" in (pytester.path / "run" / "summary.md").read_text()
+    # without the CI option the same change is reported, and the session passes
+    assert session(pytester, -5, "--report-dir", "run2", "--baseline", "baseline").ret == pytest.ExitCode.OK
+
+
+def test_the_second_run_trains_nothing_and_writes_the_same_claims(pytester, isolated_cache):
+    first = session(pytester, 5, "--report-dir", "one")
+    second = session(pytester, 5, "--report-dir", "two")
+    first.stdout.fnmatch_lines(["*runs trained: 6, from the cache: 0*"])
+    second.stdout.fnmatch_lines(["*runs trained: 0, from the cache: 6*"])
+    one, two = (json.loads((pytester.path / d / "summary.json").read_text()) for d in ("one", "two"))
+    assert one["claims"] == two["claims"] and two["provenance"]["runs_trained"] == 0
+    assert session(pytester, 5, "--report-dir", "three", "--no-run-cache").stdout.str().count("runs trained: 6") == 1
+
+
+def test_a_changed_kernel_changes_the_key(pytester, isolated_cache):
+    session(pytester, 5, "--report-dir", "one")
+    session(pytester, 6, "--report-dir", "two").stdout.fnmatch_lines(["*runs trained: 6, from the cache: 0*"])
+
+
+def test_the_report_holds_runs_html_and_benchmarks_and_links_latest(pytester, isolated_cache):
+    session(pytester, 5).assert_outcomes(passed=1)
+    latest = pytester.path / "reports" / "latest"
+    assert latest.is_symlink() and re.fullmatch(r"\d{8}T\d{6}Z-.*", latest.resolve().name)
+    assert {"summary.json", "summary.md", "summary.html", "results.csv"} <= {p.name for p in latest.iterdir()}
+    html = (latest / "summary.html").read_text()
+    assert "<table>" in html and not re.search(r"""(src|href)=["']?(https?:)?//""", html)  # nothing remote
+
+
+@pytest.mark.parametrize("content,message", [(None, "no such report folder"), ("{bad", "not valid JSON"),
+                                             ('{"schema": 0, "claims": []}', "report format 0")])
+def test_a_bad_baseline_option_stops_with_one_line(pytester, content, message):
+    if content is not None:
+        (pytester.path / "base").mkdir()
+        (pytester.path / "base" / "summary.json").write_text(content)
+    pytester.makepyfile(test_x="def test_x(): pass")
+    result = pytester.runpytest("-p", "resclaims.plugin", "--baseline", "base")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert message in result.stderr.str() and "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_corrupt_default_baseline_is_reported_not_a_traceback(pytester, isolated_cache):
+    (pytester.path / "reports" / "baseline").mkdir(parents=True)
+    (pytester.path / "reports" / "baseline" / "summary.json").write_text("{bad")
+    result = session(pytester, 5, "--report-dir", "run", "--fail-on-change")
+    result.stdout.fnmatch_lines(["*baseline not compared*not valid JSON*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and "Traceback" not in result.stdout.str()
+
+
+def claim(claim_id="X1", verdict="supported", estimate=1.0):
+    return ClaimResult(id=claim_id, claim="c", source="s", verdict=verdict, estimate=estimate, ci=(0.5, 1.5),
+                       p_value=0.01, n=5, statistic="s", test="t", tier="quick", protocol="p")
+
+
+def test_an_interrupted_write_leaves_the_earlier_report_and_nothing_that_looks_finished(tmp_path, monkeypatch):
+    destination = tmp_path / "report"
+    first = Report(destination, tier="quick", device="cpu", base_seed=1)
+    first.record(claim(estimate=1.0))
+    first.write()
+    second = Report(destination, tier="quick", device="cpu", base_seed=1)
+    second.record(claim(estimate=2.0))
+    monkeypatch.setattr("resclaims.render.render_html", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        second.write()
+    assert json.loads((destination / "summary.json").read_text())["claims"][0]["estimate"] == 1.0
+    assert [p.name for p in tmp_path.iterdir() if not p.name.startswith(".")] == ["report"]
+
+
+def test_cli_compare_report_and_baseline_update(tmp_path, capsys, monkeypatch):
+    for name, verdict in (("a", "supported"), ("b", "refuted")):
+        report = Report(tmp_path / name, tier="quick", device="cpu", base_seed=1)
+        report.record(claim(verdict=verdict))
+        report.write()
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b"), "--fail-on-change"]) == 1
+    assert "supported -> refuted" in capsys.readouterr().out
+    (tmp_path / "b" / "summary.md").unlink()
+    assert main(["report", str(tmp_path / "b")]) == 0 and (tmp_path / "b" / "summary.md").exists()
+    monkeypatch.setattr("resclaims.__main__.REPORTS", tmp_path / "reports")
+    (tmp_path / "reports").mkdir()
+    assert main(["baseline", "update", str(tmp_path / "a")]) == 0
+    assert compare.load(tmp_path / "reports" / "baseline")[0]["claims"][0]["verdict"] == "supported"
+    assert main(["baseline", "update", str(tmp_path / "missing")]) == 2
+    shutil.rmtree(tmp_path / "reports")
+
+
+def test_timings_slower_beyond_the_threshold_are_changes():
+    bench = lambda mean, data: {"benchmarks": [{"fullname": "t::x", "name": "x", "stats": {"mean": mean, "data": data}}]}  # noqa: E731
+    slow = compare.compare_timings(bench(3.0, [3.0] * 5), bench(1.0, [1.0] * 5), "mean:100%")
+    assert [c.kind for c in slow] == ["slower"] and "3.00x" in slow[0].message
+    assert compare.compare_timings(bench(1.5, [1.5] * 5), bench(1.0, [1.0] * 5), "mean:100%") == []
+    noisy = compare.compare_timings(bench(3.0, [0.5, 0.6, 9.0, 0.7, 0.4]), bench(1.0, [1.0, 0.9, 1.1, 1.0, 1.0]))
+    assert noisy == []  # the mean doubled, but Mann-Whitney sees no shift: not flagged
