@@ -117,16 +117,17 @@ def data(settings, report) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def runs(settings, config, data, report) -> pd.DataFrame:
+def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
     """Residual and plain at every block count (K1, K2: config.blocks; K3: config.depth_blocks), and (full tier)
     the K1 pair again with images reshuffled every pass, as arms "resnet-10-images" and "plain-10-images"."""
-    seeds = settings.run_seeds("K", config.n_seeds)
-    train = partial(cifar.train, seeds=seeds, data=data, device=settings.device,
-                    workers=cifar.default_workers(settings.device))  # fmt: skip
-    frame = train(config.train, cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width))
+    train = partial(cifar.train_cached, seeds=settings.run_seeds("K", config.n_seeds), data=data,
+                    device=settings.device, run_cache=run_cache, progress=progress)  # fmt: skip
+    frame = train("K", config.train, cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width))
     if config.order_effect:
-        images = train(replace(config.train, order="images"), cifar.keras_arms([config.blocks], config.width, "-images"))
-        frame = pd.concat([frame, images], ignore_index=True)
+        images = replace(config.train, order="images")
+        frame = pd.concat([frame, train("K1.order", images, cifar.keras_arms([config.blocks], config.width, "-images"))],
+                          ignore_index=True)  # fmt: skip
+    report.add_runs("K", frame)
     report.note("K1", f"scale: {protocol(config, data)}")
     return frame
 

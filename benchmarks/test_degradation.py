@@ -138,15 +138,16 @@ def data(settings, report) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def runs(settings, config, data, report) -> pd.DataFrame:
+def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = cifar.train(config.train, arms, settings.run_seeds("D", config.n_seeds), data, settings.device,
-                        workers=cifar.default_workers(settings.device))
+    frame = cifar.train_cached("D", config.train, arms, settings.run_seeds("D", config.n_seeds), data, settings.device,
+                               run_cache, progress)  # fmt: skip
     for split in ("train", "test", "val", "train_eval"):
         frame[f"{split}_err"] = 100 * (1 - frame[f"{split}_acc"])
+    report.add_runs("D", frame)
     report.note("D1", f"scale: {protocol(config, data)}")
     return frame
 
@@ -233,12 +234,13 @@ def test_D2_degradation_is_on_training_error(runs, config, data, settings, repor
 
 # -- D3 -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def gradients(settings, config, data) -> pd.DataFrame:
+def gradients(settings, config, data, report, run_cache) -> pd.DataFrame:
     arms = [cifar.Arm(f"plain-{config.grad_depth}{suffix}", partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
             for bn, suffix in ((True, ""), (False, "-no-bn"))]  # fmt: skip
     seeds = settings.run_seeds("D3", config.n_seeds)
-    return cifar.gradient_norms(config.grad, arms, seeds, data, config.grad_checkpoints, settings.device,
-                                workers=cifar.default_workers(settings.device))
+    frame = cifar.gradient_norms_cached(config.grad, arms, seeds, data, config.grad_checkpoints, settings.device, run_cache)
+    report.add_runs("D3", frame)
+    return frame
 
 
 def first_over_last(frame: pd.DataFrame, arm: str) -> np.ndarray:

@@ -52,8 +52,9 @@ from __future__ import annotations
 
 import copy
 import math
+import sys
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
@@ -65,7 +66,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from resclaims.cache import kernel_version
 from resclaims.datasets.cifar10 import Cifar10
+from resclaims.models import cifar as he_models, keras003
 from resclaims.models.cifar import WIDTHS, CifarNet
 from resclaims.models.keras003 import Keras003
 from resclaims.seeding import numpy_rng, torch_generator
@@ -74,6 +77,7 @@ RECIPES = ("keras003", "he2015")
 ORDERS = ("batches", "images", "stream")
 DATA_SEED = 0  # fixed orders and splits of the data set itself, shared by every run
 EVAL_CHUNK = 1000  # images per evaluation forward pass
+MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models)  # cached runs depend on the model code too
 
 
 @dataclass(frozen=True)
@@ -448,6 +452,7 @@ def train(
     channels_last: bool | None = None,
     dtype: torch.dtype = torch.float32,
     workers: int = 1,
+    on_epoch: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Train every arm at every seed; one row per (arm, seed, logged epoch).
 
@@ -458,7 +463,9 @@ def train(
     ``(seed, arm)``; dropout masks come from the device generator, seeded per arm
     from the first seed. ``amp`` (bfloat16 autocast) and ``channels_last`` (loop
     path only) default to on for CUDA and off for CPU. ``workers`` > 1 trains
-    arms in parallel processes (see :func:`map_arms`).
+    arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
+    called after each logged epoch of each arm (from worker processes: when the
+    arm is done), for progress bars.
     """
     device = torch.device(device)
     if stack not in ("auto", "vmap", "loop"):
@@ -470,7 +477,11 @@ def train(
     dev = to_device(data, cfg, device)
     run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, vectorize=vectorize, amp=amp,
                   channels_last=channels_last, dtype=dtype)  # fmt: skip
-    return pd.concat(map_arms(run, arms, workers), ignore_index=True)
+    if workers <= 1:
+        run, on_done = partial(run, on_epoch=on_epoch), None
+    else:  # workers cannot call back: replay an arm's epochs when it is done
+        on_done = (lambda frame: [on_epoch(int(e)) for e in sorted(frame.epoch.unique())]) if on_epoch else None
+    return pd.concat(map_arms(run, arms, workers, on_done), ignore_index=True)
 
 
 def default_workers(device: torch.device) -> int:
@@ -478,26 +489,41 @@ def default_workers(device: torch.device) -> int:
     return torch.get_num_threads() if torch.device(device).type == "cpu" else 1
 
 
-def map_arms(fn: Callable[[Arm], pd.DataFrame], arms: Sequence[Arm], workers: int = 1) -> list[pd.DataFrame]:
+def map_arms(
+    fn: Callable[[Arm], pd.DataFrame],
+    arms: Sequence[Arm],
+    workers: int = 1,
+    on_done: Callable[[pd.DataFrame], object] | None = None,
+) -> list[pd.DataFrame]:
     """``fn(arm)`` for every arm, in order: in this process, or in ``workers`` single-threaded processes.
 
     Small CPU models use two cores better as two one-thread processes than as one
     process with two threads, and a core busy with other work slows a process
     down instead of stalling every parallel region of the other. The largest
     arms start first (longest-processing-time order). Tensors in ``fn``'s
-    arguments reach the workers through shared memory.
+    arguments reach the workers through shared memory. ``on_done(frame)`` is
+    called in this process as each arm finishes.
     """
+    on_done = on_done or (lambda frame: None)
     if workers <= 1 or len(arms) <= 1:
-        return [fn(arm) for arm in arms]
+        frames = []
+        for arm in arms:
+            frames.append(fn(arm))
+            on_done(frames[-1])
+        return frames
     size = [sum(p.numel() for p in build(arm, 0).parameters()) for arm in arms]
     context = torch.multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(min(workers, len(arms)), mp_context=context, initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:  # fmt: skip
-        futures = {i: pool.submit(fn, arms[i]) for i in sorted(range(len(arms)), key=lambda i: -size[i])}
-        return [futures[i].result() for i in range(len(arms))]
+        futures = {pool.submit(fn, arms[i]): i for i in sorted(range(len(arms)), key=lambda i: -size[i])}
+        frames = {}
+        for future in as_completed(futures):
+            frames[futures[future]] = future.result()
+            on_done(frames[futures[future]])
+        return [frames[i] for i in range(len(arms))]
 
 
-def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, dtype) -> pd.DataFrame:
+def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, dtype, on_epoch=None) -> pd.DataFrame:
     models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
     stack = ModelStack(models, vectorize, channels_last)
     optimizer = make_optimizer(cfg, stack.parameters())
@@ -538,7 +564,32 @@ def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, d
                 rows.append({"arm": arm.name, "seed": seed, "epoch": epoch, "step": step + 1,
                              **{k: float(v[g]) for k, v in metrics.items()}})  # fmt: skip
             losses, hits, sizes = [], [], []
+            if on_epoch is not None:
+                on_epoch(epoch)
     return pd.DataFrame(rows)
+
+
+def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
+                 device: torch.device, run_cache, progress) -> pd.DataFrame:
+    """:func:`train` through the session's run cache (only missing seeds train) with a progress bar."""
+    epochs = len(arms) * cfg.steps // cfg.log_every
+    with progress.track(claim, ", ".join(a.name for a in arms), len(seeds), epochs) as on_epoch:
+        return run_cache.runs(
+            sys.modules[__name__],
+            lambda missing: train(cfg, arms, missing, data, device, workers=default_workers(device), on_epoch=on_epoch),
+            seeds, device_kind=device.type, config=cfg, arms=list(arms), data=data.checksum, models=MODELS_VERSION,
+        )  # fmt: skip
+
+
+def gradient_norms_cached(cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
+                          checkpoints: Sequence[int], device: torch.device, run_cache) -> pd.DataFrame:
+    """:func:`gradient_norms` through the session's run cache."""
+    return run_cache.runs(
+        sys.modules[__name__],
+        lambda missing: gradient_norms(cfg, arms, missing, data, checkpoints, device, workers=default_workers(device)),
+        seeds, device_kind=device.type, config=cfg, arms=list(arms), data=data.checksum, models=MODELS_VERSION,
+        checkpoints=tuple(checkpoints),
+    )  # fmt: skip
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -12,11 +14,19 @@ import pytest
 import torch
 
 from resclaims import cifar
+from resclaims.cache import RunCache
 from resclaims.datasets.cifar10 import Cifar10
 from resclaims.models.cifar import CifarNet
 from resclaims.models.keras003 import Keras003
 
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "train_eval_loss", "train_eval_acc"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and a shared CPU cannot stall them (or change their sums)."""
+    with cifar.cpu_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -218,9 +228,28 @@ def test_step_closure_for_timing(stack):
 
 def test_cpu_threads_restores_the_setting():
     before = torch.get_num_threads()
-    with cifar.cpu_threads(1):
-        assert torch.get_num_threads() == 1
+    with cifar.cpu_threads(2):
+        assert torch.get_num_threads() == 2
     assert torch.get_num_threads() == before
+
+
+def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
+    cache, epochs = RunCache(tmp_path), []
+
+    @contextmanager
+    def track(claim, condition, seeds, n_epochs):
+        assert n_epochs == len(HE_ARMS) * 2
+        yield epochs.append
+
+    progress = SimpleNamespace(track=track)
+    cfg = replace(HE, steps=2, log_every=1)
+    first = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    assert epochs == [1, 2, 1, 2]
+    both = cifar.train_cached("D", cfg, HE_ARMS, [1, 2], data, torch.device("cpu"), cache, progress)
+    assert (cache.trained, cache.reused) == (2, 1)  # seed 2 trained, seed 1 reused
+    pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
+    monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
+    cifar.train_cached("D", cfg, HE_ARMS, [2, 1], data, torch.device("cpu"), cache, progress)
 
 
 # -- gradient norms (D3) ---------------------------------------------------------------------
@@ -239,7 +268,8 @@ def test_gradient_norms_per_layer(data):
 
 def test_arms_in_worker_processes_give_the_same_frame(data):
     cfg = replace(HE, steps=2, log_every=2)
-    with cifar.cpu_threads(1):  # the workers' thread count: oneDNN's sums depend on it
-        here = cifar.train(cfg, HE_ARMS, SEEDS[:2], data)
-    pd.testing.assert_frame_equal(cifar.train(cfg, HE_ARMS, SEEDS[:2], data, workers=2), here)
+    here = cifar.train(cfg, HE_ARMS, SEEDS[:2], data)  # one thread, as in the workers: oneDNN's sums depend on it
+    epochs = []
+    pd.testing.assert_frame_equal(cifar.train(cfg, HE_ARMS, SEEDS[:2], data, workers=2, on_epoch=epochs.append), here)
+    assert sorted(epochs) == [1, 1]  # one logged epoch per arm, replayed as each worker finished
     assert cifar.default_workers(torch.device("cuda")) == 1 and cifar.default_workers(torch.device("cpu")) >= 1
