@@ -31,9 +31,9 @@ train together as a :class:`ModelStack`: their parameters are stacked, and a
 step either runs all of them in one program with ``torch.func.vmap`` or one
 after the other (``stack="vmap"`` or ``"loop"``). Both compute exactly what
 separate training computes (tests/test_cifar_training.py shows it in float64).
-On a 2-core CPU vmap gave no speed-up (5 seeds of the quick K net: 96 ms per
-vmapped step against 89 ms one after the other), so ``"auto"`` picks ``loop``
-on CPU and ``vmap`` on CUDA, where small per-model kernels leave the GPU idle
+On a 2-core CPU vmap gave no reliable speed-up (5 seeds of the quick K net:
+82-96 ms per vmapped step against 89-90 ms one after the other, 0.93-1.10x
+over runs), so ``"auto"`` picks ``loop`` on CPU and ``vmap`` on CUDA, where small per-model kernels leave the GPU idle
 (not yet measured on a GPU: the timing benchmarks compare both). What pays on
 CPU is processes: arms train in parallel worker processes of one thread each
 (:func:`map_arms`). On the shared 2-core machine (other jobs running), 5 seeds x
