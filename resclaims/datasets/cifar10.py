@@ -77,7 +77,7 @@ def read_official(path: Path, md5: str = OFFICIAL_MD5) -> Cifar10:
     """Read the official pickled archive at ``path``, verified against ``md5`` first."""
     path = Path(path)
     _verify(path, md5, "md5")
-    arrays = _cached(md5, lambda: _decode_official(path))
+    arrays = _cached(f"md5-{md5}", lambda: _decode_official(path))
     return Cifar10(**arrays, name=OFFICIAL_NAME, source=str(path), algorithm="md5", checksum=md5, official_order=True)
 
 
