@@ -21,7 +21,8 @@ same parameter count.
 Initialisation: conv and fc weights ``kaiming_normal_(mode="fan_out")`` as in the
 authors' Torch code (fb.resnet.torch) and torchvision; BN weight 1 and bias 0;
 fc bias 0. ``batch_norm=False`` drops every BN (for the vanishing-gradient
-contrast of claim D3); convs then get a bias.
+contrast of claim D3); convs then get a bias. ``widths`` narrows the three
+stages (the quick tier of claims D1-D2 trains (4, 8, 16)); the default is He's.
 """
 
 from __future__ import annotations
@@ -71,22 +72,29 @@ class BasicBlock(nn.Module):
 class CifarNet(nn.Module):
     """He et al.'s CIFAR-10 net of depth 6n+2, residual (option A) or plain."""
 
-    def __init__(self, depth: int, residual: bool = True, batch_norm: bool = True, num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        depth: int,
+        residual: bool = True,
+        batch_norm: bool = True,
+        num_classes: int = 10,
+        widths: tuple[int, int, int] = WIDTHS,
+    ) -> None:
         super().__init__()
         if (depth - 2) % 6 or depth < 8:
             raise ValueError(f"depth must be 6n+2 with n >= 1 (20, 32, 44, 56, 110, 1202), got {depth}")
         n = (depth - 2) // 6
         self.depth, self.residual = depth, residual
-        self.conv = nn.Conv2d(3, WIDTHS[0], 3, 1, 1, bias=not batch_norm)
-        self.bn = nn.BatchNorm2d(WIDTHS[0]) if batch_norm else nn.Identity()
-        blocks, in_channels = [], WIDTHS[0]
-        for stage, width in enumerate(WIDTHS):
+        self.conv = nn.Conv2d(3, widths[0], 3, 1, 1, bias=not batch_norm)
+        self.bn = nn.BatchNorm2d(widths[0]) if batch_norm else nn.Identity()
+        blocks, in_channels = [], widths[0]
+        for stage, width in enumerate(widths):
             for i in range(n):
                 stride = 2 if stage > 0 and i == 0 else 1
                 blocks.append(BasicBlock(in_channels, width, stride, residual, batch_norm))
                 in_channels = width
         self.blocks = nn.Sequential(*blocks)
-        self.fc = nn.Linear(WIDTHS[-1], num_classes)
+        self.fc = nn.Linear(widths[-1], num_classes)
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")

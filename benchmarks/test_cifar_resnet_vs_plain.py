@@ -1,0 +1,308 @@
+"""K1-K3: 10 residual blocks against 10 plain blocks on CIFAR-10 (source 003, Keras).
+
+Source sentences (Thomas, "Introduction to ResNet in TensorFlow 2"):
+  K1 "there is around a 5-6% improvement in the training accuracy from a ResNet
+     architecture compared to the “plain” non-ResNet architecture. I have run this
+     comparison a number of times and the 5-6% gap is consistent across the runs."
+  K2 the source's second figure compares the two on the test (validation) set.
+  K3 "As demonstrated in the original paper, this effect will be more pronounced in
+     deeper networks."
+
+Protocol (full tier, 003's exactly): the Keras network of
+``resclaims.models.keras003`` (glorot-uniform kernels, zero biases, BN momentum 0.99,
+epsilon 1e-3), pixels / 255, central crop 24x24, random flip,
+``.batch(64).shuffle(10000)`` (whole batches shuffled), Keras Adam (lr 1e-3,
+epsilon 1e-7 on sqrt(v)), 30 epochs x 195 steps, sparse cross-entropy; 10 seeds per
+arm, residual and plain paired by seed (same batches, same augmentation).
+Deviations: runs are seeded from the base seed; the loss is computed from logits
+(as Keras >= 2.5 does for a softmax output); test accuracy is measured on all
+10,000 test images in eval mode each epoch, where 003's ``validation_steps=3``
+draws 3 batches of 5,000 (one half of the test set counted twice); on an
+image-folder copy (the CI's "CIFAR-10 (JPEG q75 copy)") the training set is put in
+a fixed random order before the batch-shuffle, since the official order is lost.
+
+Quick tier (2-core CPU): the first 400 steps of the same protocol (4 logged epochs
+of 100 steps), the network at 1/4 width (8-16-64 channels instead of 32-64-256),
+test accuracy on a fixed 2,000-image subset, 5 seeds. K3 and the order effect run
+in the full tier only. The scale was fixed from the time budget before any run.
+
+Statistics (alpha = 0.05, 95% intervals, rules fixed from the text before running):
+  K1.direction    final-epoch training accuracy, residual minus plain, in percentage
+                  points, paired by seed. Mean with a BCa bootstrap CI; one-sided
+                  Wilcoxon signed-rank. Supported if p < alpha and the CI is above 0.
+  K1              the same gap against "around 5-6%": the band [4, 7] points (the
+                  stated range widened by one point each side for "around", as read
+                  off a plot of accuracy). Supported if the CI lies inside the band,
+                  refuted if it misses it.
+  K1.consistency  "consistent across the runs": the SD of the per-seed gap. If 95%
+                  of runs are to fall in a 3-point-wide band like [4, 7], the SD is at
+                  most 0.75 points. Chi-square CI of the SD; supported if it lies in
+                  [0, 0.75], refuted if it lies above.
+  K2              final-epoch test accuracy gap, as K1.direction.
+  K3              per-seed gap at 5, 10 and 20 blocks: the slope of gap on block
+                  count (points per block) with a bootstrap CI over seeds, and Page's
+                  trend test (one-sided, increasing). Supported if p < alpha and the
+                  CI is above 0.
+  K1.order        (full) the K1 gap under the source's batch shuffle minus the gap
+                  with images reshuffled every pass; "no effect" is the band [-1, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from resclaims import cifar, plotting
+from resclaims.datasets import DataUnavailable, cifar10
+from resclaims.report import Timing
+from resclaims.stats import ALPHA, bootstrap_ci, bootstrap_rows, paired_signed_rank
+from resclaims.verdict import ClaimResult, directional, within_band
+
+SOURCE = "003"
+BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
+MAX_SD = 0.75  # "consistent across the runs": 95% of runs inside a 3-point band
+ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
+WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
+# Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
+QUICK_OUTCOMES = {
+    "K1": "refuted at quick tier: training accuracy gap 8.40 points [7.73, 9.03] lies above the band [4, 7], n = 5 "
+          "(400 of 5,850 steps, width x0.25)",
+    "K1.consistency": "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5",
+    "K2": "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test accuracy "
+          "12-22% after 400 steps, below the 26-29% training accuracy)",
+}  # fmt: skip
+
+
+def protocol(config: cifar.KerasFamily, data: cifar10.Cifar10) -> str:
+    t = config.train
+    scale = (
+        "003's protocol exactly"
+        if t == cifar.TrainConfig() and config.width == 1.0
+        else f"003's protocol, first {t.steps} of 5,850 steps, width x{config.width:g}, "
+        f"test subset {t.test_size or 10_000}"
+    )
+    return (
+        f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
+        f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {config.n_seeds} seeds per arm, "
+        f"paired by seed; data: {data.name}"
+    )
+
+
+def mark_known_outcome(request, settings, claim_id: str) -> None:
+    """Expect the quick tier's known non-supported outcome for ``claim_id`` (strict: it must still fail)."""
+    if settings.tier == "quick" and claim_id in QUICK_OUTCOMES:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=QUICK_OUTCOMES[claim_id]))
+
+
+# -- runs ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def config(settings) -> cifar.KerasFamily:
+    return settings.config(cifar.K_TIERS)
+
+
+@pytest.fixture(scope="module")
+def data(settings, report) -> cifar10.Cifar10:
+    try:
+        data = cifar10.load(settings.data_dir)
+    except DataUnavailable as error:
+        pytest.skip(str(error))
+    report.add_data("cifar10", **data.provenance())
+    return data
+
+
+@pytest.fixture(scope="module")
+def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
+    """Residual and plain at every block count (K1, K2: config.blocks; K3: config.depth_blocks), and (full tier)
+    the K1 pair again with images reshuffled every pass, as arms "resnet-10-images" and "plain-10-images"."""
+    train = partial(cifar.train_cached, seeds=settings.run_seeds("K", config.n_seeds), data=data,
+                    device=settings.device, run_cache=run_cache, progress=progress)  # fmt: skip
+    frame = train("K", config.train, cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width))
+    if config.order_effect:
+        images = replace(config.train, order="images")
+        frame = pd.concat([frame, train("K1.order", images, cifar.keras_arms([config.blocks], config.width, "-images"))],
+                          ignore_index=True)  # fmt: skip
+    report.add_runs("K", frame)
+    report.note("K1", f"scale: {protocol(config, data)}")
+    return frame
+
+
+def final(frame: pd.DataFrame, arm: str, column: str) -> np.ndarray:
+    """``column`` at the last logged epoch of every run of ``arm``, in percent, ordered by seed."""
+    last = frame[(frame.arm == arm) & (frame.epoch == frame.epoch.max())].sort_values("seed")
+    return 100 * last[column].to_numpy()
+
+
+def gap(frame: pd.DataFrame, blocks: int, column: str, suffix: str = "") -> np.ndarray:
+    """Per-seed residual minus plain at ``blocks`` blocks, percentage points."""
+    return final(frame, f"resnet-{blocks}{suffix}", column) - final(frame, f"plain-{blocks}{suffix}", column)
+
+
+def direction_result(runs, config, data, settings, claim_id, column, claim) -> ClaimResult:
+    res, plain = final(runs, f"resnet-{config.blocks}", column), final(runs, f"plain-{config.blocks}", column)
+    ci = bootstrap_ci(res - plain, np.mean)
+    p = paired_signed_rank(res, plain, alternative="greater")
+    return ClaimResult(
+        id=claim_id, claim=claim, source=SOURCE, verdict=directional(ci.ci, p), estimate=ci.estimate, ci=ci.ci,
+        p_value=p, n=len(res), statistic=f"mean final-epoch {WORDS[column]} gap, residual - plain (points)",
+        test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
+        protocol=protocol(config, data),
+        details={"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()},
+    )  # fmt: skip
+
+
+# -- K1 -----------------------------------------------------------------------------------
+@pytest.mark.quick
+@pytest.mark.full
+def test_K1_direction(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K1.direction")
+    result = direction_result(runs, config, data, settings, "K1.direction", "train_acc",
+                              "the residual net reaches a higher training accuracy than the plain net")
+    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
+        train_accuracy=lambda f: 100 * f.train_acc)
+    plotting.plot_learning_curves(figure, report.figure_path("K1", "K1_train_accuracy"), x="epoch", y="train_accuracy",
+                                  by="arm", title="003: training accuracy, residual vs plain", ylabel="training accuracy (%)")
+    report.verify(result)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_K1_magnitude(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K1")
+    d = gap(runs, config.blocks, "train_acc")
+    ci = bootstrap_ci(d, np.mean)
+    report.verify(ClaimResult(
+        id="K1", claim="around a 5-6% improvement in training accuracy from the residual architecture",
+        source=SOURCE, verdict=within_band(ci.ci, BAND), estimate=ci.estimate, ci=ci.ci, p_value=None, n=len(d),
+        statistic="mean final-epoch training accuracy gap, residual - plain (points)",
+        test=f"BCa bootstrap CI inside the band {list(BAND)} (equivalence)", tier=settings.tier,
+        protocol=protocol(config, data), details={"band": list(BAND), "gap_per_seed": d.tolist()},
+    ))  # fmt: skip
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_K1_consistency(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K1.consistency")
+    d = gap(runs, config.blocks, "train_acc")
+    n, sd = len(d), float(np.std(d, ddof=1))
+    chi2 = scipy_stats.chi2
+    ci = (sd * math.sqrt((n - 1) / chi2.ppf(1 - ALPHA / 2, n - 1)), sd * math.sqrt((n - 1) / chi2.ppf(ALPHA / 2, n - 1)))
+    report.verify(ClaimResult(
+        id="K1.consistency", claim="the training accuracy gap is consistent across runs", source=SOURCE,
+        verdict=within_band(ci, (0.0, MAX_SD)), estimate=sd, ci=ci, p_value=None, n=n,
+        statistic="SD across seeds of the final-epoch training accuracy gap (points)",
+        test=f"chi-square CI of the SD inside [0, {MAX_SD}]", tier=settings.tier, protocol=protocol(config, data),
+        details={"gap_per_seed": d.tolist(), "share_in_band": float(np.mean((d >= BAND[0]) & (d <= BAND[1])))},
+    ))  # fmt: skip
+
+
+@pytest.mark.full
+def test_K1_data_order_effect(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K1.order")
+    if not config.order_effect:
+        pytest.skip("the data-order effect is measured in the full tier only")
+    effect = gap(runs, config.blocks, "train_acc") - gap(runs, config.blocks, "train_acc", "-images")
+    ci = bootstrap_ci(effect, np.mean)
+    report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
+                      f"pass = {ci.estimate:.2f} points [{ci.low:.2f}, {ci.high:.2f}], n = {len(effect)}")
+    report.verify(ClaimResult(
+        id="K1.order", claim="003's .batch(64).shuffle(10000) order (whole batches shuffled) leaves the K1 gap unchanged",
+        source=SOURCE, verdict=within_band(ci.ci, ORDER_BAND), estimate=ci.estimate, ci=ci.ci, p_value=None,
+        n=len(effect), statistic="K1 gap with batches shuffled minus K1 gap with images shuffled (points)",
+        test=f"BCa bootstrap CI inside {list(ORDER_BAND)} (equivalence)", tier=settings.tier,
+        protocol=protocol(config, data) + "; second arm pair with images reshuffled every pass",
+        details={"effect_per_seed": effect.tolist()},
+    ))  # fmt: skip
+
+
+# -- K2 -----------------------------------------------------------------------------------
+@pytest.mark.quick
+@pytest.mark.full
+def test_K2_test_accuracy(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K2")
+    result = direction_result(runs, config, data, settings, "K2", "test_acc",
+                              "the residual net's advantage shows in test accuracy as well")
+    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
+        test_accuracy=lambda f: 100 * f.test_acc)
+    plotting.plot_learning_curves(figure, report.figure_path("K2", "K2_test_accuracy"), x="epoch", y="test_accuracy",
+                                  by="arm", title="003: test accuracy, residual vs plain", ylabel="test accuracy (%)")
+    report.verify(result)
+
+
+# -- K3 -----------------------------------------------------------------------------------
+def slope(gaps: np.ndarray, blocks: np.ndarray) -> float:
+    """Least-squares slope of the mean gap on block count (points per block); ``gaps`` is (seeds, block counts)."""
+    return float(np.polyfit(blocks, gaps.mean(axis=0), 1)[0])
+
+
+@pytest.mark.quick
+@pytest.mark.full
+def test_K3_gap_grows_with_depth(runs, config, data, settings, report, request):
+    mark_known_outcome(request, settings, "K3")
+    if len(config.depth_blocks) < 3:
+        pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
+    blocks = np.array(sorted(config.depth_blocks), dtype=float)
+    gaps = np.stack([gap(runs, int(b), "train_acc") for b in blocks], axis=1)  # (seeds, block counts)
+    ci = bootstrap_rows((gaps,), lambda g: slope(g, blocks))
+    p = float(scipy_stats.page_trend_test(gaps).pvalue)
+    report.verify(ClaimResult(
+        id="K3", claim="the residual net's training accuracy advantage grows with the number of blocks", source=SOURCE,
+        verdict=directional(ci.ci, p), estimate=ci.estimate, ci=ci.ci, p_value=p, n=len(gaps),
+        statistic="slope of the training accuracy gap on block count (points per block)",
+        test="Page's trend test (increasing), bootstrap CI over seeds", tier=settings.tier,
+        protocol=protocol(config, data) + f"; blocks {[int(b) for b in blocks]}",
+        details={"blocks": blocks.tolist(), "mean_gap": gaps.mean(axis=0).tolist(), "gaps": gaps.tolist()},
+    ))  # fmt: skip
+
+
+# -- timing (pytest-benchmark) ------------------------------------------------------------------
+def record_timing(benchmark, report, name: str, experiments: int, impl: str, images: int, device: str) -> None:
+    """Record a pytest-benchmark result; CPU steps are timed on one thread."""
+    if benchmark.stats is None:  # --benchmark-disable
+        return
+    stats = benchmark.stats.stats
+    report.add_timing(Timing(name, benchmark.group, stats.mean, stats.rounds, experiments, extra={
+        "impl": impl, "device": device, "images_per_s": images / stats.mean, "cpu_threads": 1 if device == "cpu" else None,
+    }))  # fmt: skip
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("kind", ["resnet", "plain"])
+def test_T_keras003_train_step(kind, device_kind, benchmark, report):
+    """One training step of 003's network (10 blocks, full width, batch 64, Keras Adam)."""
+    arm = next(a for a in cifar.keras_arms([10]) if a.name.startswith(kind))
+    cfg = cifar.TrainConfig()
+    with cifar.cpu_threads(1):
+        step = cifar.step_closure(cfg, arm, 1, device_kind)
+        benchmark.group = f"T keras003 train step, {device_kind}"
+        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    assert math.isfinite(loss)
+    record_timing(benchmark, report, f"train step keras003 {arm.name}, batch 64, {device_kind}", 1, "sequential",
+                  cfg.batch_size, device_kind)
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("stack", ["loop", "vmap"])
+def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings):
+    """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one vmapped program."""
+    config = settings.config(cifar.K_TIERS)
+    arm = cifar.keras_arms([config.blocks], config.width)[0]
+    n = 5
+    with cifar.cpu_threads(1):
+        step = cifar.step_closure(config.train, arm, n, device_kind, stack=stack)
+        benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
+        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    assert math.isfinite(loss)
+    impl = "batched" if stack == "vmap" else "sequential"
+    record_timing(benchmark, report, f"{n} x keras003 {arm.name} x{config.width:g}, {stack}, {device_kind}", n, impl,
+                  n * config.train.batch_size, device_kind)

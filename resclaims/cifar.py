@@ -1,0 +1,700 @@
+"""CIFAR-10 training for claims K, D and H1: data on the device, batched augmentation, stacked seeds.
+
+Two recipes, each the source's own protocol at ``TrainConfig``'s defaults for it:
+
+``keras003`` (source 003, claims K1-K3)
+    pixels / 255, ``tf.image.central_crop(x, 0.75)`` (rows and columns 4..27 of 32)
+    and ``random_flip_left_right``; batches of 64 in the pipeline's order (below);
+    Keras' Adam (lr 1e-3, beta 0.9/0.999, epsilon 1e-7 placed as Keras places it,
+    see :class:`KerasAdam`); 30 epochs of 195 steps; sparse categorical
+    cross-entropy on the softmax output, computed from the logits.
+``he2015`` (He et al. 2015, section 4.2, claims D1-D3 and H1)
+    a fixed 45k/5k train/validation split; the per-pixel mean of the training
+    images subtracted; 4-pixel zero padding, a random 32x32 crop and a random
+    flip; batches of 128; SGD with momentum 0.9 and weight decay 1e-4, lr 0.1
+    divided by 10 at 32k and 48k iterations, 64k iterations; lr 0.01 for the
+    first ~400 iterations where an arm asks for warm-up (ResNet-110).
+
+Data order. Source 003 builds ``from_tensor_slices(...).batch(64).shuffle(10000)``:
+it cuts the training set, in its stored order, into 782 fixed batches (781 of 64
+and one of 16) and shuffles the order of those batches every pass, never the
+images within them (``order="batches"``). ``order="images"`` reshuffles images
+every pass instead (what the author presumably meant), so the quirk's effect can
+be measured; ``order="stream"`` is Caffe's: per-pass permutations, cut into full
+batches across pass boundaries (He et al.). An image-folder copy of CIFAR-10 is
+sorted by class, so the official stored order is lost: such a copy is put once
+into a fixed random order (the same for every run) before batching.
+
+Speed. The training set lives on the device as uint8; augmentation is batched
+tensor operations with per-run random numbers. The runs of one architecture
+train together as a :class:`ModelStack`: their parameters are stacked, and a
+step either runs all of them in one program with ``torch.func.vmap`` or one
+after the other (``stack="vmap"`` or ``"loop"``). Both compute exactly what
+separate training computes (tests/test_cifar_training.py shows it in float64).
+On a 2-core CPU vmap gave no reliable speed-up (5 seeds of the quick K net:
+82-96 ms per vmapped step against 89-90 ms one after the other, 0.93-1.10x
+over runs), so ``"auto"`` picks ``loop`` on CPU and ``vmap`` on CUDA, where small per-model kernels leave the GPU idle
+(not yet measured on a GPU: the timing benchmarks compare both). What pays on
+CPU is processes: arms train in parallel worker processes of one thread each
+(:func:`map_arms`). On the shared 2-core machine (other jobs running), 5 seeds x
+2 arms of the quick K net took 45 s that way against 65 s on one thread, and in
+a busier moment 40 s against 233 s for one process with two threads, whose
+parallel regions stall whenever another process holds a core. On CUDA the forward pass runs under bfloat16 autocast and the loop
+path uses channels_last; neither changes what a claim compares.
+
+Every run records, per logged epoch, its training loss and accuracy (the running
+mean over the epoch's batches in training mode, as Keras reports them) and the
+test loss and accuracy in eval mode, optionally also on clean training images
+and on the validation split, in a tidy frame: one row per (arm, seed, epoch).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
+from functools import partial
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+
+from resclaims.cache import kernel_version
+from resclaims.datasets.cifar10 import Cifar10
+from resclaims.models import cifar as he_models, keras003
+from resclaims.models.cifar import WIDTHS, CifarNet
+from resclaims.models.keras003 import Keras003
+from resclaims.seeding import numpy_rng, torch_generator
+
+RECIPES = ("keras003", "he2015")
+ORDERS = ("batches", "images", "stream")
+DATA_SEED = 0  # fixed orders and splits of the data set itself, shared by every run
+EVAL_CHUNK = 1000  # images per evaluation forward pass
+MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models)  # cached runs depend on the model code too
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training protocol. The defaults are source 003's; :data:`HE2015` is He et al.'s."""
+
+    recipe: str = "keras003"  # keras003 (source 003) or he2015 (He et al. section 4.2)
+    steps: int = 30 * 195  # optimizer steps per run (003: epochs=30, steps_per_epoch=195)
+    log_every: int = 195  # steps per logged epoch (003: steps_per_epoch=195)
+    batch_size: int = 64  # 003: .batch(64); He: 128
+    order: str = "batches"  # batches (003's quirk), images, or stream (Caffe, He)
+    val_size: int = 0  # training images held out for validation (He: 5,000)
+    eval_val: bool = True  # evaluate the validation split every logged epoch
+    test_size: int | None = None  # test images evaluated per epoch, a fixed subset (None: all 10,000)
+    train_eval_size: int = 0  # clean training images evaluated in eval mode per epoch (claim D2)
+    milestones: tuple[int, ...] = ()  # he2015: iterations where lr is divided by 10 (32k, 48k)
+    downsample: int = 1  # he2015: average-pool images by this factor (quick tier: 2, 16x16 inputs)
+
+    def __post_init__(self) -> None:
+        if self.recipe not in RECIPES:
+            raise ValueError(f"recipe must be one of {RECIPES}, got {self.recipe!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"order must be one of {ORDERS}, got {self.order!r}")
+        if self.steps < 1 or self.log_every < 1 or self.steps % self.log_every:
+            raise ValueError(f"steps ({self.steps}) must be a positive multiple of log_every ({self.log_every})")
+
+
+HE2015 = TrainConfig(
+    recipe="he2015",
+    steps=64_000,  # "terminate training at 64k iterations"
+    log_every=1_000,
+    batch_size=128,
+    order="stream",
+    val_size=5_000,  # "45k/5k train/val split"
+    milestones=(32_000, 48_000),  # "divide it by 10 at 32k and 48k iterations"
+)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One condition: a model architecture and how it starts training."""
+
+    name: str  # e.g. "resnet-10", "plain-56"
+    build: Callable[[], nn.Module]  # a fresh model, initialised from torch's global generator
+    warmup_steps: int = 0  # he2015: iterations at lr 0.01 before 0.1 (He et al.: ResNet-110, about 400)
+
+
+def keras_arms(blocks: Sequence[int], width: float = 1.0, suffix: str = "") -> list[Arm]:
+    """Source 003's residual and plain networks at each block count: "resnet-10", "plain-10", ..."""
+    return [
+        Arm(f"{kind}-{b}{suffix}", partial(Keras003, b, residual=kind == "resnet", width=width))
+        for b in blocks
+        for kind in ("resnet", "plain")
+    ]
+
+
+def he_arms(depths: Sequence[int], residual: bool, widths: tuple[int, int, int] = WIDTHS) -> list[Arm]:
+    """He et al.'s CIFAR nets: "resnet-20", "plain-56", ...; depth 110 and deeper warm up for 400 iterations."""
+    kind = "resnet" if residual else "plain"
+    return [
+        Arm(f"{kind}-{d}", partial(CifarNet, d, residual=residual, widths=widths), warmup_steps=400 if d >= 110 else 0)
+        for d in depths
+    ]
+
+
+@dataclass(frozen=True)
+class KerasFamily:
+    """Claims K1-K3: source 003's network and protocol at one tier."""
+
+    n_seeds: int  # runs per arm, paired by seed across arms
+    train: TrainConfig
+    width: float = 1.0  # channel multiplier (source: 1.0)
+    blocks: int = 10  # K1, K2 (source: num_res_net_blocks = 10)
+    depth_blocks: tuple[int, ...] = (5, 10, 20)  # K3's block counts; () leaves K3 to the full tier
+    order_effect: bool = True  # also train with images reshuffled each pass (the batch-shuffle quirk's effect)
+
+
+@dataclass(frozen=True)
+class HeFamily:
+    """Claims D1-D3 and H1: He et al.'s CIFAR nets and recipe at one tier."""
+
+    n_seeds: int  # runs per arm, paired by seed across arms
+    train: TrainConfig
+    depths: tuple[int, int] = (20, 56)  # D1, D2: (shallow, deep), plain and residual
+    widths: tuple[int, int, int] = WIDTHS  # stage widths (He: 16, 32, 64)
+    table_depths: tuple[int, ...] = (20, 32, 44, 56, 110)  # H1's ResNets; () leaves H1 to the full tier
+    grad: TrainConfig = HE2015  # D3's recipe
+    grad_depth: int = 56  # D3's plain net
+    grad_checkpoints: tuple[int, ...] = (0, 10, 100, 1000)  # D3: steps whose gradients are measured
+
+
+K_TIERS = {
+    # 2-core CPU, about 60 s: the first 400 of 003's 5,850 steps, every channel count / 4 (8-16-64 for 32-64-256),
+    # test accuracy on a fixed 2,000 of the 10,000 test images. K3 (2.5x the cost) and the order effect: full tier only.
+    "quick": KerasFamily(
+        n_seeds=5, train=TrainConfig(steps=400, log_every=100, test_size=2_000), width=0.25,
+        depth_blocks=(), order_effect=False,
+    ),
+    "full": KerasFamily(n_seeds=10, train=TrainConfig()),
+}  # fmt: skip
+
+D_TIERS = {
+    # 2-core CPU, about 70 s: depths 8 and 20 (ratio 2.5; He: 20 and 56, 2.8) at half width (8-16-32) on 16x16
+    # images (2x2 means of the augmented 32x32), the first 200 of He's 64k iterations (lr 0.1 throughout), errors on
+    # fixed 2,000-image subsets. D3 (10 s): plain-56 as He builds it, batch 32, gradients at steps 0 and 5.
+    # H1: full tier only.
+    "quick": HeFamily(
+        n_seeds=5,
+        train=replace(HE2015, steps=200, log_every=100, eval_val=False, test_size=2_000, train_eval_size=2_000,
+                      downsample=2),
+        depths=(8, 20), widths=(8, 16, 32), table_depths=(),
+        grad=replace(HE2015, batch_size=32), grad_checkpoints=(0, 5),
+    ),
+    "full": HeFamily(n_seeds=5, train=replace(HE2015, train_eval_size=5_000)),
+}  # fmt: skip
+
+
+# -- optimisation ---------------------------------------------------------------
+class KerasAdam(torch.optim.Adam):
+    """Adam as Keras computes it, with Keras' defaults (lr 1e-3, betas 0.9/0.999, epsilon 1e-7).
+
+    Keras adds epsilon to sqrt(v) before bias correction::
+
+        Keras:   p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps)
+        PyTorch: p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps')
+
+    so the two agree when ``eps' = eps / sqrt(1 - b2^t)``: PyTorch's ``eps`` is set
+    to that before every step. (At t = 1 it is 3.2e-6; it falls to 1e-7 as t grows.)
+    """
+
+    def __init__(self, params, lr: float = 1e-3, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7) -> None:
+        super().__init__(params, lr=lr, betas=(beta_1, beta_2), eps=epsilon)
+        self.keras_epsilon = epsilon
+        self.iterations = 0
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        self.iterations += 1
+        for group in self.param_groups:
+            group["eps"] = self.keras_epsilon / math.sqrt(1 - group["betas"][1] ** self.iterations)
+        return super().step(closure)
+
+
+def he_lr(step: int, milestones: Sequence[int], warmup_steps: int = 0) -> float:
+    """He et al.'s learning rate at 0-based iteration ``step``: 0.1, /10 at each milestone; 0.01 in warm-up."""
+    if step < warmup_steps:
+        return 0.01
+    return 0.1 * 0.1 ** sum(step >= m for m in milestones)
+
+
+def make_optimizer(cfg: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
+    if cfg.recipe == "keras003":
+        return KerasAdam(params)
+    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+
+# -- data on the device ---------------------------------------------------------
+@dataclass(frozen=True)
+class DeviceData:
+    """The images a protocol uses, as uint8 tensors on the device, in training order."""
+
+    x_train: torch.Tensor  # (N, 3, 32, 32) uint8
+    y_train: torch.Tensor  # (N,) int64
+    x_test: torch.Tensor  # (T, 3, 32, 32) uint8
+    y_test: torch.Tensor  # (T,)
+    x_val: torch.Tensor  # (V, 3, 32, 32) uint8, V = cfg.val_size (may be 0)
+    y_val: torch.Tensor
+    x_train_eval: torch.Tensor  # (E, 3, 32, 32) uint8, a fixed subset of the training images
+    y_train_eval: torch.Tensor
+    mean: torch.Tensor  # (3, 32, 32) float32, per-pixel mean of x_train / 255
+
+
+def fixed_permutation(n: int, purpose: str) -> np.ndarray:
+    """A permutation of ``range(n)`` that belongs to the data set, not to a run."""
+    return numpy_rng(DATA_SEED, "cifar10", purpose).permutation(n)
+
+
+def to_device(data: Cifar10, cfg: TrainConfig, device: torch.device) -> DeviceData:
+    """Put the protocol's splits on ``device`` (see the module docstring for the orders)."""
+    order = np.arange(len(data.y_train)) if data.official_order else fixed_permutation(len(data.y_train), "order")
+    if cfg.val_size:
+        held = np.zeros(len(order), dtype=bool)
+        held[fixed_permutation(len(order), "validation")[: cfg.val_size]] = True
+        train, val = order[~held[order]], order[held[order]]  # both keep the stored order
+    else:
+        train, val = order, order[:0]
+    test = np.sort(fixed_permutation(len(data.y_test), "test")[: cfg.test_size])
+    train_eval = train[np.sort(fixed_permutation(len(train), "train-eval")[: cfg.train_eval_size])]
+
+    def put(x: np.ndarray, y: np.ndarray, index: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.from_numpy(np.ascontiguousarray(x[index].transpose(0, 3, 1, 2)))  # (n, 3, 32, 32)
+        return images.to(device), torch.from_numpy(y[index]).to(device)
+
+    mean = np.zeros((3, 32, 32))
+    if cfg.recipe == "he2015":  # "the per-pixel mean subtracted"
+        mean = data.x_train[train].mean(axis=0, dtype=np.float64).transpose(2, 0, 1) / 255
+    return DeviceData(
+        *put(data.x_train, data.y_train, train),
+        *put(data.x_test, data.y_test, test),
+        *put(data.x_train, data.y_train, val),
+        *put(data.x_train, data.y_train, train_eval),
+        mean=torch.from_numpy(mean).float().to(device),
+    )
+
+
+def batch_order(n: int, batch_size: int, order: str, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Index batches into the training set, forever, in one of the :data:`ORDERS`."""
+    if order == "batches":  # .batch(B).shuffle(10000).repeat(): fixed batches, their order shuffled per pass
+        starts = np.arange(0, n, batch_size)
+        while True:
+            for start in rng.permutation(starts):
+                yield np.arange(start, min(start + batch_size, n))
+    elif order == "images":  # a fresh permutation of the images every pass; the last batch is partial
+        while True:
+            perm = rng.permutation(n)
+            yield from (perm[s : s + batch_size] for s in range(0, n, batch_size))
+    else:  # stream: permutations back to back, cut into full batches
+        buffer = np.empty(0, dtype=np.int64)
+        while True:
+            while len(buffer) < batch_size:
+                buffer = np.concatenate([buffer, rng.permutation(n)])
+            yield buffer[:batch_size]
+            buffer = buffer[batch_size:]
+
+
+# -- augmentation, batched on the device ----------------------------------------
+def central_crop_flip(x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+    """003's ``x / 255``, ``central_crop(x, 0.75)`` and left-right flip where ``flip``: (B, 3, 32, 32) uint8 -> (B, 3, 24, 24)."""
+    x = x[:, :, 4:28, 4:28].float() / 255
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def pad_crop_flip(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, flip: torch.Tensor, pad: int = 4) -> torch.Tensor:
+    """He et al.'s augmentation: zero-pad by ``pad``, crop at offsets (dy, dx), flip where ``flip``.
+
+    ``x`` is (B, C, H, W) float; offsets lie in [0, 2 * pad]. One gather does all three.
+    """
+    B, _, H, W = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))  # (B, C, H + 2p, W + 2p)
+    rows = dy[:, None] + torch.arange(H, device=x.device)  # (B, H)
+    cols = dx[:, None] + torch.arange(W, device=x.device)  # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    out = padded[torch.arange(B, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (B, H, W, C)
+    return out.permute(0, 3, 1, 2)
+
+
+def train_transform(cfg: TrainConfig, dev: DeviceData, x: torch.Tensor, flip, dy, dx) -> torch.Tensor:
+    """Augment a uint8 batch (B, 3, 32, 32) with its random flips (B,) and crop offsets (B,) in [0, 8]."""
+    if cfg.recipe == "keras003":
+        return central_crop_flip(x, flip)
+    z = pad_crop_flip(x.float() / 255 - dev.mean, dy, dx, flip)
+    return F.avg_pool2d(z, cfg.downsample) if cfg.downsample > 1 else z
+
+
+def test_transform(cfg: TrainConfig, dev: DeviceData, x: torch.Tensor) -> torch.Tensor:
+    """The evaluation view of a uint8 batch: 003's central crop, or He's mean-subtracted image."""
+    if cfg.recipe == "keras003":
+        return x[:, :, 4:28, 4:28].float() / 255
+    z = x.float() / 255 - dev.mean
+    return F.avg_pool2d(z, cfg.downsample) if cfg.downsample > 1 else z
+
+
+def run_batches(cfg: TrainConfig, dev: DeviceData, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One run's training batches, augmented on the device: ((B, 3, S, S) float32, (B,) int64), forever.
+
+    Indices and random numbers are drawn on the CPU from the run's seed (so every
+    device sees the same ones) and sent to the device once per logged epoch.
+    """
+    device = dev.y_train.device
+    order = batch_order(len(dev.y_train), cfg.batch_size, cfg.order, numpy_rng(seed, "order"))
+    generator = torch_generator(seed, "augment")
+    while True:
+        chunk = [next(order) for _ in range(cfg.log_every)]
+        n = sum(len(c) for c in chunk)
+        index = torch.from_numpy(np.concatenate(chunk)).to(device)  # (n,)
+        flip = (torch.rand(n, generator=generator) < 0.5).to(device)
+        dy, dx = torch.randint(0, 9, (2, n), generator=generator).to(device)
+        start = 0
+        for c in chunk:
+            s = slice(start, start + len(c))
+            start += len(c)
+            yield train_transform(cfg, dev, dev.x_train[index[s]], flip[s], dy[s], dx[s]), dev.y_train[index[s]]
+
+
+# -- stacked models ---------------------------------------------------------------
+def _seed(purpose: str, seed: int, arm: str) -> int:
+    return int(numpy_rng(seed, purpose, arm).integers(2**63))
+
+
+def build(arm: Arm, seed: int) -> nn.Module:
+    """``arm``'s model initialised from ``seed``, leaving the caller's CPU generator as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(_seed("init", seed, arm.name))
+        return arm.build()
+
+
+@contextmanager
+def seeded_device(device: torch.device, seed: int):
+    """Seed ``device``'s global generator (dropout draws from it) and restore it afterwards."""
+    cuda = device.type == "cuda"
+    with torch.random.fork_rng(devices=[device] if cuda else []):
+        if cuda:
+            torch.cuda.manual_seed(seed)
+        else:
+            torch.default_generator.manual_seed(seed)
+        yield
+
+
+class ModelStack:
+    """G independent models of one architecture, their parameters stacked along a new first dim.
+
+    ``stack(xs)`` runs model g on ``xs[g]`` for every g, either in one vmapped
+    program (``vectorize=True`` and all batches the same shape) or one model after
+    the other. Either way each model sees only its own batch and its own
+    BatchNorm statistics, so summing the G losses and stepping one optimizer over
+    the stacked parameters trains each model exactly as alone (Adam and SGD act
+    elementwise).
+    """
+
+    def __init__(self, models: Sequence[nn.Module], vectorize: bool, channels_last: bool = False) -> None:
+        self.base = copy.deepcopy(models[0]).to("meta")
+        self.params, self.buffers = stack_module_state(list(models))  # name -> (G, ...)
+        self.size, self.vectorize, self.channels_last = len(models), vectorize, channels_last
+        self._vmapped = vmap(self._forward, randomness="different")
+        self._vmapped_shared = vmap(self._forward, in_dims=(0, 0, None), randomness="different")
+
+    def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.base, (params, buffers), (x,))
+
+    def _one(self, g: int, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        params = {k: v[g] for k, v in self.params.items()}
+        buffers = {k: v[g] for k, v in self.buffers.items()}
+        return self._forward(params, buffers, x)
+
+    def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Logits of model g on ``xs[g]`` (B_g, ...) for every g."""
+        if self.vectorize and len({x.shape for x in xs}) == 1:
+            return list(self._vmapped(self.params, self.buffers, torch.stack(list(xs))).unbind(0))
+        return [self._one(g, x) for g, x in enumerate(xs)]
+
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of every model on the same batch: (G, B, classes)."""
+        if self.vectorize:
+            return self._vmapped_shared(self.params, self.buffers, x)
+        return torch.stack([self._one(g, x) for g in range(self.size)])
+
+    def parameters(self) -> list[torch.Tensor]:
+        return list(self.params.values())
+
+    def train(self, mode: bool = True) -> None:
+        self.base.train(mode)
+
+    def module(self, g: int, template: nn.Module) -> nn.Module:
+        """Model g as an ordinary module (``template`` supplies the architecture)."""
+        state = {k: v[g].detach().clone() for k, v in {**self.params, **self.buffers}.items()}
+        template.load_state_dict(state)
+        return template
+
+
+# -- training ---------------------------------------------------------------------
+def train(
+    cfg: TrainConfig,
+    arms: Sequence[Arm],
+    seeds: Sequence[int],
+    data: Cifar10,
+    device: torch.device | str = "cpu",
+    *,
+    stack: str = "auto",
+    amp: bool | None = None,
+    channels_last: bool | None = None,
+    dtype: torch.dtype = torch.float32,
+    workers: int = 1,
+    on_epoch: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """Train every arm at every seed; one row per (arm, seed, logged epoch).
+
+    Runs of one arm train together (``stack``: ``"vmap"``, ``"loop"``, or
+    ``"auto"``: vmap on CUDA, loop on CPU). Run (arm, seed) draws its data order
+    and augmentation from ``seed`` alone, so arms at the same seed see the same
+    batches (pairs by seed share data). Its initialisation comes from
+    ``(seed, arm)``; dropout masks come from the device generator, seeded per arm
+    from the first seed. ``amp`` (bfloat16 autocast) and ``channels_last`` (loop
+    path only) default to on for CUDA and off for CPU. ``workers`` > 1 trains
+    arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
+    called after each logged epoch of each arm (from worker processes: when the
+    arm is done), for progress bars.
+    """
+    device = torch.device(device)
+    if stack not in ("auto", "vmap", "loop"):
+        raise ValueError(f"stack must be auto, vmap or loop, got {stack!r}")
+    cuda = device.type == "cuda"
+    vectorize = stack == "vmap" or (stack == "auto" and cuda)
+    amp = cuda if amp is None else amp
+    channels_last = (cuda and not vectorize) if channels_last is None else channels_last
+    dev = to_device(data, cfg, device)
+    run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, vectorize=vectorize, amp=amp,
+                  channels_last=channels_last, dtype=dtype)  # fmt: skip
+    if workers <= 1:
+        run, on_done = partial(run, on_epoch=on_epoch), None
+    else:  # workers cannot call back: replay an arm's epochs when it is done
+        on_done = (lambda frame: [on_epoch(int(e)) for e in sorted(frame.epoch.unique())]) if on_epoch else None
+    return pd.concat(map_arms(run, arms, workers, on_done), ignore_index=True)
+
+
+def default_workers(device: torch.device) -> int:
+    """Processes to train arms in: one per CPU thread torch would use on CPU, one on CUDA."""
+    return torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+
+
+def map_arms(
+    fn: Callable[[Arm], pd.DataFrame],
+    arms: Sequence[Arm],
+    workers: int = 1,
+    on_done: Callable[[pd.DataFrame], object] | None = None,
+) -> list[pd.DataFrame]:
+    """``fn(arm)`` for every arm, in order: in this process, or in ``workers`` single-threaded processes.
+
+    Small CPU models use two cores better as two one-thread processes than as one
+    process with two threads, and a core busy with other work slows a process
+    down instead of stalling every parallel region of the other. The largest
+    arms start first (longest-processing-time order). Tensors in ``fn``'s
+    arguments reach the workers through shared memory. ``on_done(frame)`` is
+    called in this process as each arm finishes.
+    """
+    on_done = on_done or (lambda frame: None)
+    if workers <= 1 or len(arms) <= 1:
+        frames = []
+        for arm in arms:
+            frames.append(fn(arm))
+            on_done(frames[-1])
+        return frames
+    size = [sum(p.numel() for p in build(arm, 0).parameters()) for arm in arms]
+    context = torch.multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(arms)), mp_context=context, initializer=torch.set_num_threads,
+                             initargs=(1,)) as pool:  # fmt: skip
+        futures = {pool.submit(fn, arms[i]): i for i in sorted(range(len(arms)), key=lambda i: -size[i])}
+        frames = {}
+        for future in as_completed(futures):
+            frames[futures[future]] = future.result()
+            on_done(frames[futures[future]])
+        return [frames[i] for i in range(len(arms))]
+
+
+def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, dtype, on_epoch=None) -> pd.DataFrame:
+    models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
+    stack = ModelStack(models, vectorize, channels_last)
+    optimizer = make_optimizer(cfg, stack.parameters())
+    batches = [run_batches(cfg, dev, seed) for seed in seeds]
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
+    cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True) if device.type == "cuda" else nullcontext()
+    rows, losses, hits, sizes = [], [], [], []  # per step of the current epoch: (G,) tensors, G sizes
+    with seeded_device(device, _seed("dropout", seeds[0], arm.name)), cudnn:
+        for step in range(cfg.steps):
+            xs, ys = zip(*(next(b) for b in batches))
+            with autocast:
+                logits = stack([x.to(dtype) for x in xs])  # G x (B, 10)
+            loss = torch.stack([F.cross_entropy(z.float(), y) for z, y in zip(logits, ys)])  # (G,)
+            optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            if cfg.recipe == "he2015":
+                for group in optimizer.param_groups:
+                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps)
+            optimizer.step()
+            losses.append(loss.detach().double())
+            hits.append(torch.stack([(z.argmax(1) == y).sum() for z, y in zip(logits, ys)]).double())
+            sizes.append([len(y) for y in ys])
+            if (step + 1) % cfg.log_every:
+                continue
+            n = torch.tensor(sizes, dtype=torch.float64, device=device)  # (S, G)
+            metrics = {
+                "train_loss": (torch.stack(losses) * n).sum(0) / n.sum(0),  # sample-weighted, as Keras averages
+                "train_acc": torch.stack(hits).sum(0) / n.sum(0),
+            }
+            for split in ("test", "val", "train_eval"):
+                x, y = getattr(dev, f"x_{split}"), getattr(dev, f"y_{split}")
+                if split == "val" and not cfg.eval_val:
+                    y = y[:0]
+                metrics[f"{split}_loss"], metrics[f"{split}_acc"] = _evaluate(cfg, stack, dev, x, y, autocast, dtype)
+            metrics = {k: v.cpu().numpy() for k, v in metrics.items()}
+            epoch = (step + 1) // cfg.log_every
+            for g, seed in enumerate(seeds):
+                rows.append({"arm": arm.name, "seed": seed, "epoch": epoch, "step": step + 1,
+                             **{k: float(v[g]) for k, v in metrics.items()}})  # fmt: skip
+            losses, hits, sizes = [], [], []
+            if on_epoch is not None:
+                on_epoch(epoch)
+    return pd.DataFrame(rows)
+
+
+def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
+                 device: torch.device, run_cache, progress) -> pd.DataFrame:
+    """:func:`train` through the session's run cache (only missing seeds train) with a progress bar."""
+    epochs = len(arms) * cfg.steps // cfg.log_every
+    with progress.track(claim, ", ".join(a.name for a in arms), len(seeds), epochs) as on_epoch:
+        return run_cache.runs(
+            sys.modules[__name__],
+            lambda missing: train(cfg, arms, missing, data, device, workers=default_workers(device), on_epoch=on_epoch),
+            seeds, device_kind=device.type, config=cfg, arms=list(arms), data=data.checksum, models=MODELS_VERSION,
+        )  # fmt: skip
+
+
+def gradient_norms_cached(cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
+                          checkpoints: Sequence[int], device: torch.device, run_cache) -> pd.DataFrame:
+    """:func:`gradient_norms` through the session's run cache."""
+    return run_cache.runs(
+        sys.modules[__name__],
+        lambda missing: gradient_norms(cfg, arms, missing, data, checkpoints, device, workers=default_workers(device)),
+        seeds, device_kind=device.type, config=cfg, arms=list(arms), data=data.checksum, models=MODELS_VERSION,
+        checkpoints=tuple(checkpoints),
+    )  # fmt: skip
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """Run the block with ``n`` intra-op CPU threads (timings: comparable, and safe on a shared CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop") -> Callable[[], float]:
+    """One training step of ``n_models`` copies of ``arm`` on fixed random batches, for timing.
+
+    The step is the one :func:`train` takes (same stack, optimizer, autocast and
+    memory format on CUDA); the closure returns the summed loss, which waits for
+    the device.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    vectorize = stack == "vmap"
+    side = 24 if cfg.recipe == "keras003" else 32 // cfg.downsample
+    generator = torch_generator(0, "timing", arm.name)
+    xs = [torch.rand(cfg.batch_size, 3, side, side, generator=generator).to(device) for _ in range(n_models)]
+    ys = [torch.randint(0, 10, (cfg.batch_size,), generator=generator).to(device) for _ in range(n_models)]
+    stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], vectorize, cuda and not vectorize)
+    optimizer = make_optimizer(cfg, stack.parameters())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    def step() -> float:
+        with autocast, (torch.backends.cudnn.flags(enabled=True, benchmark=True) if cuda else nullcontext()):
+            logits = stack(xs)
+        loss = sum(F.cross_entropy(z.float(), y) for z, y in zip(logits, ys))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+@torch.no_grad()
+def _evaluate(cfg, stack, dev, x, y, autocast, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean loss and accuracy of every model on (x, y) in eval mode: two (G,) tensors (nan if empty)."""
+    if len(y) == 0:
+        return (torch.full((stack.size,), math.nan),) * 2
+    stack.train(False)
+    loss_sum = torch.zeros(stack.size, dtype=torch.float64, device=y.device)
+    correct = torch.zeros_like(loss_sum)
+    for start in range(0, len(y), EVAL_CHUNK):
+        xb, yb = test_transform(cfg, dev, x[start : start + EVAL_CHUNK]).to(dtype), y[start : start + EVAL_CHUNK]
+        with autocast:
+            logits = stack.shared(xb).float()  # (G, b, 10)
+        loss_sum += F.cross_entropy(logits.transpose(1, 2), yb.expand(stack.size, -1), reduction="none").sum(1).double()
+        correct += (logits.argmax(2) == yb).sum(1).double()
+    stack.train(True)
+    return loss_sum / len(y), correct / len(y)
+
+
+# -- gradient norms per layer (claim D3) ---------------------------------------------
+def gradient_norms(
+    cfg: TrainConfig,
+    arms: Sequence[Arm],
+    seeds: Sequence[int],
+    data: Cifar10,
+    checkpoints: Sequence[int],
+    device: torch.device | str = "cpu",
+    *,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """Per-layer weight-gradient norms while training, at the given 0-based steps.
+
+    Each (arm, seed) trains with ``cfg``'s recipe for ``max(checkpoints)`` steps;
+    at each checkpoint the gradient of that step's batch is recorded, before the
+    optimizer uses it. One row per (arm, seed, step, layer): ``layer`` counts the
+    weighted layers (convs, then the fc) in forward order; ``grad_norm`` is
+    ||dL/dW||, ``grad_rms`` that over sqrt(weights) (comparable across layers of
+    different sizes), ``weight_norm`` ||W||, ``relative`` ||dL/dW|| / ||W||.
+    """
+    device = torch.device(device)
+    run = partial(_arm_gradients, cfg, seeds=list(seeds), dev=to_device(data, cfg, device), checkpoints=set(checkpoints))
+    return pd.concat(map_arms(run, arms, workers), ignore_index=True)
+
+
+def _arm_gradients(cfg, arm, *, seeds, dev, checkpoints) -> pd.DataFrame:
+    rows = []
+    for seed in seeds:
+        model = build(arm, seed).to(dev.y_train.device)
+        layers = [(n, m) for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        optimizer = make_optimizer(cfg, list(model.parameters()))
+        batches = run_batches(cfg, dev, seed)
+        for step in range(max(checkpoints) + 1):
+            x, y = next(batches)
+            optimizer.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            if step in checkpoints:
+                for index, (name, layer) in enumerate(layers):
+                    g, w, n = layer.weight.grad.norm().item(), layer.weight.norm().item(), layer.weight.numel()
+                    rows.append({"arm": arm.name, "seed": seed, "step": step, "layer": index, "name": name,
+                                 "weights": n, "grad_norm": g, "grad_rms": g / math.sqrt(n),
+                                 "weight_norm": w, "relative": g / w})  # fmt: skip
+            if cfg.recipe == "he2015":
+                for group in optimizer.param_groups:
+                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps)
+            optimizer.step()
+    return pd.DataFrame(rows)

@@ -1,0 +1,275 @@
+"""CIFAR training kernel: optimizers, data order, augmentation, and stacked runs equal to separate ones."""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import replace
+from functools import partial
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from resclaims import cifar
+from resclaims.cache import RunCache
+from resclaims.datasets.cifar10 import Cifar10
+from resclaims.models.cifar import CifarNet
+from resclaims.models.keras003 import Keras003
+
+METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "train_eval_loss", "train_eval_acc"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, and a shared CPU cannot stall them (or change their sums)."""
+    with cifar.cpu_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def data() -> Cifar10:
+    """200 training and 60 test images of noise with a class-dependent brightness, so that models learn."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        y = rng.integers(0, 10, n)
+        x = np.clip(rng.normal(25 * y[:, None, None, None] + 10, 40, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
+        return x, y
+
+    (x_train, y_train), (x_test, y_test) = split(200), split(60)
+    return Cifar10(x_train, y_train, x_test, y_test, "synthetic", "memory", "none", "", official_order=False)
+
+
+KERAS = cifar.TrainConfig(steps=8, log_every=4, test_size=40)  # batches of 64, 64, 64 and 8: a partial batch
+KERAS_ARM = cifar.Arm("resnet-2", partial(Keras003, 2, residual=True, width=0.125, dropout=0.0))
+HE = replace(cifar.HE2015, steps=6, log_every=3, batch_size=32, val_size=20, train_eval_size=20, milestones=(4,))
+HE_ARMS = [cifar.Arm("resnet-8", partial(CifarNet, 8, widths=(4, 8, 8))),
+           cifar.Arm("plain-8", partial(CifarNet, 8, residual=False, widths=(4, 8, 8)), warmup_steps=2)]  # fmt: skip
+SEEDS = [11, 12, 13]
+
+
+# -- optimisation --------------------------------------------------------------------------
+def keras_adam_reference(p0: torch.Tensor, grads: list[torch.Tensor], lr=1e-3, b1=0.9, b2=0.999, eps=1e-7):
+    """Keras' Adam update, written out: eps is added to sqrt(v) before the bias correction."""
+    p, m, v = p0.clone(), torch.zeros_like(p0), torch.zeros_like(p0)
+    for t, g in enumerate(grads, start=1):
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        p = p - lr * math.sqrt(1 - b2**t) / (1 - b1**t) * m / (v.sqrt() + eps)
+    return p
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])  # at 1e-6 the gradient is the size of epsilon: placement matters
+def test_keras_adam_matches_keras_update(scale):
+    generator = torch.Generator().manual_seed(0)
+    p0 = torch.randn(50, dtype=torch.float64, generator=generator)
+    grads = [scale * torch.randn(50, dtype=torch.float64, generator=generator) for _ in range(20)]
+    p = p0.clone().requires_grad_()
+    optimizer = cifar.KerasAdam([p])
+    for g in grads:
+        p.grad = g.clone()
+        optimizer.step()
+    torch.testing.assert_close(p.detach(), keras_adam_reference(p0, grads), rtol=1e-12, atol=1e-15)
+    if scale < 1:  # and torch's Adam with eps=1e-7 is measurably different there
+        q = p0.clone().requires_grad_()
+        torch_adam = torch.optim.Adam([q], eps=1e-7)
+        for g in grads:
+            q.grad = g.clone()
+            torch_adam.step()
+        assert not torch.allclose(q.detach(), p.detach(), rtol=1e-6, atol=1e-9)
+
+
+def test_he_learning_rate_schedule():
+    lr = partial(cifar.he_lr, milestones=(32_000, 48_000))
+    assert [lr(s) for s in (0, 31_999, 32_000, 47_999, 48_000, 63_999)] == pytest.approx([0.1, 0.1, 0.01, 0.01, 0.001, 0.001])
+    assert [lr(s, warmup_steps=400) for s in (0, 399, 400)] == pytest.approx([0.01, 0.01, 0.1])
+    assert cifar.he_arms([56, 110], residual=True)[1].warmup_steps == 400 and cifar.he_arms([56], True)[0].warmup_steps == 0
+
+
+# -- data order and augmentation -------------------------------------------------------------
+def take(iterator, n):
+    return [next(iterator) for _ in range(n)]
+
+
+def test_batch_order_shuffles_whole_batches():
+    n, b = 50_000, 64
+    first, second = take(cifar.batch_order(n, b, "batches", np.random.default_rng(0)), 782), None
+    assert sorted(len(x) for x in first)[:2] == [16, 64]  # 781 batches of 64 and one of 16
+    assert all(np.array_equal(x, np.arange(x[0], x[0] + len(x))) for x in first)  # consecutive images, never mixed
+    np.testing.assert_array_equal(np.sort(np.concatenate(first)), np.arange(n))  # a pass covers every image once
+    second = take(cifar.batch_order(n, b, "batches", np.random.default_rng(0)), 2 * 782)[782:]
+    assert [x[0] for x in first] != [x[0] for x in second]  # the batch order is reshuffled every pass
+    assert {x[0] for x in first} == {x[0] for x in second}  # but the batches themselves never change
+
+
+def test_image_and_stream_orders():
+    images = take(cifar.batch_order(100, 32, "images", np.random.default_rng(0)), 4)
+    assert [len(x) for x in images] == [32, 32, 32, 4]
+    np.testing.assert_array_equal(np.sort(np.concatenate(images)), np.arange(100))
+    assert not np.array_equal(np.concatenate(images), np.arange(100))
+    stream = np.concatenate(take(cifar.batch_order(100, 32, "stream", np.random.default_rng(0)), 25))  # 8 passes
+    assert len(stream) == 800 and all(np.array_equal(np.sort(stream[i : i + 100]), np.arange(100)) for i in range(0, 800, 100))
+
+
+def test_central_crop_and_flip_as_tensorflow():
+    x = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    flip = torch.tensor([False, True, False, True])
+    out = cifar.central_crop_flip(x, flip)
+    crop = x[:, :, 4:28, 4:28].float() / 255  # tf.image.central_crop(x, 0.75) on 32x32 keeps rows/cols 4..27
+    torch.testing.assert_close(out[~flip], crop[~flip])
+    torch.testing.assert_close(out[flip], crop[flip].flip(-1))
+
+
+def test_pad_crop_flip_matches_a_loop():
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 32, 32, generator=generator)
+    dy, dx = torch.randint(0, 9, (2, 16), generator=generator)
+    flip = torch.rand(16, generator=generator) < 0.5
+    out = cifar.pad_crop_flip(x, dy, dx, flip)
+    padded = torch.nn.functional.pad(x, (4, 4, 4, 4))
+    for i in range(16):
+        crop = padded[i, :, dy[i] : dy[i] + 32, dx[i] : dx[i] + 32]
+        torch.testing.assert_close(out[i], crop.flip(-1) if flip[i] else crop)
+
+
+def test_device_data_splits(data):
+    dev = cifar.to_device(data, HE, "cpu")
+    assert (len(dev.y_train), len(dev.y_val), len(dev.y_test), len(dev.y_train_eval)) == (180, 20, 60, 20)
+    train_rows = {bytes(x.numpy()) for x in dev.x_train}
+    assert not train_rows & {bytes(x.numpy()) for x in dev.x_val}  # disjoint
+    assert {bytes(x.numpy()) for x in dev.x_train_eval} <= train_rows
+    torch.testing.assert_close(dev.mean, dev.x_train.double().mean(0).float() / 255)
+    again = cifar.to_device(data, HE, "cpu")
+    assert torch.equal(dev.x_train, again.x_train) and torch.equal(dev.x_val, again.x_val)  # fixed, not per run
+    official = cifar.to_device(replace(data, official_order=True), cifar.TrainConfig(test_size=10), "cpu")
+    assert torch.equal(official.y_train, torch.from_numpy(data.y_train))  # the stored order is kept
+    assert len(official.y_test) == 10 and len(official.y_val) == 0
+
+
+# -- stacked training ------------------------------------------------------------------------
+def numeric(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(["arm", "seed", "epoch"]).reset_index(drop=True)
+
+
+@pytest.mark.parametrize("recipe", ["keras003", "he2015"])
+def test_stacked_runs_equal_separate_runs_float64(recipe, data):
+    cfg, arms = (KERAS, [KERAS_ARM]) if recipe == "keras003" else (HE, HE_ARMS)
+    train = partial(cifar.train, cfg, arms, data=data, dtype=torch.float64)
+    alone = numeric(pd.concat([train(seeds=[seed], stack="loop") for seed in SEEDS]))
+    for stack in ("loop", "vmap"):
+        together = numeric(train(seeds=SEEDS, stack=stack))
+        assert together[["arm", "seed", "epoch", "step"]].equals(alone[["arm", "seed", "epoch", "step"]])
+        np.testing.assert_allclose(together[METRICS], alone[METRICS], rtol=1e-6, atol=1e-9, err_msg=stack)
+    assert (alone.train_loss.iloc[-1], alone.epoch.max()) != (np.nan, 0)
+    assert alone.groupby("seed").train_loss.nunique().min() > 1  # the runs trained
+
+
+def test_vmap_and_loop_agree_in_float32(data):
+    cfg = replace(KERAS, steps=4, log_every=4)
+    loop, vmap = (numeric(cifar.train(cfg, [KERAS_ARM], SEEDS, data, stack=s)) for s in ("loop", "vmap"))
+    np.testing.assert_allclose(loop[["train_loss", "test_loss"]], vmap[["train_loss", "test_loss"]], rtol=1e-4)
+
+
+def test_same_seed_same_numbers_and_seeds_differ(data):
+    arm = cifar.Arm("resnet-2", partial(Keras003, 2, residual=True, width=0.125))  # with dropout
+    cfg = replace(KERAS, steps=4, log_every=2)
+    first, second = (cifar.train(cfg, [arm], [5, 6], data) for _ in range(2))
+    pd.testing.assert_frame_equal(first, second)
+    assert first[first.seed == 5].train_loss.tolist() != first[first.seed == 6].train_loss.tolist()
+
+
+def test_frame_has_a_row_per_arm_seed_and_epoch(data):
+    frame = cifar.train(HE, HE_ARMS, SEEDS, data)
+    assert len(frame) == len(HE_ARMS) * len(SEEDS) * HE.steps // HE.log_every
+    assert list(frame.columns) == ["arm", "seed", "epoch", "step", *METRICS]
+    assert frame[METRICS].notna().all().all() and frame.train_acc.between(0, 1).all()
+    no_val = cifar.train(replace(HE, eval_val=False, train_eval_size=0), HE_ARMS[:1], SEEDS[:1], data)
+    assert no_val.val_acc.isna().all() and no_val.train_eval_acc.isna().all() and no_val.test_acc.notna().all()
+
+
+def test_cuda_code_paths_run_on_cpu(data):
+    """bfloat16 autocast and channels_last, which CUDA runs use, through the same code on the CPU."""
+    cfg = replace(KERAS, steps=4, log_every=4)
+    frame = cifar.train(cfg, [KERAS_ARM], SEEDS, data, stack="loop", amp=True, channels_last=True)
+    reference = cifar.train(cfg, [KERAS_ARM], SEEDS, data, stack="loop")
+    assert np.isfinite(frame[["train_loss", "test_loss"]]).all().all()
+    np.testing.assert_allclose(frame.train_loss, reference.train_loss, rtol=0.05)  # bfloat16: close, not equal
+    vmapped = cifar.train(cfg, [KERAS_ARM], SEEDS, data, stack="vmap", amp=True)
+    np.testing.assert_allclose(vmapped.train_loss, reference.train_loss, rtol=0.05)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_training_on_device_matches_cpu(device, data):
+    cfg = replace(HE, steps=3, log_every=3)
+    on_device = cifar.train(cfg, HE_ARMS[:1], SEEDS, data, device, amp=False, channels_last=False)
+    on_cpu = cifar.train(cfg, HE_ARMS[:1], SEEDS, data, "cpu")
+    np.testing.assert_allclose(on_device.train_loss, on_cpu.train_loss, rtol=1e-3)
+
+
+def test_stack_module_round_trip(data):
+    models = [cifar.build(HE_ARMS[0], seed) for seed in SEEDS]
+    stack = cifar.ModelStack(models, vectorize=True)
+    x = torch.rand(5, 3, 32, 32)
+    stack.train(False)
+    for g, model in enumerate(models):
+        torch.testing.assert_close(stack.shared(x)[g], model.eval()(x))
+        copy = stack.module(g, HE_ARMS[0].build()).eval()
+        torch.testing.assert_close(copy(x), model(x))
+
+
+@pytest.mark.parametrize("stack", ["loop", "vmap"])
+def test_step_closure_for_timing(stack):
+    step = cifar.step_closure(replace(KERAS, batch_size=4), KERAS_ARM, 2, "cpu", stack=stack)
+    losses = [step() for _ in range(3)]
+    assert all(math.isfinite(v) for v in losses) and losses[0] != losses[-1]
+
+
+def test_cpu_threads_restores_the_setting():
+    before = torch.get_num_threads()
+    with cifar.cpu_threads(2):
+        assert torch.get_num_threads() == 2
+    assert torch.get_num_threads() == before
+
+
+def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
+    cache, epochs = RunCache(tmp_path), []
+
+    @contextmanager
+    def track(claim, condition, seeds, n_epochs):
+        assert n_epochs == len(HE_ARMS) * 2
+        yield epochs.append
+
+    progress = SimpleNamespace(track=track)
+    cfg = replace(HE, steps=2, log_every=1)
+    first = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    assert epochs == [1, 2, 1, 2]
+    both = cifar.train_cached("D", cfg, HE_ARMS, [1, 2], data, torch.device("cpu"), cache, progress)
+    assert (cache.trained, cache.reused) == (2, 1)  # seed 2 trained, seed 1 reused
+    pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
+    monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
+    cifar.train_cached("D", cfg, HE_ARMS, [2, 1], data, torch.device("cpu"), cache, progress)
+
+
+# -- gradient norms (D3) ---------------------------------------------------------------------
+def test_gradient_norms_per_layer(data):
+    arms = [cifar.Arm(f"plain-14{s}", partial(CifarNet, 14, residual=False, batch_norm=bn, widths=(4, 8, 8)))
+            for bn, s in ((True, ""), (False, "-no-bn"))]  # fmt: skip
+    frame = cifar.gradient_norms(replace(HE, batch_size=16), arms, [1, 2], data, checkpoints=(0, 2))
+    assert len(frame) == 2 * 2 * 2 * 14  # arms x seeds x checkpoints x (13 convs + fc)
+    assert set(frame.step) == {0, 2} and frame.groupby(["arm", "seed", "step"]).layer.nunique().eq(14).all()
+    assert (frame.grad_norm > 0).all()
+    np.testing.assert_allclose(frame.grad_rms, frame.grad_norm / np.sqrt(frame.weights))
+    first = frame[(frame.layer == 0) & (frame.step == 0)].sort_values(["arm", "seed"])
+    again = cifar.gradient_norms(replace(HE, batch_size=16), arms, [1, 2], data, checkpoints=(0,))
+    np.testing.assert_allclose(first.grad_norm, again[again.layer == 0].sort_values(["arm", "seed"]).grad_norm)
+
+
+def test_arms_in_worker_processes_give_the_same_frame(data):
+    cfg = replace(HE, steps=2, log_every=2)
+    here = cifar.train(cfg, HE_ARMS, SEEDS[:2], data)  # one thread, as in the workers: oneDNN's sums depend on it
+    epochs = []
+    pd.testing.assert_frame_equal(cifar.train(cfg, HE_ARMS, SEEDS[:2], data, workers=2, on_epoch=epochs.append), here)
+    assert sorted(epochs) == [1, 1]  # one logged epoch per arm, replayed as each worker finished
+    assert cifar.default_workers(torch.device("cuda")) == 1 and cifar.default_workers(torch.device("cpu")) >= 1
