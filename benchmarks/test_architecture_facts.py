@@ -59,6 +59,7 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from resclaims import calibration
 from resclaims.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, Reference, count_models, render_table
 from resclaims.counting import decimals, on_meta, parameter_count, round_as_printed, rounds_to
 from resclaims.models import cifar
@@ -110,6 +111,16 @@ VARIANTS = {  # the same net counted another way, reported beside the claim's co
     "resnet101": ("resnet101-v1.5",),
     "resnet152": ("resnet152-v1.5",),
 }
+
+
+@pytest.fixture(autouse=True)
+def exact_calibration(report):
+    """Every claim here is an exact count or property: its calibration row says "exact, no sampling"."""
+    before = {id(claim) for claim in report.claims}  # results recorded before this test (by identity)
+    yield
+    for claim in report.claims:
+        if id(claim) not in before:
+            report.add_calibration(calibration.exact(claim.id))
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,10 @@ Statistics (alpha = 0.05, 95% intervals, rules fixed from the text before runnin
   K1              the same gap against "around 5-6%": the band [4, 7] points (the
                   stated range widened by one point each side for "around", as read
                   off a plot of accuracy). Supported if the CI lies inside the band,
-                  refuted if it misses it.
+                  refuted if it misses it. The CI is Student's t interval of the mean:
+                  the first rule's BCa interval, calibrated, said "supported" in 7.3%
+                  of simulated nulls at the band's edge with 5 seeds (the t interval:
+                  2.7%).
   K1.consistency  "consistent across the runs": the SD of the per-seed gap. If 95%
                   of runs are to fall in a 3-point-wide band like [4, 7], the SD is at
                   most 0.75 points. Chi-square CI of the SD; supported if it lies in
@@ -44,7 +47,18 @@ Statistics (alpha = 0.05, 95% intervals, rules fixed from the text before runnin
                   trend test (one-sided, increasing). Supported if p < alpha and the
                   CI is above 0.
   K1.order        (full) the K1 gap under the source's batch shuffle minus the gap
-                  with images reshuffled every pass; "no effect" is the band [-1, 1].
+                  with images reshuffled every pass; "no effect" is the band [-1, 1]
+                  (t interval of the mean, as K1).
+
+Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000):
+K1.direction and K2 exchange residual and plain within each seed for the null; K1 and
+K1.order shift every seed's gap so that the mean of all seeds sits on the band edge nearer
+the estimate; K1.consistency rescales the gaps so that their SD is 0.75; K3 permutes each
+seed's three gaps across block counts. Power is taken at the source's 5-6% (5.5 points) for
+K1.direction and K1, at no effect for K1.order and at the band's middle (SD 0.375) for
+K1.consistency; a claim whose power there is below 0.8 reports "inconclusive" where it would
+have said "refuted". Runs that diverge (NaN or inf loss) are left out with their seed's pair
+and counted.
 """
 
 from __future__ import annotations
@@ -56,23 +70,29 @@ from functools import partial
 import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats as scipy_stats
 
-from resclaims import cifar, plotting
-from resclaims.datasets import DataUnavailable, cifar10
+from resclaims import calibration, cifar, plotting
+from resclaims.datasets import cifar10
+from resclaims.procedures import finite_pairs, increasing_trend, mean_in_band, paired_difference, sd_in_band
 from resclaims.report import Timing
-from resclaims.stats import ALPHA, bootstrap_ci, bootstrap_rows, paired_signed_rank
-from resclaims.verdict import ClaimResult, directional, within_band
+from resclaims.verdict import ClaimResult, claim_result, with_power
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
 MAX_SD = 0.75  # "consistent across the runs": 95% of runs inside a 3-point band
 ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
+STATED_GAP = 5.5  # "around a 5-6% improvement": the middle of the stated range, points (power is taken there)
+GAPS = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable gap, points
+# Procedures: a claim's whole decision as one function of its runs; the claim test and its calibration call it.
+# K1.direction, K2: resclaims.procedures.paired_difference; K3: increasing_trend.
+decide_gap_in_band = partial(mean_in_band, band=BAND)  # K1
+decide_consistency = partial(sd_in_band, band=(0.0, MAX_SD))  # K1.consistency
+decide_order = partial(mean_in_band, band=ORDER_BAND)  # K1.order
 WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
 # Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
 QUICK_OUTCOMES = {
-    "K1": "refuted at quick tier: training accuracy gap 8.40 points [7.73, 9.03] lies above the band [4, 7], n = 5 "
-          "(400 of 5,850 steps, width x0.25)",
+    "K1": "refuted at quick tier: training accuracy gap 8.40 points [7.33, 9.47] (t interval) lies above the band "
+          "[4, 7], n = 5 (400 of 5,850 steps, width x0.25); power at 5.5 points 0.92 [0.87, 0.95]",
     "K1.consistency": "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5",
     "K2": "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test accuracy "
           "12-22% after 400 steps, below the 26-29% training accuracy)",
@@ -107,11 +127,8 @@ def config(settings) -> cifar.KerasFamily:
 
 
 @pytest.fixture(scope="module")
-def data(settings, report) -> cifar10.Cifar10:
-    try:
-        data = cifar10.load(settings.data_dir)
-    except DataUnavailable as error:
-        pytest.skip(str(error))
+def data(dataset, report) -> cifar10.Cifar10:
+    data = dataset(cifar10.load)  # skipped if missing, one-line failure if broken
     report.add_data("cifar10", **data.provenance())
     return data
 
@@ -133,36 +150,43 @@ def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
 
 
 def final(frame: pd.DataFrame, arm: str, column: str) -> np.ndarray:
-    """``column`` at the last logged epoch of every run of ``arm``, in percent, ordered by seed."""
+    """``column`` at the last logged epoch of every run of ``arm``, in percent, ordered by seed (NaN: diverged)."""
     last = frame[(frame.arm == arm) & (frame.epoch == frame.epoch.max())].sort_values("seed")
     return 100 * last[column].to_numpy()
 
 
 def gap(frame: pd.DataFrame, blocks: int, column: str, suffix: str = "") -> np.ndarray:
-    """Per-seed residual minus plain at ``blocks`` blocks, percentage points."""
-    return final(frame, f"resnet-{blocks}{suffix}", column) - final(frame, f"plain-{blocks}{suffix}", column)
+    """Per-seed residual minus plain at ``blocks`` blocks, percentage points, without seeds where a run diverged."""
+    res, plain, _ = finite_pairs(final(frame, f"resnet-{blocks}{suffix}", column),
+                                 final(frame, f"plain-{blocks}{suffix}", column))
+    return res - plain
 
 
-def direction_result(runs, config, data, settings, claim_id, column, claim) -> ClaimResult:
-    res, plain = final(runs, f"resnet-{config.blocks}", column), final(runs, f"plain-{config.blocks}", column)
-    ci = bootstrap_ci(res - plain, np.mean)
-    p = paired_signed_rank(res, plain, alternative="greater")
-    return ClaimResult(
-        id=claim_id, claim=claim, source=SOURCE, verdict=directional(ci.ci, p), estimate=ci.estimate, ci=ci.ci,
-        p_value=p, n=len(res), statistic=f"mean final-epoch {WORDS[column]} gap, residual - plain (points)",
+def direction_result(runs, config, data, settings, calibrate, claim_id, column, claim,
+                     stated: float | None = None) -> ClaimResult:
+    res, plain, diverged = finite_pairs(final(runs, f"resnet-{config.blocks}", column),
+                                        final(runs, f"plain-{config.blocks}", column))
+    power = calibrate(claim_id, procedure=paired_difference, **calibration.paired_wiring(
+        res, plain, members="residual and plain runs of a seed", grid=GAPS, unit="points", stated=stated,
+        stated_text="the source's 5-6%" if stated else "none stated")).power_rate
+    return with_power(claim_result(
+        paired_difference(res, plain),
+        id=claim_id, claim=claim, source=SOURCE, n=len(res),
+        statistic=f"mean final-epoch {WORDS[column]} gap, residual - plain (points)",
         test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
         protocol=protocol(config, data),
-        details={"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()},
-    )  # fmt: skip
+        details={"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist(),
+                 "diverged_seeds_excluded": diverged},
+    ), power)  # fmt: skip
 
 
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(runs, config, data, settings, report, request):
+def test_K1_direction(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K1.direction")
-    result = direction_result(runs, config, data, settings, "K1.direction", "train_acc",
-                              "the residual net reaches a higher training accuracy than the plain net")
+    result = direction_result(runs, config, data, settings, calibrate, "K1.direction", "train_acc",
+                              "the residual net reaches a higher training accuracy than the plain net", STATED_GAP)
     figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
         train_accuracy=lambda f: 100 * f.train_acc)
     plotting.plot_learning_curves(figure, report.figure_path("K1", "K1_train_accuracy"), x="epoch", y="train_accuracy",
@@ -172,61 +196,66 @@ def test_K1_direction(runs, config, data, settings, report, request):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(runs, config, data, settings, report, request):
+def test_K1_magnitude(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K1")
     d = gap(runs, config.blocks, "train_acc")
-    ci = bootstrap_ci(d, np.mean)
-    report.verify(ClaimResult(
+    power = calibrate("K1", procedure=decide_gap_in_band, unit="points", **calibration.band_wiring(
+        (d,), 0, np.mean, BAND, STATED_GAP, "every seed's gap", stated_text="the middle of the source's 5-6%,",
+        how="shift")).power_rate
+    report.verify(with_power(claim_result(
+        decide_gap_in_band(d),
         id="K1", claim="around a 5-6% improvement in training accuracy from the residual architecture",
-        source=SOURCE, verdict=within_band(ci.ci, BAND), estimate=ci.estimate, ci=ci.ci, p_value=None, n=len(d),
-        statistic="mean final-epoch training accuracy gap, residual - plain (points)",
-        test=f"BCa bootstrap CI inside the band {list(BAND)} (equivalence)", tier=settings.tier,
-        protocol=protocol(config, data), details={"band": list(BAND), "gap_per_seed": d.tolist()},
-    ))  # fmt: skip
+        source=SOURCE, n=len(d), statistic="mean final-epoch training accuracy gap, residual - plain (points)",
+        test=f"Student t interval of the mean inside the band {list(BAND)} (equivalence)", tier=settings.tier,
+        protocol=protocol(config, data), details={"gap_per_seed": d.tolist()},
+    ), power))  # fmt: skip
+
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(runs, config, data, settings, report, request):
+def test_K1_consistency(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K1.consistency")
     d = gap(runs, config.blocks, "train_acc")
-    n, sd = len(d), float(np.std(d, ddof=1))
-    chi2 = scipy_stats.chi2
-    ci = (sd * math.sqrt((n - 1) / chi2.ppf(1 - ALPHA / 2, n - 1)), sd * math.sqrt((n - 1) / chi2.ppf(ALPHA / 2, n - 1)))
-    report.verify(ClaimResult(
-        id="K1.consistency", claim="the training accuracy gap is consistent across runs", source=SOURCE,
-        verdict=within_band(ci, (0.0, MAX_SD)), estimate=sd, ci=ci, p_value=None, n=n,
+    sd = lambda x: float(np.std(x, ddof=1))  # noqa: E731
+    power = calibrate("K1.consistency", procedure=decide_consistency, unit="points (SD)", **calibration.band_wiring(
+        (d,), 0, sd, (0.0, MAX_SD), MAX_SD / 2, "every seed's gap", stated_text="no SD stated; the band's middle")).power_rate
+    report.verify(with_power(claim_result(
+        decide_consistency(d),
+        id="K1.consistency", claim="the training accuracy gap is consistent across runs", source=SOURCE, n=len(d),
         statistic="SD across seeds of the final-epoch training accuracy gap (points)",
         test=f"chi-square CI of the SD inside [0, {MAX_SD}]", tier=settings.tier, protocol=protocol(config, data),
         details={"gap_per_seed": d.tolist(), "share_in_band": float(np.mean((d >= BAND[0]) & (d <= BAND[1])))},
-    ))  # fmt: skip
+    ), power))  # fmt: skip
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(runs, config, data, settings, report, request):
+def test_K1_data_order_effect(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K1.order")
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     effect = gap(runs, config.blocks, "train_acc") - gap(runs, config.blocks, "train_acc", "-images")
-    ci = bootstrap_ci(effect, np.mean)
-    report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
-                      f"pass = {ci.estimate:.2f} points [{ci.low:.2f}, {ci.high:.2f}], n = {len(effect)}")
-    report.verify(ClaimResult(
+    power = calibrate("K1.order", procedure=decide_order, unit="points", **calibration.band_wiring(
+        (effect,), 0, np.mean, ORDER_BAND, 0.0, "every seed's effect", stated_text="no effect,", how="shift")).power_rate
+    result = with_power(claim_result(
+        decide_order(effect),
         id="K1.order", claim="003's .batch(64).shuffle(10000) order (whole batches shuffled) leaves the K1 gap unchanged",
-        source=SOURCE, verdict=within_band(ci.ci, ORDER_BAND), estimate=ci.estimate, ci=ci.ci, p_value=None,
-        n=len(effect), statistic="K1 gap with batches shuffled minus K1 gap with images shuffled (points)",
-        test=f"BCa bootstrap CI inside {list(ORDER_BAND)} (equivalence)", tier=settings.tier,
+        source=SOURCE, n=len(effect), statistic="K1 gap with batches shuffled minus K1 gap with images shuffled (points)",
+        test=f"Student t interval of the mean inside {list(ORDER_BAND)} (equivalence)", tier=settings.tier,
         protocol=protocol(config, data) + "; second arm pair with images reshuffled every pass",
         details={"effect_per_seed": effect.tolist()},
-    ))  # fmt: skip
+    ), power)  # fmt: skip
+    report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
+                      f"pass = {result.estimate:.2f} points [{result.ci[0]:.2f}, {result.ci[1]:.2f}], n = {len(effect)}")
+    report.verify(result)
 
 
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(runs, config, data, settings, report, request):
+def test_K2_test_accuracy(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K2")
-    result = direction_result(runs, config, data, settings, "K2", "test_acc",
+    result = direction_result(runs, config, data, settings, calibrate, "K2", "test_acc",
                               "the residual net's advantage shows in test accuracy as well")
     figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
         test_accuracy=lambda f: 100 * f.test_acc)
@@ -236,29 +265,35 @@ def test_K2_test_accuracy(runs, config, data, settings, report, request):
 
 
 # -- K3 -----------------------------------------------------------------------------------
-def slope(gaps: np.ndarray, blocks: np.ndarray) -> float:
-    """Least-squares slope of the mean gap on block count (points per block); ``gaps`` is (seeds, block counts)."""
-    return float(np.polyfit(blocks, gaps.mean(axis=0), 1)[0])
-
-
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(runs, config, data, settings, report, request):
+def test_K3_gap_grows_with_depth(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "K3")
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     blocks = np.array(sorted(config.depth_blocks), dtype=float)
-    gaps = np.stack([gap(runs, int(b), "train_acc") for b in blocks], axis=1)  # (seeds, block counts)
-    ci = bootstrap_rows((gaps,), lambda g: slope(g, blocks))
-    p = float(scipy_stats.page_trend_test(gaps).pvalue)
-    report.verify(ClaimResult(
+    per_arm = {int(b): (final(runs, f"resnet-{int(b)}", "train_acc") - final(runs, f"plain-{int(b)}", "train_acc"))
+               for b in blocks}
+    gaps = np.stack(list(per_arm.values()), axis=1)  # (seeds, block counts)
+    finite = np.isfinite(gaps).all(axis=1)  # a seed with a diverged run is left out, and counted
+    gaps = gaps[finite]
+    procedure = partial(increasing_trend, positions=blocks)
+    power = calibrate(
+        "K3", procedure=procedure, null=calibration.permute_rows(gaps), null_label="block counts permuted",
+        null_text="each seed's three gaps put in a random order of block counts (Page's test's null)",
+        effect=calibration.row_trend(gaps, blocks), grid=calibration.geometric_grid(0.005, 2.0),
+        unit="points per block",
+        effect_text="none stated ('more pronounced in deeper networks'); searched: each seed's gaps with the mean "
+                    "slope replaced by the effect; seeds resampled").power_rate
+    report.verify(with_power(claim_result(
+        procedure(gaps),
         id="K3", claim="the residual net's training accuracy advantage grows with the number of blocks", source=SOURCE,
-        verdict=directional(ci.ci, p), estimate=ci.estimate, ci=ci.ci, p_value=p, n=len(gaps),
-        statistic="slope of the training accuracy gap on block count (points per block)",
-        test="Page's trend test (increasing), bootstrap CI over seeds", tier=settings.tier,
+        n=len(gaps), statistic="slope of the training accuracy gap on block count (points per block)",
+        test="Page's trend test (increasing), BCa bootstrap CI over seeds", tier=settings.tier,
         protocol=protocol(config, data) + f"; blocks {[int(b) for b in blocks]}",
-        details={"blocks": blocks.tolist(), "mean_gap": gaps.mean(axis=0).tolist(), "gaps": gaps.tolist()},
-    ))  # fmt: skip
+        details={"blocks": blocks.tolist(), "mean_gap": gaps.mean(axis=0).tolist(), "gaps": gaps.tolist(),
+                 "diverged_seeds_excluded": int((~finite).sum())},
+    ), power))  # fmt: skip
 
 
 # -- timing (pytest-benchmark) ------------------------------------------------------------------

@@ -59,6 +59,15 @@ Statistics (alpha = 0.05, 95% intervals, rules fixed before running):
   H1           (full) test error, ResNet-20 minus ResNet-110, paired by seed. As
                D1.plain. Each depth's mean test error with its CI is reported next to
                Table 6.
+
+Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000): the
+paired claims exchange the two runs of each seed for the null; D1.residual reflects each
+seed's difference about the 1-point margin, D3 each seed's log ratio about -1. Power is taken
+where a source states a size: H1 at Table 6's 8.75 - 6.43 = 2.32 points, D1.residual at no
+degradation (a true difference of 0); a claim whose power there is below 0.8 reports
+"inconclusive" where it would have said "refuted". The others report their smallest
+detectable effect. Runs that diverge (NaN or inf loss) are left out with their seed's pair
+and counted.
 """
 
 from __future__ import annotations
@@ -70,21 +79,27 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims import cifar, plotting
-from resclaims.datasets import DataUnavailable, cifar10
+from resclaims import calibration, cifar, plotting
+from resclaims.datasets import cifar10
 from resclaims.models.cifar import CifarNet
+from resclaims.procedures import below_margin, exceeds, finite_pairs, paired_difference
 from resclaims.report import Timing
-from resclaims.stats import bootstrap_ci, paired_signed_rank
-from resclaims.verdict import ClaimResult, directional
+from resclaims.stats import bootstrap_ci
+from resclaims.verdict import ClaimResult, claim_result, with_power
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error
 VANISHING = -1.0  # D3: log10 of first/last gradient RMS below which gradients vanish
 TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}  # He et al. Table 6, test error (%)
+GRID = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable one, points (D3: log10)
+# Procedures (a claim's whole decision as one function of its runs; the claim test and its calibration call it):
+# D1.plain, D1.contrast, D2, D3.no_bn, H1: resclaims.procedures.paired_difference; D1.residual: below_margin;
+# D3: exceeds.
 # Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
 QUICK_OUTCOMES = {
-    "D1.residual": "refuted at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
-                   "1-point margin, p = 0.97, n = 5 (200 of 64k iterations)",
+    "D1.residual": "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
+                   "1-point margin, p = 0.97, n = 5 (200 of 64k iterations); the interval alone would refute, but the "
+                   "test's power at no degradation is 0.32 [0.26, 0.39], below 0.8",
     "D3": "inconclusive at quick tier: min over checkpoints of log10(first / last conv gradient RMS) -1.85 "
           "[-2.95, -0.76] against -1, p = 0.84, n = 5 (at step 0 the ratio is +2.3: BN's gradients explode toward the "
           "input; by step 5 the first conv's has fallen to 10^-4.2)",
@@ -109,16 +124,20 @@ def mark_known_outcome(request, settings, claim_id: str) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, reason=QUICK_OUTCOMES[claim_id]))
 
 
-def paired_result(claim_id, claim, a, b, statistic, settings, protocol_text, details=None) -> ClaimResult:
-    """"a exceeds b", paired by seed: mean difference, BCa bootstrap CI, one-sided Wilcoxon."""
-    ci = bootstrap_ci(a - b, np.mean)
-    p = paired_signed_rank(a, b, alternative="greater")
-    return ClaimResult(
-        id=claim_id, claim=claim, source=SOURCES[claim_id.split(".")[0]], verdict=directional(ci.ci, p),
-        estimate=ci.estimate, ci=ci.ci, p_value=p, n=len(a), statistic=statistic,
+def paired_result(claim_id, claim, a, b, statistic, settings, protocol_text, calibrate, details=None,
+                  stated: float | None = None, stated_text: str = "none stated", unit: str = "points") -> ClaimResult:
+    """"a exceeds b", paired by seed: mean difference, BCa bootstrap CI, one-sided Wilcoxon; seeds in which a run
+    diverged are left out and counted; refuted only if the test has the power to see the source's effect."""
+    a, b, diverged = finite_pairs(a, b)
+    power = calibrate(claim_id, procedure=paired_difference, **calibration.paired_wiring(
+        a, b, members="the two runs of a seed", grid=GRID, unit=unit, stated=stated, stated_text=stated_text,
+    )).power_rate
+    return with_power(claim_result(
+        paired_difference(a, b),
+        id=claim_id, claim=claim, source=SOURCES[claim_id.split(".")[0]], n=len(a), statistic=statistic,
         test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
-        protocol=protocol_text, details={"per_seed": (a - b).tolist(), **(details or {})},
-    )  # fmt: skip
+        protocol=protocol_text, details={"per_seed": (a - b).tolist(), "diverged_seeds_excluded": diverged, **(details or {})},
+    ), power)  # fmt: skip
 
 
 # -- runs ---------------------------------------------------------------------------------
@@ -128,11 +147,8 @@ def config(settings) -> cifar.HeFamily:
 
 
 @pytest.fixture(scope="module")
-def data(settings, report) -> cifar10.Cifar10:
-    try:
-        data = cifar10.load(settings.data_dir)
-    except DataUnavailable as error:
-        pytest.skip(str(error))
+def data(dataset, report) -> cifar10.Cifar10:
+    data = dataset(cifar10.load)  # skipped if missing, one-line failure if broken
     report.add_data("cifar10", **data.provenance())
     return data
 
@@ -159,6 +175,7 @@ def final(frame: pd.DataFrame, arm: str, column: str) -> np.ndarray:
 
 
 def depth_gap(frame, kind: str, config, column: str) -> np.ndarray:
+    """Per seed, deep minus shallow; NaN where a run diverged."""
     shallow, deep = config.depths
     return final(frame, f"{kind}-{deep}", column) - final(frame, f"{kind}-{shallow}", column)
 
@@ -166,7 +183,7 @@ def depth_gap(frame, kind: str, config, column: str) -> np.ndarray:
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(runs, config, data, settings, report, request):
+def test_D1_plain_degrades(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D1.plain")
     shallow, deep = config.depths
     plain = runs[runs.arm.str.startswith("plain")]
@@ -178,48 +195,56 @@ def test_D1_plain_degrades(runs, config, data, settings, report, request):
     report.verify(paired_result(
         "D1.plain", f"plain-{deep} has a higher training error than plain-{shallow}",
         final(runs, f"plain-{deep}", "train_err"), final(runs, f"plain-{shallow}", "train_err"),
-        f"final training error, plain-{deep} - plain-{shallow} (points)", settings, protocol(config, data),
+        f"final training error, plain-{deep} - plain-{shallow} (points)", settings, protocol(config, data), calibrate,
         details={"test_error_gap": depth_gap(runs, "plain", config, "test_err").tolist()},
     ))  # fmt: skip
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(runs, config, data, settings, report, request):
+def test_D1_residual_does_not_degrade(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D1.residual")
     shallow, deep = config.depths
     d = depth_gap(runs, "resnet", config, "train_err")
-    ci = bootstrap_ci(d, np.mean)
-    p = paired_signed_rank(np.full_like(d, MARGIN), d, alternative="greater")  # H1: difference < margin
-    verdict = directional((-ci.high, -ci.low), p, null=-MARGIN)  # non-inferiority: the CI below the margin
+    diverged, d = int((~np.isfinite(d)).sum()), d[np.isfinite(d)]
+    procedure = partial(below_margin, margin=MARGIN)
+    power = calibrate(
+        "D1.residual", procedure=procedure, null=calibration.reflect(d, MARGIN), null_label="at the margin",
+        null_text=f"each seed's difference reflected about the {MARGIN:g}-point margin at random (a sign flip of "
+                  "difference - margin)",
+        effect=lambda below: calibration.located(d)(MARGIN - below), stated_effect=MARGIN, grid=GRID,
+        unit="points below the margin",
+        effect_text="no degradation (a true difference of 0, one margin below it): the differences moved so their "
+                    "mean sits that far below the margin, spread kept; seeds resampled").power_rate
     plotting.plot_learning_curves(runs[runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
                                   x="step", y="train_err", by="arm", title="residual nets: training error",
                                   ylabel="training error (%)")  # fmt: skip
-    report.verify(ClaimResult(
+    report.verify(with_power(claim_result(
+        procedure(d),
         id="D1.residual", claim=f"ResNet-{deep} does not have a higher training error than ResNet-{shallow}",
-        source=SOURCES["D1"], verdict=verdict, estimate=ci.estimate, ci=ci.ci, p_value=p, n=len(d),
-        statistic=f"final training error, ResNet-{deep} - ResNet-{shallow} (points)",
+        source=SOURCES["D1"], n=len(d), statistic=f"final training error, ResNet-{deep} - ResNet-{shallow} (points)",
         test=f"non-inferiority, margin {MARGIN} point: one-sided Wilcoxon of (difference - margin) < 0, BCa bootstrap "
              "CI; supported if the CI lies below the margin", tier=settings.tier, protocol=protocol(config, data),
-        details={"per_seed": d.tolist(), "margin": MARGIN},
-    ))  # fmt: skip
+        details={"per_seed": d.tolist(), "margin": MARGIN, "diverged_seeds_excluded": diverged},
+    ), power))  # fmt: skip
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(runs, config, data, settings, report, request):
+def test_D1_contrast(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D1.contrast")
     report.verify(paired_result(
         "D1.contrast", "the plain nets degrade with depth more than their residual twins",
         depth_gap(runs, "plain", config, "train_err"), depth_gap(runs, "resnet", config, "train_err"),
         "training-error degradation with depth, plain minus residual (points)", settings, protocol(config, data),
+        calibrate,
     ))  # fmt: skip
 
 
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(runs, config, data, settings, report, request):
+def test_D2_degradation_is_on_training_error(runs, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D2")
     shallow, deep = config.depths
     test_gap = depth_gap(runs, "plain", config, "test_err")
@@ -227,8 +252,8 @@ def test_D2_degradation_is_on_training_error(runs, config, data, settings, repor
         "D2", f"plain-{deep}'s degradation shows on the training set itself (not only on test data)",
         final(runs, f"plain-{deep}", "train_eval_err"), final(runs, f"plain-{shallow}", "train_eval_err"),
         f"final error on clean training images in eval mode, plain-{deep} - plain-{shallow} (points)",
-        settings, protocol(config, data) + f"; {config.train.train_eval_size} fixed training images",
-        details={"test_error_gap": test_gap.tolist(), "test_error_gap_mean": float(test_gap.mean())},
+        settings, protocol(config, data) + f"; {config.train.train_eval_size} fixed training images", calibrate,
+        details={"test_error_gap": test_gap.tolist(), "test_error_gap_mean": float(np.nanmean(test_gap))},
     ))  # fmt: skip
 
 
@@ -259,36 +284,41 @@ def d3_protocol(config, data) -> str:
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, report, request):
+def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D3")
     arm = f"plain-{config.grad_depth}"
     x = first_over_last(gradients, arm)
-    ci = bootstrap_ci(x, np.mean)
-    p = paired_signed_rank(x, np.full_like(x, VANISHING), alternative="greater")
+    non_finite, x = int((~np.isfinite(x)).sum()), x[np.isfinite(x)]
+    procedure = partial(exceeds, null=VANISHING)
+    calibrate(
+        "D3", procedure=procedure, null=calibration.reflect(x, VANISHING), null_label=f"centred on {VANISHING:g}",
+        null_text=f"each seed's log10 ratio reflected about {VANISHING:g} at random (a sign flip of x - ({VANISHING:g}))",
+        effect=lambda above: calibration.located(x)(VANISHING + above), grid=GRID, unit="log10 above -1",
+        effect_text="none stated; searched: the seeds' log10 ratios moved so their mean is the effect above -1, "
+                    "spread kept; seeds resampled")
     figure = gradients[gradients.step == 0].assign(log10_grad_rms=lambda f: np.log10(f.grad_rms))
     plotting.plot_learning_curves(figure, report.figure_path("D3", "D3_gradient_by_layer"), x="layer", y="log10_grad_rms",
                                   by="arm", title=f"plain-{config.grad_depth} at initialisation: gradient RMS per layer",
                                   ylabel="log10 gradient RMS")  # fmt: skip
-    report.verify(ClaimResult(
-        id="D3", claim=f"with BN, gradients do not vanish in plain-{config.grad_depth}", source=SOURCES["D3"],
-        verdict=directional(ci.ci, p, null=VANISHING), estimate=ci.estimate, ci=ci.ci, p_value=p, n=len(x),
+    report.verify(claim_result(
+        procedure(x),
+        id="D3", claim=f"with BN, gradients do not vanish in plain-{config.grad_depth}", source=SOURCES["D3"], n=len(x),
         statistic="min over checkpoints of log10(gradient RMS first conv / last conv)",
         test=f"one-sided Wilcoxon against {VANISHING} (a 10x decay), BCa bootstrap CI", tier=settings.tier,
-        protocol=d3_protocol(config, data), details=_gradient_details(gradients),
+        protocol=d3_protocol(config, data), details={**_gradient_details(gradients), "non_finite_excluded": non_finite},
     ))  # fmt: skip
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_contrast_without_bn(gradients, config, data, settings, report, request):
+def test_D3_contrast_without_bn(gradients, config, data, settings, report, request, calibrate):
     mark_known_outcome(request, settings, "D3.no_bn")
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
-    finite = np.isfinite(bn) & np.isfinite(no_bn)
     result = paired_result(
-        "D3.no_bn", "without BN the gradient reaching the first layer is relatively smaller", bn[finite], no_bn[finite],
+        "D3.no_bn", "without BN the gradient reaching the first layer is relatively smaller", bn, no_bn,
         "min over checkpoints of log10(first / last conv gradient RMS), with BN - without BN", settings,
-        d3_protocol(config, data),
-        details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist(), "non_finite_pairs_excluded": int((~finite).sum())},
+        d3_protocol(config, data), calibrate, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()},
+        unit="log10",
     )  # fmt: skip
     report.verify(result)
 
@@ -303,13 +333,14 @@ def _gradient_details(frame: pd.DataFrame) -> dict:
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, request):
+def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, request, calibrate):
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)
     table = {}
     for depth in config.table_depths:
         err = final(runs, f"resnet-{depth}", "test_err")
+        err = err[np.isfinite(err)]  # diverged runs left out (counted in the report's runs table)
         ci = bootstrap_ci(err, np.mean)
         table[depth] = {"mean": ci.estimate, "ci": list(ci.ci), "best": float(err.min()), "paper": TABLE6.get(depth)}
         report.note("H1", f"ResNet-{depth}: test error {ci.estimate:.2f}% [{ci.low:.2f}, {ci.high:.2f}] (best "
@@ -317,8 +348,9 @@ def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, reque
     report.verify(paired_result(
         "H1", f"ResNet-{deep} reaches a lower test error than ResNet-{shallow}",
         final(runs, f"resnet-{shallow}", "test_err"), final(runs, f"resnet-{deep}", "test_err"),
-        f"final test error, ResNet-{shallow} - ResNet-{deep} (points)", settings, protocol(config, data),
+        f"final test error, ResNet-{shallow} - ResNet-{deep} (points)", settings, protocol(config, data), calibrate,
         details={"table": {str(k): v for k, v in table.items()}},
+        stated=TABLE6[shallow] - TABLE6[deep], stated_text=f"Table 6's {TABLE6[shallow]} - {TABLE6[deep]} points",
     ))  # fmt: skip
 
 

@@ -93,15 +93,15 @@ from resclaims.membrane import (
     train,
     train_sequential,
 )
+from resclaims.procedures import paired_difference
 from resclaims.report import Timing
-from resclaims.stats import bootstrap_ci, paired_signed_rank
+from resclaims.stats import bootstrap_ci
 from resclaims.verdict import (
     REFUTED,
     SUPPORTED,
     ClaimResult,
     Decision,
     claim_result,
-    directional,
     with_power,
     within_band,
 )
@@ -199,13 +199,6 @@ def paired(runs: Runs, pair: tuple[str, str], part: str) -> tuple[np.ndarray, np
 
 # -- procedures: each claim's whole decision, one function of its runs ----------------------
 # The claim tests and the calibration (resclaims.calibration) call these same functions.
-def decide_shortcut_wins(no_shortcut: np.ndarray, shortcut: np.ndarray) -> Decision:
-    """M1, M3.fixed_*: mean paired difference no_shortcut - shortcut (BCa CI), one-sided Wilcoxon; directional."""
-    difference = bootstrap_ci((no_shortcut - shortcut,), np.mean, vectorized=True)
-    p = paired_signed_rank(no_shortcut, shortcut, alternative="greater")
-    return Decision(directional(difference.ci, p), difference.estimate, difference.ci, p)
-
-
 def decide_share(share: np.ndarray) -> Decision:
     """M3.reaches_floor: median over seeds of floor / final loss (BCa CI) inside SHARE_BAND.
 
@@ -218,7 +211,7 @@ def decide_share(share: np.ndarray) -> Decision:
 
 def calibrate_shortcut_wins(calibrate, claim_id: str, a: np.ndarray, b: np.ndarray) -> calibration.Calibration:
     return calibrate(
-        claim_id, procedure=decide_shortcut_wins, null=calibration.exchange(a, b), null_label="pairs exchanged",
+        claim_id, procedure=paired_difference, null=calibration.exchange(a, b), null_label="pairs exchanged",
         null_text="the two arms of each seed exchanged at random (sign flip of the paired differences)",
         effect=calibration.paired_shift(a, b), grid=calibration.geometric_grid(1e-4, 0.2), unit="per-pixel L1",
         effect_text="none stated (the source says 'significantly faster', 'outperforms'); searched: "
@@ -231,7 +224,7 @@ def shortcut_wins(runs: Runs, config: MembraneConfig, pair: tuple[str, str], par
     a, b, no_shortcut, shortcut, diverged = paired(runs, pair, part)
     what = f"mean per-pixel L1 over the {config.epochs} epochs" if part == "faster" else f"per-pixel L1 at epoch {config.epochs}"
     result = claim_result(
-        decide_shortcut_wins(a, b),
+        paired_difference(a, b),
         id=claim_id,
         claim=("the shortcut model learns significantly faster" if part == "faster"
                else f"after {config.epochs} epochs the shortcut model outperforms the model without")

@@ -82,6 +82,7 @@ from hypothesis import given, settings as hypothesis_settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from resclaims import calibration, plotting, zero_identity
+from resclaims.procedures import paired_difference
 from resclaims.report import Timing
 from resclaims.stats import (
     ALPHA,
@@ -256,13 +257,6 @@ def decide_variance(auc_identity: np.ndarray, auc_zero: np.ndarray) -> Decision:
     return Decision(directional(ratio.ci, p, null=1.0), ratio.estimate, ratio.ci, p)
 
 
-def decide_part(slower: np.ndarray, faster: np.ndarray) -> Decision:
-    """Z4's parts: mean paired difference in epochs, slower - faster (BCa CI), one-sided Wilcoxon; directional."""
-    effect = bootstrap_ci((slower - faster,), np.mean, vectorized=True)
-    p = paired_signed_rank(slower, faster, alternative="greater")
-    return Decision(directional(effect.ci, p), effect.estimate, effect.ci, p)
-
-
 def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> Decision:
     """Z4: the source's guess holds if the target-variance part is > 0 and exceeds the weight-configuration part.
 
@@ -270,7 +264,7 @@ def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> 
     (one-sided Wilcoxon p < alpha, BCa CI of the mean above 0); refuted: the part's CI is <= 0 or the
     difference's CI is below 0; else inconclusive.
     """
-    part = decide_part(target_variance, np.zeros_like(target_variance))
+    part = paired_difference(target_variance, np.zeros_like(target_variance))
     gap = bootstrap_ci((target_variance - weight_configuration,), np.mean, vectorized=True)
     p = paired_signed_rank(target_variance, weight_configuration, alternative="greater")
     if part.verdict == SUPPORTED and gap.low > 0 and p < ALPHA:
@@ -670,7 +664,7 @@ def z4_calibrations(calibrate, factorial_runs, config) -> calibration.Calibratio
 
     def part(slower: np.ndarray, faster: np.ndarray) -> dict:
         return dict(
-            procedure=decide_part, null=calibration.exchange(slower, faster), null_label="pairs exchanged",
+            procedure=paired_difference, null=calibration.exchange(slower, faster), null_label="pairs exchanged",
             null_text="the two models of the part exchanged within each seed at random (sign flip of the part)",
             effect=calibration.paired_shift(slower, faster), grid=SHIFTS, unit="epochs",
             effect_text="none stated (the source names the causes, not their sizes); searched: "
@@ -706,7 +700,7 @@ def test_Z4_target_variance_or_weight_configuration(factorial_runs, config, sett
     for factor, (slower, faster) in (("target_variance", (epochs["residual_identity"], epochs["zero"])),
                                      ("weight_configuration", (epochs["identity"], epochs["residual_identity"]))):
         parts[factor] = report.record(with_power(claim_result(
-            decide_part(slower, faster),
+            paired_difference(slower, faster),
             id=f"Z4.{factor}", claim=f"{factor.replace('_', ' ')} slows learning", source=SOURCE, n=n,
             statistic=f"{factor.replace('_', ' ')} part of the identity - zero gap, epochs to 0.01 (mean over seeds)",
             test="one-sided Wilcoxon signed-rank of per-seed parts, BCa bootstrap CI", tier=settings.tier,

@@ -95,6 +95,7 @@ class TrainConfig:
     train_eval_size: int = 0  # clean training images evaluated in eval mode per epoch (claim D2)
     milestones: tuple[int, ...] = ()  # he2015: iterations where lr is divided by 10 (32k, 48k)
     downsample: int = 1  # he2015: average-pool images by this factor (quick tier: 2, 16x16 inputs)
+    lr_scale: float = 1.0  # multiplies the recipe's learning rate at every step (1: the source's)
 
     def __post_init__(self) -> None:
         if self.recipe not in RECIPES:
@@ -230,8 +231,8 @@ def he_lr(step: int, milestones: Sequence[int], warmup_steps: int = 0) -> float:
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     if cfg.recipe == "keras003":
-        return KerasAdam(params)
-    return torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=1e-4)
+        return KerasAdam(params, lr=1e-3 * cfg.lr_scale)
+    return torch.optim.SGD(params, lr=0.1 * cfg.lr_scale, momentum=0.9, weight_decay=1e-4)
 
 
 # -- data on the device ---------------------------------------------------------
@@ -454,7 +455,7 @@ def train(
     workers: int = 1,
     on_epoch: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """Train every arm at every seed; one row per (arm, seed, logged epoch).
+    """Train every arm at every seed; one row per (arm, seed, logged epoch), with a ``diverged`` column.
 
     Runs of one arm train together (``stack``: ``"vmap"``, ``"loop"``, or
     ``"auto"``: vmap on CUDA, loop on CPU). Run (arm, seed) draws its data order
@@ -465,7 +466,9 @@ def train(
     path only) default to on for CUDA and off for CPU. ``workers`` > 1 trains
     arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
     called after each logged epoch of each arm (from worker processes: when the
-    arm is done), for progress bars.
+    arm is done), for progress bars. A run whose loss becomes NaN or inf has
+    diverged: its metrics from that epoch on are NaN, and an arm whose runs have
+    all diverged stops training.
     """
     device = torch.device(device)
     if stack not in ("auto", "vmap", "loop"):
@@ -531,6 +534,7 @@ def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, d
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True) if device.type == "cuda" else nullcontext()
     rows, losses, hits, sizes = [], [], [], []  # per step of the current epoch: (G,) tensors, G sizes
+    diverged = torch.zeros(len(seeds), dtype=torch.bool, device=device)  # (G,): a loss was NaN or inf
     with seeded_device(device, _seed("dropout", seeds[0], arm.name)), cudnn:
         for step in range(cfg.steps):
             xs, ys = zip(*(next(b) for b in batches))
@@ -541,8 +545,9 @@ def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, d
             loss.sum().backward()
             if cfg.recipe == "he2015":
                 for group in optimizer.param_groups:
-                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps)
+                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps) * cfg.lr_scale
             optimizer.step()
+            diverged |= ~torch.isfinite(loss.detach())
             losses.append(loss.detach().double())
             hits.append(torch.stack([(z.argmax(1) == y).sum() for z, y in zip(logits, ys)]).double())
             sizes.append([len(y) for y in ys])
@@ -559,14 +564,21 @@ def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, d
                     y = y[:0]
                 metrics[f"{split}_loss"], metrics[f"{split}_acc"] = _evaluate(cfg, stack, dev, x, y, autocast, dtype)
             metrics = {k: v.cpu().numpy() for k, v in metrics.items()}
+            gone = diverged.cpu().numpy()
             epoch = (step + 1) // cfg.log_every
             for g, seed in enumerate(seeds):
-                rows.append({"arm": arm.name, "seed": seed, "epoch": epoch, "step": step + 1,
-                             **{k: float(v[g]) for k, v in metrics.items()}})  # fmt: skip
+                rows.append({"arm": arm.name, "seed": seed, "epoch": epoch, "step": step + 1, "diverged": bool(gone[g]),
+                             **{k: math.nan if gone[g] else float(v[g]) for k, v in metrics.items()}})  # fmt: skip
             losses, hits, sizes = [], [], []
             if on_epoch is not None:
                 on_epoch(epoch)
-    return pd.DataFrame(rows)
+            if gone.all():  # every run of the arm diverged: stop, and log the epochs left as NaN
+                rows += [{**row, "epoch": later, "step": later * cfg.log_every}
+                         for later in range(epoch + 1, cfg.steps // cfg.log_every + 1) for row in rows[-len(seeds):]]
+                break
+    frame = pd.DataFrame(rows)
+    frame["diverged"] = frame.groupby("seed").diverged.transform("any")  # a run is diverged on every row
+    return frame
 
 
 def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
@@ -695,6 +707,6 @@ def _arm_gradients(cfg, arm, *, seeds, dev, checkpoints) -> pd.DataFrame:
                                  "weight_norm": w, "relative": g / w})  # fmt: skip
             if cfg.recipe == "he2015":
                 for group in optimizer.param_groups:
-                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps)
+                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps) * cfg.lr_scale
             optimizer.step()
     return pd.DataFrame(rows)

@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resclaims.datasets import membrane
+from resclaims.datasets import cifar10, membrane
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError
 from resclaims.verdict import ClaimResult
@@ -60,9 +60,10 @@ def test_the_full_tier_on_cuda_without_cuda_stops_before_training(pytester):
 
 
 # -- data directories ---------------------------------------------------------------------
-NEEDS_DATA = """
-from resclaims.datasets.membrane import load
-def test_needs_membrane(dataset):
+# A session whose one test needs a data set, through the `dataset` fixture and the data set's real loader.
+NEEDS = """
+from resclaims.datasets.{name} import load
+def test_needs_{name}(dataset):
     dataset(load)
 """
 
@@ -73,48 +74,64 @@ def offline(monkeypatch, tmp_path):
     def unreachable(url, dest, **kwargs):
         raise DownloadError(f"{url}: unreachable") from urllib.error.URLError("offline")
 
-    monkeypatch.setattr(membrane, "download", unreachable)
+    for module in (membrane, cifar10):
+        monkeypatch.setattr(module, "download", unreachable)
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "empty-cache"))
 
 
-def labels(data_dir: Path) -> Path:
-    folder = data_dir / membrane.LABELS
-    folder.mkdir(parents=True)
-    return folder
-
-
-def session_with_data(pytester, data_dir: Path):
-    pytester.makepyfile(test_data=NEEDS_DATA)
+def session_with_data(pytester, name: str, data_dir: Path):
+    pytester.makepyfile(test_data=NEEDS.format(name=name))
     return pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "-rfs", "--data-dir", str(data_dir))
 
 
-def test_an_empty_data_dir_skips_with_what_to_do(pytester, offline, tmp_path):
+def png(path: Path, size: int = 8) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.zeros((size, size), np.uint8), mode="L").save(path)
+
+
+@pytest.mark.parametrize("name", ["membrane", "cifar10"])
+def test_an_empty_data_dir_skips_with_what_to_do(pytester, offline, tmp_path, name):
     (tmp_path / "empty").mkdir()
-    result = session_with_data(pytester, tmp_path / "empty")
+    result = session_with_data(pytester, name, tmp_path / "empty")
     result.assert_outcomes(skipped=1)
-    result.stdout.fnmatch_lines(["SKIPPED * membrane data not found (*): pass --data-dir PATH or set RESCLAIMS_DATA *"
-                                 "python -m resclaims fetch-data membrane`"])
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([f"SKIPPED * {name} data not found (*): pass --data-dir PATH or set RESCLAIMS_DATA *"
+                                 f"python -m resclaims fetch-data {name}`"])
 
 
-@pytest.mark.parametrize("case,message", [
-    ("misnamed", "0.png: missing; * must hold the 30 label PNGs of zhixuhao/unet"),  # wrongly laid out
-    ("corrupt", "0.png: SHA-256 * does not match the pinned *; replace it with the file from zhixuhao/unet*"),
-    ("altered", "0.png: SHA-256 * does not match the pinned *"),  # a valid PNG with the wrong checksum
-])
-def test_broken_data_fails_in_one_line_naming_the_file(pytester, offline, tmp_path, case, message):
-    folder = labels(tmp_path / "data")
-    if case == "misnamed":
-        (folder / "image-0.png").write_bytes(b"not where the loader looks")
-    elif case == "corrupt":
-        (folder / "0.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
-    else:
-        Image.fromarray(np.zeros((8, 8), np.uint8), mode="L").save(folder / "0.png")
-    result = session_with_data(pytester, tmp_path / "data")
-    result.assert_outcomes(errors=0, failed=1)
+def write(path: Path, content: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+
+
+BROKEN = {  # (data set, case): (how the data dir is broken, the line that must name it)
+    ("membrane", "wrongly laid out"): (lambda d: png(d / membrane.LABELS / "image-0.png"),
+                                       "0.png: missing; * must hold the 30 label PNGs of zhixuhao/unet"),
+    ("membrane", "corrupt image"): (lambda d: write(d / membrane.LABELS / "0.png", b"\x89PNG truncated"),
+                                    "0.png: SHA-256 * does not match the pinned *; replace it with the file from *"),
+    ("membrane", "wrong checksum"): (lambda d: png(d / membrane.LABELS / "0.png"),  # a valid PNG, not the pinned one
+                                     "0.png: SHA-256 * does not match the pinned *"),
+    ("cifar10", "wrongly laid out"): (lambda d: png(d / "cifar10" / "train" / "kitten" / "0.png", 32),
+                                      "*train/kitten/0.png: unknown class folder 'kitten'; expected one of airplane, *"),
+    ("cifar10", "corrupt image"): (lambda d: write(d / "cifar10" / "train" / "cat" / "0.png", b"not an image"),
+                                   "*train/cat/0.png: not a readable image (*)"),
+    ("cifar10", "wrong checksum"): (lambda d: write(d / "cifar10-jpeg.tar.gz", b"not the copy"),
+                                    "*cifar10-jpeg.tar.gz: sha256 * does not match the expected *; * run `python -m "
+                                    "resclaims fetch-data cifar10`"),
+}
+
+
+@pytest.mark.parametrize("name,case", sorted(BROKEN))
+def test_broken_data_fails_in_one_line_naming_the_file(pytester, offline, tmp_path, name, case):
+    breaking, message = BROKEN[name, case]
+    breaking(tmp_path / "data")
+    result = session_with_data(pytester, name, tmp_path / "data")
+    result.assert_outcomes(failed=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     lines = result.stdout.lines
-    header = next(i for i, line in enumerate(lines) if "_ test_needs_membrane _" in line)
-    assert fnmatch.fnmatch(lines[header + 1], f"*{message}") and lines[header + 2].startswith("====")  # one line
+    header = next(i for i, line in enumerate(lines) if f"_ test_needs_{name} _" in line)
+    assert fnmatch.fnmatch(lines[header + 1], f"*{message}"), lines[header + 1]
+    assert lines[header + 2].startswith("====")  # one line, no traceback
     assert "Traceback" not in result.stdout.str()
 
 

@@ -211,3 +211,34 @@ def test_band_wiring_names_the_edge_and_the_factor():
     (y,) = wiring["effect"](3.0)(np.random.default_rng(0))
     assert set(np.round(y, 6)) <= {1.5, 3.0, 4.5}
     assert calibration.band_wiring((np.ones(3),), 0, lambda v: 9.0, (2.5, 4.0), 3.0, "x")["null"] is None
+
+
+def test_reflect_flips_about_the_centre():
+    x = np.array([1.0, 2.0, 5.0])
+    (y,) = calibration.reflect(x, 2.0)(np.random.default_rng(0))
+    assert all(v in (a, 4.0 - a) for v, a in zip(y, x))  # 1 <-> 3, 2 stays, 5 <-> -1
+
+
+def test_located_moves_the_centre_and_keeps_the_spread():
+    x = np.array([1.0, 2.0, 6.0])  # mean 3, median 2
+    (y,) = calibration.located(x)(10.0)(np.random.default_rng(0))
+    assert set(y) <= {8.0, 9.0, 13.0}
+    (z,) = calibration.located(x, np.median)(0.0)(np.random.default_rng(0))
+    assert set(z) <= {-1.0, 0.0, 4.0}
+
+
+def test_row_nulls_and_trends():
+    rows = np.array([[1.0, 2.0, 3.0], [4.0, 6.0, 8.0]])
+    (p,) = calibration.permute_rows(rows)(np.random.default_rng(0))
+    assert all(sorted(a) == sorted(b) for a, b in zip(p, rows))  # each run keeps its values
+    positions = np.array([5.0, 10.0, 20.0])
+    (t,) = calibration.row_trend(rows[:1], positions)(0.5)(np.random.default_rng(1))  # one run: its own trend
+    assert np.polyfit(positions, t[0], 1)[0] == pytest.approx(0.5)
+    assert t[0].mean() == pytest.approx(2.0)  # the level kept
+
+
+def test_rescaled_by_a_shift():
+    (x,), c = rescaled((np.array([1.0, 2.0, 3.0]),), 0, np.mean, 0.0, how="shift")
+    assert c == pytest.approx(-2.0) and np.mean(x) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="how"):
+        rescaled((np.ones(2),), 0, np.mean, 1.0, how="stretch")

@@ -183,7 +183,7 @@ def test_same_seed_same_numbers_and_seeds_differ(data):
 def test_frame_has_a_row_per_arm_seed_and_epoch(data):
     frame = cifar.train(HE, HE_ARMS, SEEDS, data)
     assert len(frame) == len(HE_ARMS) * len(SEEDS) * HE.steps // HE.log_every
-    assert list(frame.columns) == ["arm", "seed", "epoch", "step", *METRICS]
+    assert list(frame.columns) == ["arm", "seed", "epoch", "step", "diverged", *METRICS] and not frame.diverged.any()
     assert frame[METRICS].notna().all().all() and frame.train_acc.between(0, 1).all()
     no_val = cifar.train(replace(HE, eval_val=False, train_eval_size=0), HE_ARMS[:1], SEEDS[:1], data)
     assert no_val.val_acc.isna().all() and no_val.train_eval_acc.isna().all() and no_val.test_acc.notna().all()

@@ -2,21 +2,44 @@
 
 import json
 import sys
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from resclaims import cifar, membrane
 from resclaims.cache import RunCache
+from resclaims.datasets.cifar10 import Cifar10
 from resclaims.report import Report, Timing
 from resclaims.zero_identity import ZeroIdentityConfig
 from resclaims.zero_identity import train as train_zero_identity
+
+def membrane_runs(seeds):
+    images = torch.tensor((np.random.default_rng(0).random((4, 1, 12, 12)) < 0.5).astype(np.float32))
+    return membrane.train(images, seeds, membrane.MembraneConfig(n_seeds=len(seeds), epochs=2),
+                          membrane.ARMS + membrane.FIXED_ARMS).curves
+
+
+def cifar_runs(seeds):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (80, 32, 32, 3), dtype=np.uint8)
+    data = Cifar10(x, rng.integers(0, 10, 80), x[:16], rng.integers(0, 10, 16), "synthetic", "memory", "none", "",
+                   official_order=False)
+    keras = cifar.TrainConfig(steps=2, log_every=1, test_size=16)
+    he = replace(cifar.HE2015, steps=2, log_every=1, batch_size=16, val_size=8, milestones=())
+    with cifar.cpu_threads(1):
+        return pd.concat([cifar.train(keras, cifar.keras_arms([1], width=0.125), seeds, data),
+                          cifar.train(he, cifar.he_arms([8], residual=True, widths=(4, 4, 4)), seeds, data)])
+
 
 # Every training kernel, on a problem small enough to run twice in a second or two.
 KERNELS = {
     "zero_identity": lambda seeds: train_zero_identity(ZeroIdentityConfig(n_seeds=3, n_samples=20, epochs=4), seeds,
                                                        tasks=("identity", "zero", "residual_identity")),
+    "membrane": membrane_runs,
+    "cifar": cifar_runs,
 }
 
 

@@ -2,10 +2,16 @@
 
 import inspect
 import json
+from dataclasses import replace
+from functools import partial
 
 import numpy as np
+import pytest
 import torch
 
+from resclaims import cifar, membrane
+from resclaims.datasets.cifar10 import Cifar10
+from resclaims.models.cifar import CifarNet
 from resclaims.report import Report
 from resclaims.verdict import ClaimResult
 from resclaims.zero_identity import ZeroIdentityConfig, finite_pairs, train
@@ -48,3 +54,37 @@ def test_training_stops_once_every_run_has_diverged():
     frame = train(ABSURD, [1], tasks=("identity",), on_epoch=epochs.append)  # seed 1 diverges in its first epoch
     assert frame.diverged.all() and frame.loss.isna().all()
     assert epochs == [0]  # no epoch after the one in which the last run diverged
+
+
+# -- the other kernels mark, blank and stop diverged runs the same way -------------------------
+def test_membrane_runs_diverge_and_are_counted(tmp_path):
+    images = torch.tensor((np.random.default_rng(0).random((6, 1, 16, 16)) < 0.5).astype(np.float32))
+    runs = membrane.train(images, [1, 2], membrane.MembraneConfig(n_seeds=2, epochs=3, lr=3e37))
+    curves = runs.curves
+    assert curves.diverged.all() and curves.loss.isna().all()
+    assert membrane.MembraneConfig(n_seeds=1).lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
+    report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=0)
+    report.add_runs("M", curves)
+    assert report.run_counts == {"M": {"runs": 4, "diverged": 4}}
+
+
+@pytest.fixture(scope="module")
+def cifar_data() -> Cifar10:
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (100, 32, 32, 3), dtype=np.uint8)
+    return Cifar10(x, rng.integers(0, 10, 100), x[:20], rng.integers(0, 10, 20), "synthetic", "memory", "none", "",
+                   official_order=False)
+
+
+@pytest.mark.parametrize("scale,diverged", [(1.0, 0), (1e30, 2)])
+def test_cifar_runs_diverge_keep_their_rows_and_are_counted(cifar_data, tmp_path, scale, diverged):
+    cfg = replace(cifar.HE2015, steps=4, log_every=2, batch_size=16, val_size=10, milestones=(), lr_scale=scale)
+    arm = cifar.Arm("plain-8", partial(CifarNet, 8, residual=False, widths=(4, 4, 4)))
+    with cifar.cpu_threads(1):
+        frame = cifar.train(cfg, [arm], [1, 2], cifar_data)
+    assert len(frame) == 2 * 2  # every epoch of every run has its row, diverged or not
+    assert frame.groupby("seed").diverged.nunique().eq(1).all()  # a run is diverged on every row, or on none
+    assert frame[frame.diverged].train_acc.isna().all() and frame[~frame.diverged].train_acc.notna().all()
+    report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=0)
+    report.add_runs("D", frame)
+    assert report.run_counts == {"D": {"runs": 2, "diverged": diverged}}

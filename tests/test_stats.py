@@ -11,6 +11,7 @@ from resclaims.stats import (
     bootstrap_rows,
     crossing_epochs,
     mean_curve_crossing,
+    mean_t_interval,
     paired_exchange_test,
     paired_signed_rank,
     paired_variance_test,
@@ -169,3 +170,10 @@ def test_exchange_test_edge_cases(a, b):
     assert paired_exchange_test(a, a, sd_ratio) == 1.0  # all-equal pairs: nothing to exchange
     if np.ptp(a) == 0 and np.ptp(b) == 0:  # zero variance in both: the ratio is 0/0, no evidence
         assert p == 1.0
+
+
+def test_t_interval_by_hand():
+    # mean 5.4, SD 0.3162, SE 0.1414, t(4, 0.975) = 2.7764: 5.4 -+ 0.3926
+    interval = mean_t_interval(np.array([5.0, 5.2, 5.4, 5.6, 5.8]))
+    assert interval.estimate == pytest.approx(5.4) and interval.ci == pytest.approx((5.0074, 5.7926), abs=1e-4)
+    assert mean_t_interval(np.full(3, 2.0)).ci == (2.0, 2.0)  # all-equal runs
