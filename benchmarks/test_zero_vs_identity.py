@@ -280,8 +280,6 @@ def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> 
 SHIFTS = calibration.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in calibration.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
 EXCHANGE = "identity and zero exchanged within each experiment at random (sign flip of the paired differences)"
-SHIFT = ("the paired differences re-centred on 0 ({center}) and shifted by the effect, each pair keeping its sum; "
-         "experiments resampled with replacement")
 
 
 def z1_data(frame: pd.DataFrame, cfg: ZeroIdentityConfig) -> dict:
@@ -315,12 +313,9 @@ def calibrate_z1(calibrate, frame: pd.DataFrame, cfg: ZeroIdentityConfig, suffix
     median_ratio = lambda i, z: float(np.median(per_run_ratio(i, z)))  # noqa: E731
     band = calibration.band_wiring
     wirings = {
-        "Z1.direction": lambda: dict(
-            procedure=procedures["direction"], null=calibration.exchange(ti, tz), null_text=EXCHANGE,
-            null_label="pairs exchanged", effect=calibration.paired_shift(ti, tz, np.median),
-            stated_effect=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS,
-            effect_text="the source's 10 - 3.5 epochs; " + SHIFT.format(center="median"),
-            grid=SHIFTS, unit="epochs"),
+        "Z1.direction": lambda: dict(procedure=procedures["direction"], **calibration.paired_wiring(
+            ti, tz, members="identity and zero runs of an experiment", grid=SHIFTS, unit="epochs", center=np.median,
+            stated=SOURCE_IDENTITY_EPOCHS - SOURCE_ZERO_EPOCHS, stated_text="the source's 10 - 3.5 epochs")),
         "Z1.magnitude": lambda: dict(procedure=procedures["magnitude"], unit="x", **band(
             (identity, zero), 0, mean_ratio, RATIO_BAND, SOURCE_RATIO, "every identity run's loss")),
         "Z1.magnitude.converged": lambda: dict(procedure=procedures["magnitude"], unit="x", **band(
@@ -663,12 +658,9 @@ def z4_calibrations(calibrate, factorial_runs, config) -> calibration.Calibratio
     gap = float(np.mean(epochs["identity"] - epochs["zero"]))
 
     def part(slower: np.ndarray, faster: np.ndarray) -> dict:
-        return dict(
-            procedure=paired_difference, null=calibration.exchange(slower, faster), null_label="pairs exchanged",
-            null_text="the two models of the part exchanged within each seed at random (sign flip of the part)",
-            effect=calibration.paired_shift(slower, faster), grid=SHIFTS, unit="epochs",
-            effect_text="none stated (the source names the causes, not their sizes); searched: "
-                        + SHIFT.format(center="mean"))
+        return dict(procedure=paired_difference, **calibration.paired_wiring(
+            slower, faster, members="the part's two models of a seed", grid=SHIFTS, unit="epochs",
+            stated_text="none stated (the source names the causes, not their sizes)"))
 
     return calibration.Calibrations(calibrate, {
         "Z4.target_variance": lambda: part(epochs["residual_identity"], epochs["zero"]),

@@ -12,21 +12,28 @@ into data for the procedure, with the null holding or with an effect injected:
 - ``smallest_detectable(...)``: the smallest effect on a grid with power >= 0.8.
 
 Simulators mimic the claim's own data, so n and the distribution's shape are the
-claim's (rliable's contract: arrays of runs):
+claim's (rliable's contract: arrays of runs). Nulls:
 
 - ``exchange(a, b)``: swaps the two members of each pair with probability 1/2 (a
   sign flip of the paired differences). The runs are the observed ones, so n and
   the shape are kept, and the null (the two conditions are exchangeable) holds
-  exactly. For paired directional and paired variance claims.
-- ``paired_shift(a, b)`` / ``paired_scale(a, b)``: the power world, with the
-  observed noise. The paired differences are re-centred on 0 and shifted by the
-  effect (each pair keeps its sum), or a's deviations from its mean are rescaled
-  so that SD(a) / SD(b) is the effect; then pairs are resampled with replacement.
+  exactly. For paired directional and paired variance claims. ``reflect(x, c)``
+  is its one-sample form (x - c sign-flipped), ``permute_rows`` its form for a
+  trend across conditions (each run's values in a random order).
 - ``rescaled(...)`` then ``resample``: for band claims ("about X"). One condition's
-  per-run quantity is multiplied by the factor that puts the statistic of the whole
-  observed sample at a chosen value (a band edge for the null, the source's stated
-  value for the power), and runs are drawn from that sample with replacement: in
-  that world the true value is the chosen one.
+  per-run quantity is multiplied by (or shifted by) the constant that puts the
+  statistic of the whole observed sample on the band edge nearer the estimate,
+  and runs are drawn from that sample with replacement: in that world the true
+  value is the edge.
+
+Effects (for the power at the source's stated effect, and the smallest detectable
+one), with the observed noise kept and runs resampled: ``paired_shift`` re-centres
+the paired differences on 0 and shifts them (each pair keeps its sum),
+``paired_scale`` rescales a's deviations so that SD(a) / SD(b) is the effect,
+``located`` moves one sample's centre, ``row_trend`` sets the runs' mean slope,
+and for band claims the sample is rescaled to the stated value.
+``paired_wiring`` and ``band_wiring`` assemble the usual arguments of
+:func:`calibrate`; :class:`Calibrations` computes a family's calibrations lazily.
 
 Claims with nothing sampled (counts, properties checked on every input) get
 :func:`exact`: "exact, no sampling".
