@@ -458,7 +458,7 @@ def train(
     """Train every arm at every seed; one row per (arm, seed, logged epoch), with a ``diverged`` column.
 
     Runs of one arm train together (``stack``: ``"vmap"``, ``"loop"``, or
-    ``"auto"``: vmap on CUDA, loop on CPU). Run (arm, seed) draws its data order
+    ``"auto"``: vmap on CUDA except for He's recipe, loop on CPU). Run (arm, seed) draws its data order
     and augmentation from ``seed`` alone, so arms at the same seed see the same
     batches (pairs by seed share data). Its initialisation comes from
     ``(seed, arm)``; dropout masks come from the device generator, seeded per arm
@@ -474,7 +474,9 @@ def train(
     if stack not in ("auto", "vmap", "loop"):
         raise ValueError(f"stack must be auto, vmap or loop, got {stack!r}")
     cuda = device.type == "cuda"
-    vectorize = stack == "vmap" or (stack == "auto" and cuda)
+    # He's nets under vmap + bfloat16 autocast fail in CUDA's batch-norm backward (torch 2.11: "Expected
+    # running_mean to have type BFloat16"); on CUDA they train one after the other, as they do on CPU.
+    vectorize = stack == "vmap" or (stack == "auto" and cuda and cfg.recipe != "he2015")
     amp = cuda if amp is None else amp
     channels_last = (cuda and not vectorize) if channels_last is None else channels_last
     dev = to_device(data, cfg, device)

@@ -69,11 +69,15 @@ def test_batched_equals_source_loop_float64():
 
 
 def test_batched_equals_source_loop_float32():
-    """float32 rounds differently in the two programs; over 5 epochs the runs still agree to 1e-5."""
+    """float32 rounds differently in the two programs; over 5 epochs the runs still agree to 1e-4.
+
+    (About 6e-8 on the CI machine; 2e-5 on a 16-core machine with torch 2.11, whose oneDNN sums in
+    another order: the tolerance covers the CPUs the suite runs on, not one machine's rounding.)
+    """
     config = MembraneConfig(n_seeds=2, epochs=5)
     images = prepare(binary_images(size=32), config)
     reference = train_sequential(images, SEEDS[:2], ALL_ARMS, epochs=config.epochs)
-    assert_same_runs(reference, train(images, SEEDS[:2], config, ALL_ARMS), rtol=1e-5)
+    assert_same_runs(reference, train(images, SEEDS[:2], config, ALL_ARMS), rtol=1e-4)
 
 
 def test_splitting_into_programs_changes_nothing():
