@@ -440,8 +440,12 @@ def calibrate(
     power = detectable = None
     with threadpool_limits(limits=1, user_api="blas"):  # many small products: threads only contend
         under_null = outcomes(procedure, null, n_sims, seed)
-        if effect is not None and stated_effect is not None and (world := effect(stated_effect)) is not None:
-            power = rejection_rate(procedure, world, n_sims, seed + 1)
+        if effect is not None and stated_effect is not None:
+            world = effect(stated_effect)
+            if world is None:  # e.g. a mean curve whose crossing jumps past the value at a plateau
+                effect_text = f"{effect_text}; no world has the value {stated_effect:.4g}: the statistic jumps past it"
+            else:
+                power = rejection_rate(procedure, world, n_sims, seed + 1)
         if effect is not None and len(grid):
             detectable = smallest_detectable(procedure, effect, sorted(grid), SEARCH_SIMS, seed + 2)
     has_test = any(isinstance(o, Decision) and o.p_value is not None for o in under_null)

@@ -99,6 +99,8 @@ def calibration_section(document: dict[str, Any]) -> Section:
         weak = c["power"] is not None and c["power"]["rate"] < min_power
         if c["stated_effect"] is None:
             power = "n/a: the source states no effect size"
+        elif c["power"] is None:
+            power = f"n/a: no simulated world has {c['stated_effect']:.4g} {c['unit']} (see below)"
         else:
             power = (_rate(c["power"]) + f" at {c['stated_effect']:.4g} {c['unit']}"
                      + (f" (< {min_power:g}: may not refute)" if weak else ""))

@@ -242,3 +242,9 @@ def test_rescaled_by_a_shift():
     assert c == pytest.approx(-2.0) and np.mean(x) == pytest.approx(0.0, abs=1e-9)
     with pytest.raises(ValueError, match="how"):
         rescaled((np.ones(2),), 0, np.mean, 1.0, how="stretch")
+
+
+def test_a_stated_effect_no_world_can_have_is_said_so():
+    result = calibrate("T3", above_half, null=coin, null_text="coin", n_sims=10, seed=0,
+                       effect=lambda size: None, stated_effect=2.0, effect_text="rescaled")
+    assert result.power is None and "no world has the value 2" in result.effect
