@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -55,6 +56,11 @@ class Timing:
     @property
     def per_experiment(self) -> float:
         return self.seconds / self.experiments
+
+
+def portable_paths(text: str) -> str:
+    """``text`` with every absolute path in it made relative to the working directory."""
+    return re.sub(r"(?<![\w.])/[^\s,;]+", lambda m: os.path.relpath(m.group(0)), text)
 
 
 def git_commit(cwd: Path | None = None) -> str:
@@ -136,8 +142,12 @@ class Report:
         self.timings.append(timing)
 
     def add_data(self, name: str, **info: Any) -> None:
-        """Record a data set that was used: its source, path and checksum."""
-        self.data[name] = info
+        """Record a data set that was used: its source, path and checksum.
+
+        Absolute paths in the values are written relative to the working
+        directory, so a report (and the committed baseline) names no machine's paths.
+        """
+        self.data[name] = {k: portable_paths(v) if isinstance(v, str) else v for k, v in info.items()}
 
     def add_runs(self, family: str, frame: pd.DataFrame) -> None:
         """The tidy per-run data behind a family's claims (written to results.csv).

@@ -151,3 +151,10 @@ def test_timings_slower_beyond_the_threshold_are_changes():
     assert compare.compare_timings(bench(1.5, [1.5] * 5), bench(1.0, [1.0] * 5), "mean:100%") == []
     noisy = compare.compare_timings(bench(3.0, [0.5, 0.6, 9.0, 0.7, 0.4]), bench(1.0, [1.0, 0.9, 1.1, 1.0, 1.0]))
     assert noisy == []  # the mean doubled, but Mann-Whitney sees no shift: not flagged
+
+
+def test_data_provenance_names_no_absolute_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=1)
+    report.add_data("x", source=f"data dir: {tmp_path}/data/set", sha256="ab", size=3)
+    assert report.data["x"] == {"source": "data dir: data/set", "sha256": "ab", "size": 3}
