@@ -23,7 +23,6 @@ from resclaims.download import DownloadError
 
 PROJECT = Path(__file__).resolve().parents[1]
 REPORTS = PROJECT / "reports"
-BASELINE_FILES = ("summary.json", "summary.md", "benchmarks.json")
 
 
 def fail(message: str) -> int:
@@ -50,17 +49,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:
+    import json
+
+    from resclaims.render import render_markdown
+    from resclaims.report import _replace_folder
+
     source = args.folder.resolve()
-    compare.load(source)  # refuse to make a broken report the baseline
+    document, _ = compare.load(source)  # refuse to make a broken report the baseline
+    document["comparison"] = None  # the source run's own comparison says nothing about later runs
     target = REPORTS / "baseline"
     staging = REPORTS / ".baseline.partial"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    for name in BASELINE_FILES:  # what comparisons read; per-run data and figures stay out of git
-        if (source / name).is_file():
-            shutil.copy2(source / name, staging / name)
-    from resclaims.report import _replace_folder
-
+    # what comparisons read; per-run data and figures stay out of git
+    (staging / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False))
+    (staging / "summary.md").write_text(render_markdown(document), encoding="utf-8")
+    if (source / "benchmarks.json").is_file():
+        shutil.copy2(source / "benchmarks.json", staging / "benchmarks.json")
     _replace_folder(staging, target)
     print(f"baseline updated from {source}; commit {target} to keep it")
     return 0

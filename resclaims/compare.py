@@ -14,6 +14,7 @@ and extends it to claims. A change is one of:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,8 @@ def compare(current_folder: Path, baseline_folder: Path, slowdown: str = DEFAULT
 
 
 def as_json(changes: list[Change], baseline: Path) -> dict[str, Any]:
-    return {"baseline": str(baseline), "changes": [asdict(c) for c in changes]}
+    """The comparison for ``summary.json``; the baseline's path relative to the working directory."""
+    return {"baseline": os.path.relpath(baseline), "changes": [asdict(c) for c in changes]}
 
 
 def summary_line(changes: list[Change], baseline: Path) -> str:
