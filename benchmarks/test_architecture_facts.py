@@ -64,7 +64,6 @@ from resclaims.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, Reference, 
 from resclaims.counting import decimals, on_meta, parameter_count, round_as_printed, rounds_to
 from resclaims.models import cifar
 from resclaims.models.d2l import Residual
-from resclaims.report import Timing
 from resclaims.seeding import torch_generator
 from resclaims.verdict import REFUTED, SUPPORTED, ClaimResult
 
@@ -417,10 +416,5 @@ def test_T_cifar_train_step(model_name, device_kind, settings, report, benchmark
     benchmark.group = "T CIFAR-20 train step"
     loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
     assert math.isfinite(loss)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        stats = benchmark.stats.stats
-        threads = one_cpu_thread if device.type == "cpu" else None
-        report.add_timing(Timing(
-            name=f"train step {model_name}, batch 32, {device_kind}", group=benchmark.group, seconds=stats.mean,
-            rounds=stats.rounds, extra={"model": model_name, "device": device_kind, "batch": 32, "cpu_threads": threads},
-        ))  # fmt: skip
+    report.add_benchmark(benchmark, f"train step {model_name}, batch 32, {device_kind}", model=model_name,
+                         device=device_kind, batch=32, cpu_threads=one_cpu_thread if device.type == "cpu" else None)

@@ -73,8 +73,13 @@ import pytest
 
 from resclaims import calibration, cifar, plotting
 from resclaims.datasets import cifar10
-from resclaims.procedures import finite_pairs, increasing_trend, mean_in_band, paired_difference, sd_in_band
-from resclaims.report import Timing
+from resclaims.procedures import (
+    finite_pairs,
+    increasing_trend,
+    mean_in_band,
+    paired_difference,
+    sd_in_band,
+)
 from resclaims.verdict import ClaimResult, claim_result, with_power
 
 SOURCE = "003"
@@ -297,16 +302,6 @@ def test_K3_gap_grows_with_depth(runs, config, data, settings, report, request, 
 
 
 # -- timing (pytest-benchmark) ------------------------------------------------------------------
-def record_timing(benchmark, report, name: str, experiments: int, impl: str, images: int, device: str) -> None:
-    """Record a pytest-benchmark result; CPU steps are timed on one thread."""
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    stats = benchmark.stats.stats
-    report.add_timing(Timing(name, benchmark.group, stats.mean, stats.rounds, experiments, extra={
-        "impl": impl, "device": device, "images_per_s": images / stats.mean, "cpu_threads": 1 if device == "cpu" else None,
-    }))  # fmt: skip
-
-
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
@@ -315,29 +310,25 @@ def test_T_keras003_train_step(kind, device_kind, benchmark, report):
     """One training step of 003's network (10 blocks, full width, batch 64, Keras Adam)."""
     arm = next(a for a in cifar.keras_arms([10]) if a.name.startswith(kind))
     cfg = cifar.TrainConfig()
-    with cifar.cpu_threads(1):
-        step = cifar.step_closure(cfg, arm, 1, device_kind)
-        benchmark.group = f"T keras003 train step, {device_kind}"
-        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    benchmark.group = f"T keras003 train step, {device_kind}"
+    loss = cifar.time_step(benchmark, cfg, arm, 1, device_kind)
     assert math.isfinite(loss)
-    record_timing(benchmark, report, f"train step keras003 {arm.name}, batch 64, {device_kind}", 1, "sequential",
-                  cfg.batch_size, device_kind)
+    report.add_benchmark(benchmark, f"train step keras003 {arm.name}, batch 64, {device_kind}", impl="sequential",
+                         images=cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
 
 
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("stack", ["loop", "vmap"])
+@pytest.mark.parametrize("stack", ["loop", "grouped"])
 def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings):
-    """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one vmapped program."""
+    """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one grouped pass."""
     config = settings.config(cifar.K_TIERS)
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
-    with cifar.cpu_threads(1):
-        step = cifar.step_closure(config.train, arm, n, device_kind, stack=stack)
-        benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
-        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
+    loss = cifar.time_step(benchmark, config.train, arm, n, device_kind, stack=stack)
     assert math.isfinite(loss)
-    impl = "batched" if stack == "vmap" else "sequential"
-    record_timing(benchmark, report, f"{n} x keras003 {arm.name} x{config.width:g}, {stack}, {device_kind}", n, impl,
-                  n * config.train.batch_size, device_kind)
+    report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, {stack}, {device_kind}", experiments=n,
+                         impl="batched" if stack == "grouped" else "sequential", images=n * config.train.batch_size,
+                         device=device_kind, cpu_threads=cifar.timing_threads(device_kind))

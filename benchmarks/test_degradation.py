@@ -83,7 +83,6 @@ from resclaims import calibration, cifar, plotting
 from resclaims.datasets import cifar10
 from resclaims.models.cifar import CifarNet
 from resclaims.procedures import below_margin, exceeds, finite_pairs, paired_difference
-from resclaims.report import Timing
 from resclaims.stats import bootstrap_ci
 from resclaims.verdict import ClaimResult, claim_result, with_power
 
@@ -364,13 +363,25 @@ def test_T_he_train_step(name, device_kind, benchmark, report):
     kind, depth = name.split("-")
     arm = cifar.he_arms([int(depth)], residual=kind == "resnet")[0]
     cfg = cifar.HE2015
-    with cifar.cpu_threads(1):
-        step = cifar.step_closure(cfg, arm, 1, device_kind)
-        benchmark.group = f"T He CIFAR train step, batch 128, {device_kind}"
-        loss = benchmark.pedantic(step, rounds=2 if device_kind == "cpu" else 20, warmup_rounds=1, iterations=1)
+    benchmark.group = f"T He CIFAR train step, batch 128, {device_kind}"
+    loss = cifar.time_step(benchmark, cfg, arm, 1, device_kind, rounds=2 if device_kind == "cpu" else 20)
     assert math.isfinite(loss)
-    if benchmark.stats is not None:  # None under --benchmark-disable
-        stats = benchmark.stats.stats
-        report.add_timing(Timing(f"train step {name}, batch 128, {device_kind}", benchmark.group, stats.mean, stats.rounds,
-                                 extra={"impl": "sequential", "device": device_kind, "images_per_s": cfg.batch_size / stats.mean,
-                                        "cpu_threads": 1 if device_kind == "cpu" else None}))  # fmt: skip
+    report.add_benchmark(benchmark, f"train step {name}, batch 128, {device_kind}", impl="sequential",
+                         images=cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("stack", ["loop", "grouped"])
+def test_T_he_stacked_step(stack, device_kind, benchmark, report, settings):
+    """One step of 5 seeds of ResNet-20 at this tier's widths and image size: one after the other, or grouped."""
+    config = settings.config(cifar.D_TIERS)
+    arm = cifar.he_arms([20], residual=True, widths=config.widths)[0]
+    n, cfg = 5, config.train
+    benchmark.group = f"T He ResNet-20 {'-'.join(map(str, config.widths))} step of {n} seeds, {device_kind}"
+    loss = cifar.time_step(benchmark, cfg, arm, n, device_kind, stack=stack)
+    assert math.isfinite(loss)
+    report.add_benchmark(benchmark, f"{n} x he resnet-20 {'-'.join(map(str, config.widths))}, {stack}, {device_kind}",
+                         experiments=n, impl="batched" if stack == "grouped" else "sequential",
+                         images=n * cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))

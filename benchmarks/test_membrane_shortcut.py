@@ -94,7 +94,6 @@ from resclaims.membrane import (
     train_sequential,
 )
 from resclaims.procedures import paired_difference
-from resclaims.report import Timing
 from resclaims.stats import bootstrap_ci
 from resclaims.verdict import (
     REFUTED,
@@ -372,13 +371,6 @@ def test_M3_M1_with_fixed_head(runs, config, settings, report, part, request, ca
 
 
 # -- timing (pytest-benchmark) -------------------------------------------------------
-def record_timing(benchmark, report, name: str, group: str, experiments: int, impl: str, **extra) -> None:
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    stats = benchmark.stats.stats
-    report.add_timing(Timing(name, group, stats.mean, stats.rounds, experiments, extra={"impl": impl, **extra}))
-
-
 SCALES = [pytest.param("quick", marks=[pytest.mark.quick, pytest.mark.full]), pytest.param("full", marks=pytest.mark.full)]
 
 
@@ -399,7 +391,7 @@ def test_time_one_epoch(benchmark, data, settings, report, scale, arm, impl):
     else:  # the warm-up round pays for torch.compile where the tier compiles
         one_epoch = dataclasses.replace(tier, n_seeds=n, epochs=1)
         benchmark.pedantic(train, args=(images, seeds, one_epoch, (arm,)), rounds=3, warmup_rounds=1)
-    record_timing(benchmark, report, f"{impl}, {n} model(s), one epoch", group, n, impl)
+    report.add_benchmark(benchmark, f"{impl}, {n} model(s), one epoch", group, n, impl=impl)
 
 
 @pytest.mark.full
@@ -410,8 +402,9 @@ def test_time_full_protocol(benchmark, data, settings, report):
     seeds = settings.run_seeds("M-timing", config.n_seeds)
     benchmark.group = "M full protocol"
     benchmark.pedantic(train, args=(images, seeds, config, ARMS), rounds=1, iterations=1)
-    record_timing(benchmark, report, "batched, 16 seeds x 2 arms x 50 epochs, 512x512", "M full protocol",
-                  2 * config.n_seeds, "batched", target_s=FULL_PROTOCOL_TARGET_S, threads=torch.get_num_threads())
+    report.add_benchmark(benchmark, "batched, 16 seeds x 2 arms x 50 epochs, 512x512", "M full protocol",
+                         2 * config.n_seeds, impl="batched", target_s=FULL_PROTOCOL_TARGET_S,
+                         threads=torch.get_num_threads())
     if benchmark.stats is not None:
         seconds = benchmark.stats.stats.mean
         report.note("timing", f"M full protocol (16 x 2 x 50 epochs, 512x512, batched) on {settings.device}: "

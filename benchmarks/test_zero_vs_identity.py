@@ -83,7 +83,6 @@ from hypothesis.extra.numpy import arrays
 
 from resclaims import calibration, plotting, zero_identity
 from resclaims.procedures import paired_difference
-from resclaims.report import Timing
 from resclaims.stats import (
     ALPHA,
     bootstrap_ci,
@@ -755,13 +754,6 @@ def run_sequential(inputs, targets, weights, epochs) -> None:
         train_sequential(x.reshape(-1, 1, 1, 3, 3), y.reshape(-1, 1, 1, 3, 3), w, epochs)
 
 
-def record_timing(benchmark, report, name: str, group: str, experiments: int, impl: str) -> None:
-    if benchmark.stats is None:  # --benchmark-disable
-        return
-    stats = benchmark.stats.stats
-    report.add_timing(Timing(name, group, stats.mean, stats.rounds, experiments, extra={"impl": impl}))
-
-
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("n", [1, 100, 1000])
@@ -769,7 +761,7 @@ def test_time_one_epoch_batched(benchmark, n, device, report):
     problem = epoch_problem(n, device)
     benchmark.group = "Z one epoch"
     benchmark.pedantic(train_batched, args=(*problem, 1), rounds=3, warmup_rounds=1)
-    record_timing(benchmark, report, f"batched, {n} experiments x 2 settings", "Z one epoch", n, "batched")
+    report.add_benchmark(benchmark, f"batched, {n} experiments x 2 settings", "Z one epoch", n, impl="batched")
 
 
 @pytest.mark.parametrize("n", [pytest.param(1, marks=[pytest.mark.quick, pytest.mark.full]),
@@ -779,7 +771,7 @@ def test_time_one_epoch_sequential(benchmark, n, device, report):
     inputs, targets, weights, _ = epoch_problem(n, device)
     benchmark.group = "Z one epoch"
     benchmark.pedantic(run_sequential, args=(inputs, targets, weights, 1), rounds=1)
-    record_timing(benchmark, report, f"sequential, {n} experiments x 2 settings", "Z one epoch", n, "sequential")
+    report.add_benchmark(benchmark, f"sequential, {n} experiments x 2 settings", "Z one epoch", n, impl="sequential")
 
 
 PROTOCOL_EXPERIMENTS = {"batched": 1000, "sequential": 2}
@@ -797,7 +789,8 @@ def test_time_protocol(benchmark, impl, device, report):
         benchmark.pedantic(train_batched, args=(*problem, 20), rounds=1)
     else:
         benchmark.pedantic(run_sequential, args=(*problem[:3], 20), rounds=1)
-    record_timing(benchmark, report, f"{impl}, {n} experiments x 2 settings x 20 epochs", "Z protocol, 20 epochs", n, impl)
+    report.add_benchmark(benchmark, f"{impl}, {n} experiments x 2 settings x 20 epochs", "Z protocol, 20 epochs", n,
+                         impl=impl)
 
 
 @pytest.mark.quick

@@ -27,20 +27,23 @@ into a fixed random order (the same for every run) before batching.
 
 Speed. The training set lives on the device as uint8; augmentation is batched
 tensor operations with per-run random numbers. The runs of one architecture
-train together as a :class:`ModelStack`: their parameters are stacked, and a
-step either runs all of them in one program with ``torch.func.vmap`` or one
-after the other (``stack="vmap"`` or ``"loop"``). Both compute exactly what
-separate training computes (tests/test_cifar_training.py shows it in float64).
-On a 2-core CPU vmap gave no reliable speed-up (5 seeds of the quick K net:
-82-96 ms per vmapped step against 89-90 ms one after the other, 0.93-1.10x
-over runs), so ``"auto"`` picks ``loop`` on CPU and ``vmap`` on CUDA, where small per-model kernels leave the GPU idle
-(not yet measured on a GPU: the timing benchmarks compare both). What pays on
-CPU is processes: arms train in parallel worker processes of one thread each
+train together as a :class:`ModelStack`: one module holding all G models side by
+side as grouped convolutions (:mod:`resclaims.models.grouped`), and a step either
+runs all of them in one pass or one after the other through views of the grouped
+parameters (``stack="grouped"`` or ``"loop"``). Both compute exactly what separate
+training computes (tests/test_cifar_training.py shows it in float64). A grouped
+pass launches one model's kernels for G models, which is what small nets on a GPU
+need; ``"auto"`` picks it on CUDA. On CPU, compute-bound, it gains little: one
+thread, 5 seeds, per step, 80 against 85 ms (quick K net), 135 against 159 ms
+(quick D net), but 526 against 449 ms for 003's full-width net, so ``"auto"``
+keeps ``loop`` on CPU (torch 2.13, this project's 2-core CI machine). What pays
+on CPU is processes: arms train in parallel worker processes of one thread each
 (:func:`map_arms`). On the shared 2-core machine (other jobs running), 5 seeds x
 2 arms of the quick K net took 45 s that way against 65 s on one thread, and in
 a busier moment 40 s against 233 s for one process with two threads, whose
-parallel regions stall whenever another process holds a core. On CUDA the forward pass runs under bfloat16 autocast and the loop
-path uses channels_last; neither changes what a claim compares.
+parallel regions stall whenever another process holds a core. On CUDA the
+forward pass runs under bfloat16 autocast in channels_last memory format;
+neither changes what a claim compares.
 
 Every run records, per logged epoch, its training loss and accuracy (the running
 mean over the epoch's batches in training mode, as Keras reports them) and the
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -64,20 +68,23 @@ import pandas as pd
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.func import functional_call, stack_module_state, vmap
 
 from resclaims.cache import kernel_version
 from resclaims.datasets.cifar10 import Cifar10
-from resclaims.models import cifar as he_models, keras003
+from resclaims.models import cifar as he_models
+from resclaims.models import grouped as grouped_models
+from resclaims.models import keras003
 from resclaims.models.cifar import WIDTHS, CifarNet
 from resclaims.models.keras003 import Keras003
 from resclaims.seeding import numpy_rng, torch_generator
 
 RECIPES = ("keras003", "he2015")
 ORDERS = ("batches", "images", "stream")
+STACKS = ("auto", "grouped", "loop")  # how the runs of one arm train together (see ModelStack)
 DATA_SEED = 0  # fixed orders and splits of the data set itself, shared by every run
 EVAL_CHUNK = 1000  # images per evaluation forward pass
-MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models)  # cached runs depend on the model code too
+# cached runs depend on the model code too
+MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models) + kernel_version(grouped_models)
 
 
 @dataclass(frozen=True)
@@ -265,6 +272,9 @@ def to_device(data: Cifar10, cfg: TrainConfig, device: torch.device) -> DeviceDa
         train, val = order[~held[order]], order[held[order]]  # both keep the stored order
     else:
         train, val = order, order[:0]
+    if len(train) < cfg.batch_size:
+        raise ValueError(f"{data.name}: {len(train)} training images (of {len(order)}, {cfg.val_size} held out for "
+                         f"validation) cannot fill one batch of {cfg.batch_size}; is the data set complete?")
     test = np.sort(fixed_permutation(len(data.y_test), "test")[: cfg.test_size])
     train_eval = train[np.sort(fixed_permutation(len(train), "train-eval")[: cfg.train_eval_size])]
 
@@ -388,55 +398,46 @@ def seeded_device(device: torch.device, seed: int):
 
 
 class ModelStack:
-    """G independent models of one architecture, their parameters stacked along a new first dim.
+    """G independent models of one architecture, held as one grouped module (:mod:`resclaims.models.grouped`).
 
-    ``stack(xs)`` runs model g on ``xs[g]`` for every g, either in one vmapped
-    program (``vectorize=True`` and all batches the same shape) or one model after
-    the other. Either way each model sees only its own batch and its own
-    BatchNorm statistics, so summing the G losses and stepping one optimizer over
-    the stacked parameters trains each model exactly as alone (Adam and SGD act
-    elementwise).
+    ``stack(xs)`` runs model g on ``xs[g]`` for every g: in one grouped pass
+    (``grouped=True`` and all batches the same size) or one model after the
+    other through views of the grouped parameters. Either way each model sees
+    only its own batch and its own BatchNorm statistics, so summing the G losses
+    and stepping one optimizer over the grouped parameters trains each model
+    exactly as alone (Adam and SGD act elementwise).
     """
 
-    def __init__(self, models: Sequence[nn.Module], vectorize: bool, channels_last: bool = False) -> None:
-        self.base = copy.deepcopy(models[0]).to("meta")
-        self.params, self.buffers = stack_module_state(list(models))  # name -> (G, ...)
-        self.size, self.vectorize, self.channels_last = len(models), vectorize, channels_last
-        self._vmapped = vmap(self._forward, randomness="different")
-        self._vmapped_shared = vmap(self._forward, in_dims=(0, 0, None), randomness="different")
+    def __init__(self, models: Sequence[nn.Module], grouped: bool, channels_last: bool = False) -> None:
+        self.template = copy.deepcopy(models[0]).to("meta")  # the architecture, for one model at a time
+        self.net = grouped_models.group(models)
+        self.size, self.grouped, self.channels_last = len(models), grouped, channels_last
+        if channels_last:
+            self.net.to(memory_format=torch.channels_last)
 
-    def _forward(self, params: dict, buffers: dict, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self.base, (params, buffers), (x,))
-
-    def _one(self, g: int, x: torch.Tensor) -> torch.Tensor:
-        if self.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        params = {k: v[g] for k, v in self.params.items()}
-        buffers = {k: v[g] for k, v in self.buffers.items()}
-        return self._forward(params, buffers, x)
+    def _format(self, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Logits of model g on ``xs[g]`` (B_g, ...) for every g."""
-        if self.vectorize and len({x.shape for x in xs}) == 1:
-            return list(self._vmapped(self.params, self.buffers, torch.stack(list(xs))).unbind(0))
-        return [self._one(g, x) for g, x in enumerate(xs)]
+        if self.grouped and len({x.shape for x in xs}) == 1:
+            z = self.net(self._format(grouped_models.join_inputs(xs)))  # (B, G*10)
+            return list(grouped_models.split_logits(z, self.size).unbind(0))
+        return [grouped_models.member_forward(self.net, self.template, g, self._format(x)) for g, x in enumerate(xs)]
 
     def shared(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every model on the same batch: (G, B, classes)."""
-        if self.vectorize:
-            return self._vmapped_shared(self.params, self.buffers, x)
-        return torch.stack([self._one(g, x) for g in range(self.size)])
+        return torch.stack(self([x] * self.size))
 
     def parameters(self) -> list[torch.Tensor]:
-        return list(self.params.values())
+        return list(self.net.parameters())
 
     def train(self, mode: bool = True) -> None:
-        self.base.train(mode)
+        self.net.train(mode)
 
     def module(self, g: int, template: nn.Module) -> nn.Module:
         """Model g as an ordinary module (``template`` supplies the architecture)."""
-        state = {k: v[g].detach().clone() for k, v in {**self.params, **self.buffers}.items()}
-        template.load_state_dict(state)
+        template.load_state_dict(grouped_models.member_state(self.net, g, template))
         return template
 
 
@@ -457,13 +458,13 @@ def train(
 ) -> pd.DataFrame:
     """Train every arm at every seed; one row per (arm, seed, logged epoch), with a ``diverged`` column.
 
-    Runs of one arm train together (``stack``: ``"vmap"``, ``"loop"``, or
-    ``"auto"``: vmap on CUDA except for He's recipe, loop on CPU). Run (arm, seed) draws its data order
+    Runs of one arm train together (``stack``: ``"grouped"``, ``"loop"``, or
+    ``"auto"``: grouped on CUDA, loop on CPU). Run (arm, seed) draws its data order
     and augmentation from ``seed`` alone, so arms at the same seed see the same
     batches (pairs by seed share data). Its initialisation comes from
     ``(seed, arm)``; dropout masks come from the device generator, seeded per arm
-    from the first seed. ``amp`` (bfloat16 autocast) and ``channels_last`` (loop
-    path only) default to on for CUDA and off for CPU. ``workers`` > 1 trains
+    from the first seed. ``amp`` (bfloat16 autocast) and ``channels_last``
+    default to on for CUDA and off for CPU. ``workers`` > 1 trains
     arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
     called after each logged epoch of each arm (from worker processes: when the
     arm is done), for progress bars. A run whose loss becomes NaN or inf has
@@ -471,16 +472,14 @@ def train(
     all diverged stops training.
     """
     device = torch.device(device)
-    if stack not in ("auto", "vmap", "loop"):
-        raise ValueError(f"stack must be auto, vmap or loop, got {stack!r}")
+    if stack not in STACKS:
+        raise ValueError(f"stack must be one of {STACKS}, got {stack!r}")
     cuda = device.type == "cuda"
-    # He's nets under vmap + bfloat16 autocast fail in CUDA's batch-norm backward (torch 2.11: "Expected
-    # running_mean to have type BFloat16"); on CUDA they train one after the other, as they do on CPU.
-    vectorize = stack == "vmap" or (stack == "auto" and cuda and cfg.recipe != "he2015")
+    grouped = stack == "grouped" or (stack == "auto" and cuda)
     amp = cuda if amp is None else amp
-    channels_last = (cuda and not vectorize) if channels_last is None else channels_last
+    channels_last = cuda if channels_last is None else channels_last
     dev = to_device(data, cfg, device)
-    run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, vectorize=vectorize, amp=amp,
+    run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, grouped=grouped, amp=amp,
                   channels_last=channels_last, dtype=dtype)  # fmt: skip
     if workers <= 1:
         run, on_done = partial(run, on_epoch=on_epoch), None
@@ -490,8 +489,13 @@ def train(
 
 
 def default_workers(device: torch.device) -> int:
-    """Processes to train arms in: one per CPU thread torch would use on CPU, one on CUDA."""
-    return torch.get_num_threads() if torch.device(device).type == "cpu" else 1
+    """Processes to train arms in: one per CPU core this process may use on CPU, one on CUDA.
+
+    Not ``torch.get_num_threads()``: CI sets ``OMP_NUM_THREADS=1``, which would leave one core idle.
+    """
+    if torch.device(device).type != "cpu":
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def map_arms(
@@ -528,9 +532,9 @@ def map_arms(
         return [frames[i] for i in range(len(arms))]
 
 
-def _train_arm(cfg, arm, *, seeds, dev, device, vectorize, amp, channels_last, dtype, on_epoch=None) -> pd.DataFrame:
+def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dtype, on_epoch=None) -> pd.DataFrame:
     models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
-    stack = ModelStack(models, vectorize, channels_last)
+    stack = ModelStack(models, grouped, channels_last)
     optimizer = make_optimizer(cfg, stack.parameters())
     batches = [run_batches(cfg, dev, seed) for seed in seeds]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
@@ -626,12 +630,13 @@ def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
-    vectorize = stack == "vmap"
+    if stack not in STACKS[1:]:
+        raise ValueError(f"stack must be one of {STACKS[1:]}, got {stack!r}")
     side = 24 if cfg.recipe == "keras003" else 32 // cfg.downsample
     generator = torch_generator(0, "timing", arm.name)
     xs = [torch.rand(cfg.batch_size, 3, side, side, generator=generator).to(device) for _ in range(n_models)]
     ys = [torch.randint(0, 10, (cfg.batch_size,), generator=generator).to(device) for _ in range(n_models)]
-    stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], vectorize, cuda and not vectorize)
+    stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], stack == "grouped", cuda)
     optimizer = make_optimizer(cfg, stack.parameters())
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
 
@@ -645,6 +650,23 @@ def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device
         return loss.item()
 
     return step
+
+
+def timing_threads(device_kind: str) -> int | None:
+    """CPU threads a timed step runs on (:func:`time_step`); None on a GPU."""
+    return 1 if device_kind == "cpu" else None
+
+
+def time_step(benchmark, cfg: TrainConfig, arm: Arm, n_models: int, device_kind: str, *, stack: str = "loop",
+              rounds: int = 5) -> float:
+    """Time one :func:`step_closure` step with pytest-benchmark's ``pedantic`` (one warm-up); returns the last loss.
+
+    On CPU the step runs on :func:`timing_threads` threads: comparable across
+    machines with more cores, and not stalled by other work on a shared CPU.
+    """
+    with cpu_threads(timing_threads(device_kind) or torch.get_num_threads()):
+        step = step_closure(cfg, arm, n_models, device_kind, stack=stack)
+        return benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
 
 
 @torch.no_grad()

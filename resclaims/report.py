@@ -141,6 +141,19 @@ class Report:
     def add_timing(self, timing: Timing) -> None:
         self.timings.append(timing)
 
+    def add_benchmark(self, benchmark, name: str, group: str | None = None, experiments: int = 1,
+                      images: int | None = None, **extra: Any) -> None:
+        """Record a pytest-benchmark fixture's result (nothing under ``--benchmark-disable``).
+
+        ``group`` defaults to the benchmark's; ``images`` (per call) adds ``images_per_s``.
+        """
+        if benchmark.stats is None:  # --benchmark-disable
+            return
+        stats = benchmark.stats.stats
+        if images is not None:
+            extra["images_per_s"] = images / stats.mean
+        self.add_timing(Timing(name, group or benchmark.group, stats.mean, stats.rounds, experiments, extra=extra))
+
     def add_data(self, name: str, **info: Any) -> None:
         """Record a data set that was used: its source, path and checksum.
 

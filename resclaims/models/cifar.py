@@ -31,21 +31,27 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from resclaims.models.grouped import pad_channels
+
 WIDTHS = (16, 32, 64)
 
 
 class ShortcutA(nn.Module):
-    """Option A shortcut: subsample spatially by ``stride`` and zero-pad to ``out_channels``."""
+    """Option A shortcut: subsample spatially by ``stride`` and zero-pad to ``out_channels``.
 
-    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+    ``groups`` > 1 pads each of that many channel blocks (G models side by side, see
+    :mod:`resclaims.models.grouped`).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, groups: int = 1) -> None:
         super().__init__()
-        self.stride = stride
+        self.stride, self.groups = stride, groups
         self.pad = out_channels - in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]  # (B, C_in, H/s, W/s)
+        x = x[:, :, :: self.stride, :: self.stride]  # (B, G*C_in, H/s, W/s)
         if self.pad:
-            x = F.pad(x, (0, 0, 0, 0, self.pad // 2, self.pad - self.pad // 2))  # (B, C_out, H/s, W/s)
+            x = pad_channels(x, self.pad // 2, self.pad - self.pad // 2, self.groups)  # (B, G*C_out, H/s, W/s)
         return x
 
 
