@@ -95,11 +95,11 @@ decide_consistency = partial(sd_in_band, band=(0.0, MAX_SD))  # K1.consistency
 decide_order = partial(mean_in_band, band=ORDER_BAND)  # K1.order
 WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
 # Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
-QUICK_OUTCOMES = {
-    "K1": "refuted at quick tier: training accuracy gap 8.40 points [7.33, 9.47] (t interval) lies above the band "
+KNOWN_OUTCOMES = {
+    ("quick", "K1"): "refuted at quick tier: training accuracy gap 8.40 points [7.33, 9.47] (t interval) lies above the band "
           "[4, 7], n = 5 (400 of 5,850 steps, width x0.25); power at 5.5 points 0.92 [0.87, 0.95]",
-    "K1.consistency": "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5",
-    "K2": "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test accuracy "
+    ("quick", "K1.consistency"): "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5",
+    ("quick", "K2"): "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test accuracy "
           "12-22% after 400 steps, below the 26-29% training accuracy)",
 }  # fmt: skip
 
@@ -119,12 +119,6 @@ def protocol(config: cifar.KerasFamily, data: cifar10.Cifar10) -> str:
     )
 
 
-def mark_known_outcome(request, settings, claim_id: str) -> None:
-    """Expect the quick tier's known non-supported outcome for ``claim_id`` (strict: it must still fail)."""
-    if settings.tier == "quick" and claim_id in QUICK_OUTCOMES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=QUICK_OUTCOMES[claim_id]))
-
-
 # -- runs ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def config(settings) -> cifar.KerasFamily:
@@ -132,10 +126,8 @@ def config(settings) -> cifar.KerasFamily:
 
 
 @pytest.fixture(scope="module")
-def data(dataset, report) -> cifar10.Cifar10:
-    data = dataset(cifar10.load)  # skipped if missing, one-line failure if broken
-    report.add_data("cifar10", **data.provenance())
-    return data
+def data(dataset) -> cifar10.Cifar10:
+    return dataset(cifar10.load, "cifar10")  # skipped if missing, one-line failure if broken
 
 
 @pytest.fixture(scope="module")
@@ -188,8 +180,8 @@ def direction_result(runs, config, data, settings, calibrate, claim_id, column, 
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K1.direction")
+def test_K1_direction(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K1.direction")
     result = direction_result(runs, config, data, settings, calibrate, "K1.direction", "train_acc",
                               "the residual net reaches a higher training accuracy than the plain net", STATED_GAP)
     figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
@@ -201,8 +193,8 @@ def test_K1_direction(runs, config, data, settings, report, request, calibrate):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K1")
+def test_K1_magnitude(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K1")
     d = gap(runs, config.blocks, "train_acc")
     power = calibrate("K1", procedure=decide_gap_in_band, unit="points", **calibration.band_wiring(
         (d,), 0, np.mean, BAND, STATED_GAP, "every seed's gap", stated_text="the middle of the source's 5-6%,",
@@ -219,8 +211,8 @@ def test_K1_magnitude(runs, config, data, settings, report, request, calibrate):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K1.consistency")
+def test_K1_consistency(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K1.consistency")
     d = gap(runs, config.blocks, "train_acc")
     sd = lambda x: float(np.std(x, ddof=1))  # noqa: E731
     power = calibrate("K1.consistency", procedure=decide_consistency, unit="points (SD)", **calibration.band_wiring(
@@ -235,8 +227,8 @@ def test_K1_consistency(runs, config, data, settings, report, request, calibrate
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K1.order")
+def test_K1_data_order_effect(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K1.order")
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     effect = gap(runs, config.blocks, "train_acc") - gap(runs, config.blocks, "train_acc", "-images")
@@ -258,8 +250,8 @@ def test_K1_data_order_effect(runs, config, data, settings, report, request, cal
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K2")
+def test_K2_test_accuracy(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K2")
     result = direction_result(runs, config, data, settings, calibrate, "K2", "test_acc",
                               "the residual net's advantage shows in test accuracy as well")
     figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
@@ -272,8 +264,8 @@ def test_K2_test_accuracy(runs, config, data, settings, report, request, calibra
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "K3")
+def test_K3_gap_grows_with_depth(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "K3")
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     blocks = np.array(sorted(config.depth_blocks), dtype=float)

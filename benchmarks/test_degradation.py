@@ -95,14 +95,14 @@ GRID = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smalles
 # D1.plain, D1.contrast, D2, D3.no_bn, H1: resclaims.procedures.paired_difference; D1.residual: below_margin;
 # D3: exceeds.
 # Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
-QUICK_OUTCOMES = {
-    "D1.residual": "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
+KNOWN_OUTCOMES = {
+    ("quick", "D1.residual"): "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
                    "1-point margin, p = 0.97, n = 5 (200 of 64k iterations); the interval alone would refute, but the "
                    "test's power at no degradation is 0.32 [0.26, 0.39], below 0.8",
-    "D3": "inconclusive at quick tier: min over checkpoints of log10(first / last conv gradient RMS) -1.85 "
+    ("quick", "D3"): "inconclusive at quick tier: min over checkpoints of log10(first / last conv gradient RMS) -1.85 "
           "[-2.95, -0.76] against -1, p = 0.84, n = 5 (at step 0 the ratio is +2.3: BN's gradients explode toward the "
           "input; by step 5 the first conv's has fallen to 10^-4.2)",
-    "D3.no_bn": "inconclusive at quick tier: with BN - without BN 0.39 [-1.12, 1.66], p = 0.41, n = 5",
+    ("quick", "D3.no_bn"): "inconclusive at quick tier: with BN - without BN 0.39 [-1.12, 1.66], p = 0.41, n = 5",
 }  # fmt: skip
 
 
@@ -115,12 +115,6 @@ def protocol(config: cifar.HeFamily, data: cifar10.Cifar10) -> str:
                  f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
     shallow, deep = config.depths
     return f"{scale}; depths {shallow} vs {deep}; {config.n_seeds} seeds per arm, paired by seed; data: {data.name}"
-
-
-def mark_known_outcome(request, settings, claim_id: str) -> None:
-    """Expect the quick tier's known non-supported outcome for ``claim_id`` (strict: it must still fail)."""
-    if settings.tier == "quick" and claim_id in QUICK_OUTCOMES:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=QUICK_OUTCOMES[claim_id]))
 
 
 def paired_result(claim_id, claim, a, b, statistic, settings, protocol_text, calibrate, details=None,
@@ -146,10 +140,8 @@ def config(settings) -> cifar.HeFamily:
 
 
 @pytest.fixture(scope="module")
-def data(dataset, report) -> cifar10.Cifar10:
-    data = dataset(cifar10.load)  # skipped if missing, one-line failure if broken
-    report.add_data("cifar10", **data.provenance())
-    return data
+def data(dataset) -> cifar10.Cifar10:
+    return dataset(cifar10.load, "cifar10")  # skipped if missing, one-line failure if broken
 
 
 @pytest.fixture(scope="module")
@@ -182,8 +174,8 @@ def depth_gap(frame, kind: str, config, column: str) -> np.ndarray:
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D1.plain")
+def test_D1_plain_degrades(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D1.plain")
     shallow, deep = config.depths
     plain = runs[runs.arm.str.startswith("plain")]
     plotting.plot_learning_curves(plain, report.figure_path("D1", "D1_plain_training_error"), x="step", y="train_err",
@@ -201,8 +193,8 @@ def test_D1_plain_degrades(runs, config, data, settings, report, request, calibr
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D1.residual")
+def test_D1_residual_does_not_degrade(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D1.residual")
     shallow, deep = config.depths
     d = depth_gap(runs, "resnet", config, "train_err")
     diverged, d = int((~np.isfinite(d)).sum()), d[np.isfinite(d)]
@@ -230,8 +222,8 @@ def test_D1_residual_does_not_degrade(runs, config, data, settings, report, requ
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D1.contrast")
+def test_D1_contrast(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D1.contrast")
     report.verify(paired_result(
         "D1.contrast", "the plain nets degrade with depth more than their residual twins",
         depth_gap(runs, "plain", config, "train_err"), depth_gap(runs, "resnet", config, "train_err"),
@@ -243,8 +235,8 @@ def test_D1_contrast(runs, config, data, settings, report, request, calibrate):
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(runs, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D2")
+def test_D2_degradation_is_on_training_error(runs, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D2")
     shallow, deep = config.depths
     test_gap = depth_gap(runs, "plain", config, "test_err")
     report.verify(paired_result(
@@ -283,8 +275,8 @@ def d3_protocol(config, data) -> str:
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D3")
+def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D3")
     arm = f"plain-{config.grad_depth}"
     x = first_over_last(gradients, arm)
     non_finite, x = int((~np.isfinite(x)).sum()), x[np.isfinite(x)]
@@ -310,8 +302,8 @@ def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, rep
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_contrast_without_bn(gradients, config, data, settings, report, request, calibrate):
-    mark_known_outcome(request, settings, "D3.no_bn")
+def test_D3_contrast_without_bn(gradients, config, data, settings, report, calibrate, known_outcome):
+    known_outcome(KNOWN_OUTCOMES, "D3.no_bn")
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
     result = paired_result(
         "D3.no_bn", "without BN the gradient reaching the first layer is relatively smaller", bn, no_bn,
@@ -332,7 +324,7 @@ def _gradient_details(frame: pd.DataFrame) -> dict:
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, request, calibrate):
+def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, calibrate):
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)

@@ -135,20 +135,10 @@ def protocol(config: MembraneConfig, head: str = "source") -> str:
     return text
 
 
-def expect(request: pytest.FixtureRequest, settings, claim_id: str) -> None:
-    """Mark the test xfail(strict) where this tier's evidence does not support the claim."""
-    reason = NOT_SUPPORTED.get((settings.tier, claim_id))
-    if reason:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 # -- data and runs -------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def data(dataset, report) -> Membrane:
-    membrane = dataset(load)  # skipped if missing, one-line failure if broken
-    report.add_data("membrane", source=f"{membrane.source}: {membrane.folder}", sha256_of_sums=membrane.sha256_of_sums,
-                    origin="zhixuhao/unet, data/membrane/train/label/{0..29}.png")
-    return membrane
+def data(dataset) -> Membrane:
+    return dataset(load, "membrane")  # skipped if missing, one-line failure if broken
 
 
 @pytest.fixture(scope="module")
@@ -243,9 +233,9 @@ def shortcut_wins(runs: Runs, config: MembraneConfig, pair: tuple[str, str], par
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("part", ["faster", "better"])
-def test_M1_shortcut_wins(runs, images, config, settings, report, part, request, calibrate):
+def test_M1_shortcut_wins(runs, images, config, settings, report, part, calibrate, known_outcome):
     claim_id = f"M1.{part}"
-    expect(request, settings, claim_id)
+    known_outcome(NOT_SUPPORTED, claim_id)
     if part == "faster":
         side = f"{config.crop or 512}px"
         plotting.plot_learning_curves(
@@ -281,8 +271,8 @@ def plot_reconstructions(runs: Runs, images: torch.Tensor, path, config: Membran
 # -- M2 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_M2_targets_are_binary(data, settings, report, request):
-    expect(request, settings, "M2")
+def test_M2_targets_are_binary(data, settings, report, known_outcome):
+    known_outcome(NOT_SUPPORTED, "M2")
     files = sorted(data.folder.glob("*.png"), key=lambda p: int(p.stem))
     raw = np.stack([decode(path) for path in files])  # (30, 512, 512) uint8, undecoded by the loader's checks
     as_source = raw.astype(np.float32) / 255  # the source's conversion
@@ -304,8 +294,8 @@ def test_M2_targets_are_binary(data, settings, report, request):
 # -- M3 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_M3_floor_is_a_bound(runs, images, config, settings, report, request):
-    expect(request, settings, "M3.floor")
+def test_M3_floor_is_a_bound(runs, images, config, settings, report, known_outcome):
+    known_outcome(NOT_SUPPORTED, "M3.floor")
     floor = loss_floor(images.cpu().numpy())
     source_head = runs.curves[runs.curves["head"] == "source"]
     excess = source_head.loss.to_numpy() - floor
@@ -333,9 +323,9 @@ def test_M3_floor_is_a_bound(runs, images, config, settings, report, request):
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("arm", [arm.name for arm in ARMS])
-def test_M3_arm_reaches_floor(runs, images, config, settings, report, arm, request, calibrate):
+def test_M3_arm_reaches_floor(runs, images, config, settings, report, arm, calibrate, known_outcome):
     claim_id = f"M3.reaches_floor.{arm}"
-    expect(request, settings, claim_id)
+    known_outcome(NOT_SUPPORTED, claim_id)
     floor = loss_floor(images.cpu().numpy())
     final = curves(runs, arm)[:, -1]
     share = floor / final[np.isfinite(final)]  # a diverged run's last epoch is NaN: left out, counted
@@ -357,9 +347,9 @@ def test_M3_arm_reaches_floor(runs, images, config, settings, report, arm, reque
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("part", ["faster", "better"])
-def test_M3_M1_with_fixed_head(runs, config, settings, report, part, request, calibrate):
+def test_M3_M1_with_fixed_head(runs, config, settings, report, part, calibrate, known_outcome):
     claim_id = f"M3.fixed_{part}"
-    expect(request, settings, claim_id)
+    known_outcome(NOT_SUPPORTED, claim_id)
     fixed = shortcut_wins(runs, config, (FIXED_ARMS[0].name, FIXED_ARMS[1].name), part, claim_id, settings.tier, "fixed",
                           calibrate)
     original = shortcut_wins(runs, config, (ARMS[0].name, ARMS[1].name), part, f"M1.{part}", settings.tier, "source",

@@ -155,27 +155,49 @@ def device(settings: Settings):
 
 
 @pytest.fixture(scope="session")
-def dataset(settings: Settings) -> Callable[[Callable[[Path | None], T]], T]:
-    """``dataset(load)``: ``load(data_dir)``, or one line for the user when the data set is not usable.
+def dataset(settings: Settings, report: Report) -> Callable[..., T]:
+    """``dataset(load, name)``: ``load(data_dir)``, recorded in the report, or one line for the user when it is not usable.
 
+    Loaded: ``report.add_data(name, **data.provenance())`` (which file, its checksum).
     Missing (not on disk and not downloadable): the test is skipped with the
     reason, which names --data-dir, RESCLAIMS_DATA and the fetch command.
     Broken (a file missing from its folder, corrupt, a wrong checksum, a failed
     download): the test fails with the message naming the file, no traceback.
     """
 
-    def get(load: Callable[[Path | None], T]) -> T:
+    def get(load: Callable[[Path | None], T], name: str | None = None) -> T:
         try:
-            return load(settings.data_dir)
+            data = load(settings.data_dir)
         except DataUnavailable as error:
             missing, reason = True, str(error)
         except (DataError, DownloadError) as error:
             missing, reason = False, str(error)
+        else:
+            if name is not None:
+                report.add_data(name, **data.provenance())
+            return data
         if missing:  # outside the except blocks: no chained traceback
             pytest.skip(reason)
         pytest.fail(reason, pytrace=False)
 
     return get
+
+
+@pytest.fixture
+def known_outcome(request: pytest.FixtureRequest, settings: Settings) -> Callable[[dict, str], None]:
+    """``known_outcome(outcomes, claim_id)``: expect the outcome recorded for this tier, if any.
+
+    ``outcomes`` maps ``(tier, claim_id)`` to the reason a claim is not supported
+    at that tier, with the numbers that showed it; the test is then marked
+    ``xfail(strict=True)`` with that reason, so it turns red if the claim starts to hold.
+    """
+
+    def mark(outcomes: dict[tuple[str, str], str], claim_id: str) -> None:
+        reason = outcomes.get((settings.tier, claim_id))
+        if reason:
+            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
+
+    return mark
 
 
 @pytest.fixture(scope="session")

@@ -115,3 +115,44 @@ def test_no_report_for_a_session_without_claims(pytester):
     pytester.makepyfile(test_x="def test_x(): pass")
     pytester.runpytest("-p", "resclaims.plugin", "--report-dir", "out").assert_outcomes(passed=1)
     assert not (pytester.path / "out").exists()
+
+
+KNOWN_OUTCOME_MODULE = """
+import pytest
+OUTCOMES = {("quick", "A"): "refuted at quick tier: 1.0 [0.5, 1.5], n = 3", ("full", "B"): "not at quick tier"}
+
+@pytest.mark.quick
+@pytest.mark.parametrize("claim, holds", [("A", False), ("A", True), ("B", False)])
+def test_claim(known_outcome, claim, holds):
+    known_outcome(OUTCOMES, claim)
+    assert holds
+"""
+
+
+def test_known_outcome_expects_this_tiers_reason_strictly(pytester):
+    pytester.makepyfile(test_known=KNOWN_OUTCOME_MODULE)
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "-rxX", "--device", "cpu",
+                                "--report-dir", "out")
+    # A fails as recorded (xfail); A holding turns red (strict XPASS); B's outcome is for another tier: a plain failure
+    result.assert_outcomes(xfailed=1, failed=2)
+    result.stdout.fnmatch_lines(["*test_claim?A-True?*", "*[[]XPASS(strict)[]] refuted at quick tier*",
+                                 "*XFAIL*test_claim?A-False?*refuted at quick tier: 1.0 [[]0.5, 1.5], n = 3*"])
+
+
+def test_dataset_records_the_provenance_of_what_it_loaded(pytester):
+    pytester.makepyfile(test_data="""
+from resclaims.report import Timing
+
+class Data:
+    def provenance(self):
+        return {"source": "here", "sha256": "ab"}
+
+def test_loads(dataset, report):
+    assert isinstance(dataset(lambda data_dir: Data(), "toy"), Data)
+    report.add_timing(Timing("t", "g", 1.0, 1))  # a report is written once something was measured
+""")
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--device", "cpu",
+                                "--report-dir", "out")
+    result.assert_outcomes(passed=1)
+    summary = json.loads((pytester.path / "out" / "summary.json").read_text())
+    assert summary["provenance"]["data"]["toy"] == {"source": "here", "sha256": "ab"}

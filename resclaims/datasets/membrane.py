@@ -83,6 +83,11 @@ class Membrane:
     source: str  # "data dir" or "download cache"
     sha256_of_sums: str  # digest of the pinned checksum list: names the data set version
 
+    def provenance(self) -> dict[str, str]:
+        """What ``report.add_data`` records: where the files were read from and the checksum list's digest."""
+        return {"source": f"{self.source}: {self.folder}", "sha256_of_sums": self.sha256_of_sums,
+                "origin": "zhixuhao/unet, data/membrane/train/label/{0..29}.png"}
+
 
 def sums_digest(checksums: dict[str, str] = SHA256) -> str:
     """SHA-256 of the checksum list written as ``sha256sum`` writes it (``<digest>  label/<name>``)."""
