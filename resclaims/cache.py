@@ -5,7 +5,9 @@ a hash of the kernel module's source (a changed kernel changes every key), the
 config, the other arguments that shape the training, the seed, the device kind
 and the torch and numpy versions (another version may give other numbers).
 Asking for seeds trains only the missing ones, in one batch, and stores each
-seed's rows on its own, so adding seeds reuses the earlier ones. Entries are
+seed's rows on its own, so adding seeds reuses the earlier ones. Kernels whose
+conditions train one after the other (CIFAR's arms) store each (condition, seed)
+as the condition finishes, so a long session stopped part-way keeps its work. Entries are
 written through a temporary file and a rename, so a killed run leaves no
 half-written entry.
 """
@@ -60,26 +62,79 @@ class RunCache:
         keyed by their ``repr``.
         """
         seeds = list(seeds)
-        split = split or (lambda frame: {int(s): rows.reset_index(drop=True) for s, rows in frame.groupby("seed", sort=False)})
+        split = split or by_seed
         merge = merge or (lambda frames: pd.concat(frames, ignore_index=True))
         if self.directory is None:
             self.trained += len(seeds)
             return train(seeds)
-        base = {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
-                "torch": torch.__version__, "numpy": np.__version__,
-                **{k: repr(v) for k, v in sorted(key.items())}}
-        paths = {seed: self._path(base, seed) for seed in seeds}
+        paths = self._paths(kernel, seeds, device_kind, key)
         missing = [seed for seed, path in paths.items() if not path.exists()]
         if missing:
-            for seed, part in split(train(missing)).items():
-                _atomic_pickle(part, paths[seed])
+            self._store(split(train(missing)), paths)
             self.trained += len(missing)
         self.reused += len(seeds) - len(missing)
         return merge([pd.read_pickle(paths[seed]) for seed in seeds])
 
+    def runs_per_condition(
+        self,
+        kernel: ModuleType,
+        train: Callable[[list[Any], list[int], Callable[[Any, pd.DataFrame], None]], pd.DataFrame],
+        conditions: Sequence[Any],
+        seeds: Sequence[int],
+        *,
+        device_kind: str,
+        **key: Any,
+    ) -> pd.DataFrame:
+        """Like :meth:`runs`, with one entry per (condition, seed), stored as each condition finishes.
+
+        ``train(todo, missing, keep)`` trains the conditions ``todo`` at the seeds
+        ``missing`` and calls ``keep(condition, frame)`` with each condition's
+        frame (a ``seed`` column) as soon as it has it, so that a session stopped
+        part-way keeps the conditions it finished. The result holds every
+        condition at every seed, condition by condition.
+        """
+        seeds, conditions = list(seeds), list(conditions)
+        if self.directory is None:
+            self.trained += len(seeds) * len(conditions)
+            return train(conditions, seeds, lambda condition, frame: None)
+        paths = [self._paths(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
+        todo = [i for i, p in enumerate(paths) if not all(path.exists() for path in p.values())]
+        missing = [seed for seed in seeds if any(not paths[i][seed].exists() for i in todo)]
+        stored = []
+
+        def keep(condition: Any, frame: pd.DataFrame) -> None:
+            i = next(i for i in todo if conditions[i] == condition)
+            self._store(by_seed(frame), paths[i])
+            stored.append(i)
+
+        if todo:
+            train([conditions[i] for i in todo], missing, keep)
+            if sorted(stored) != todo:
+                raise RuntimeError(f"{kernel.__name__}: training returned without handing over every condition")
+        self.trained += len(todo) * len(missing)
+        self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
+        return pd.concat([pd.read_pickle(p[seed]) for p in paths for seed in seeds], ignore_index=True)
+
+    def _paths(self, kernel: ModuleType, seeds: list[int], device_kind: str, key: dict[str, Any]) -> dict[int, Path]:
+        base = {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
+                "torch": torch.__version__, "numpy": np.__version__,
+                **{k: repr(v) for k, v in sorted(key.items())}}
+        return {seed: self._path(base, seed) for seed in seeds}
+
+    @staticmethod
+    def _store(parts: dict[int, Any], paths: dict[int, Path]) -> None:
+        for seed, part in parts.items():
+            if seed in paths:
+                _atomic_pickle(part, paths[seed])
+
     def _path(self, base: dict[str, str], seed: int) -> Path:
         digest = hashlib.sha256(json.dumps({**base, "seed": seed}, sort_keys=True).encode()).hexdigest()
         return self.directory / base["kernel"] / digest[:2] / f"{digest}.pkl"
+
+
+def by_seed(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
+    """A tidy frame's rows, one part per value of its ``seed`` column."""
+    return {int(s): rows.reset_index(drop=True) for s, rows in frame.groupby("seed", sort=False)}
 
 
 def _atomic_pickle(value: Any, path: Path) -> None:

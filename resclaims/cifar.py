@@ -455,6 +455,7 @@ def train(
     dtype: torch.dtype = torch.float32,
     workers: int = 1,
     on_epoch: Callable[[int], None] | None = None,
+    on_arm: Callable[[pd.DataFrame], object] | None = None,
 ) -> pd.DataFrame:
     """Train every arm at every seed; one row per (arm, seed, logged epoch), with a ``diverged`` column.
 
@@ -467,7 +468,8 @@ def train(
     default to on for CUDA and off for CPU. ``workers`` > 1 trains
     arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
     called after each logged epoch of each arm (from worker processes: when the
-    arm is done), for progress bars. A run whose loss becomes NaN or inf has
+    arm is done), for progress bars; ``on_arm(frame)`` with each arm's frame as
+    that arm finishes (to store it before the next one). A run whose loss becomes NaN or inf has
     diverged: its metrics from that epoch on are NaN, and an arm whose runs have
     all diverged stops training.
     """
@@ -481,10 +483,17 @@ def train(
     dev = to_device(data, cfg, device)
     run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, grouped=grouped, amp=amp,
                   channels_last=channels_last, dtype=dtype)  # fmt: skip
+    replay = None
     if workers <= 1:
-        run, on_done = partial(run, on_epoch=on_epoch), None
-    else:  # workers cannot call back: replay an arm's epochs when it is done
-        on_done = (lambda frame: [on_epoch(int(e)) for e in sorted(frame.epoch.unique())]) if on_epoch else None
+        run = partial(run, on_epoch=on_epoch)
+    elif on_epoch is not None:  # workers cannot call back: replay an arm's epochs when it is done
+        replay = lambda frame: [on_epoch(int(e)) for e in sorted(frame.epoch.unique())]  # noqa: E731
+
+    def on_done(frame: pd.DataFrame) -> None:
+        for callback in (replay, on_arm):
+            if callback is not None:
+                callback(frame)
+
     return pd.concat(map_arms(run, arms, workers, on_done), ignore_index=True)
 
 
@@ -511,7 +520,8 @@ def map_arms(
     down instead of stalling every parallel region of the other. The largest
     arms start first (longest-processing-time order). Tensors in ``fn``'s
     arguments reach the workers through shared memory. ``on_done(frame)`` is
-    called in this process as each arm finishes.
+    called in this process as each arm finishes; if an arm fails, the others
+    still finish and are handed to ``on_done`` before the first error is raised.
     """
     on_done = on_done or (lambda frame: None)
     if workers <= 1 or len(arms) <= 1:
@@ -525,10 +535,15 @@ def map_arms(
     with ProcessPoolExecutor(min(workers, len(arms)), mp_context=context, initializer=torch.set_num_threads,
                              initargs=(1,)) as pool:  # fmt: skip
         futures = {pool.submit(fn, arms[i]): i for i in sorted(range(len(arms)), key=lambda i: -size[i])}
-        frames = {}
+        frames, errors = {}, []
         for future in as_completed(futures):
+            if future.exception() is not None:
+                errors.append(future.exception())
+                continue
             frames[futures[future]] = future.result()
             on_done(frames[futures[future]])
+        if errors:
+            raise errors[0]
         return [frames[i] for i in range(len(arms))]
 
 
@@ -589,14 +604,22 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
 
 def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
                  device: torch.device, run_cache, progress) -> pd.DataFrame:
-    """:func:`train` through the session's run cache (only missing seeds train) with a progress bar."""
-    epochs = len(arms) * cfg.steps // cfg.log_every
-    with progress.track(claim, ", ".join(a.name for a in arms), len(seeds), epochs) as on_epoch:
-        return run_cache.runs(
-            sys.modules[__name__],
-            lambda missing: train(cfg, arms, missing, data, device, workers=default_workers(device), on_epoch=on_epoch),
-            seeds, device_kind=device.type, config=cfg, arms=list(arms), data=data.checksum, models=MODELS_VERSION,
-        )  # fmt: skip
+    """:func:`train` through the session's run cache, with a progress bar.
+
+    Runs are cached per (arm, seed), and each arm is stored as soon as it has
+    trained: a session stopped part-way (a full tier takes hours) keeps the arms
+    it finished, and the next one trains only what is missing.
+    """
+    by_name = {arm.name: arm for arm in arms}
+
+    def fit(todo: list[Arm], missing: list[int], keep: Callable[[Arm, pd.DataFrame], None]) -> pd.DataFrame:
+        epochs = len(todo) * cfg.steps // cfg.log_every
+        with progress.track(claim, ", ".join(a.name for a in todo), len(missing), epochs) as on_epoch:
+            return train(cfg, todo, missing, data, device, workers=default_workers(device), on_epoch=on_epoch,
+                         on_arm=lambda frame: keep(by_name[frame.arm.iloc[0]], frame))  # fmt: skip
+
+    return run_cache.runs_per_condition(sys.modules[__name__], fit, list(arms), seeds, device_kind=device.type,
+                                        config=cfg, data=data.checksum, models=MODELS_VERSION)
 
 
 def gradient_norms_cached(cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,

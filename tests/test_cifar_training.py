@@ -242,6 +242,7 @@ def test_cpu_threads_restores_the_setting():
 
 def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     cache, epochs = RunCache(tmp_path), []
+    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)  # epochs are reported live, in order
 
     @contextmanager
     def track(claim, condition, seeds, n_epochs):
@@ -253,10 +254,35 @@ def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     first = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
     assert epochs == [1, 2, 1, 2]
     both = cifar.train_cached("D", cfg, HE_ARMS, [1, 2], data, torch.device("cpu"), cache, progress)
-    assert (cache.trained, cache.reused) == (2, 1)  # seed 2 trained, seed 1 reused
+    assert (cache.trained, cache.reused) == (4, 2)  # (arm, seed) runs: seed 2 of both arms trained, seed 1 reused
     pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
     monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
     cifar.train_cached("D", cfg, HE_ARMS, [2, 1], data, torch.device("cpu"), cache, progress)
+
+
+def test_a_stopped_session_keeps_the_arms_it_finished(data, tmp_path, monkeypatch):
+    @contextmanager
+    def track(*args):
+        yield lambda epoch: None
+
+    progress, cache, cfg = SimpleNamespace(track=track), RunCache(tmp_path), replace(HE, steps=2, log_every=1)
+    broken = cifar.Arm("broken", partial(CifarNet, 7))  # depth 7 is not 6n+2: fails when it starts training
+    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)
+    with pytest.raises(ValueError, match="6n\\+2"):
+        cifar.train_cached("D", cfg, [HE_ARMS[0], broken], [1, 2], data, torch.device("cpu"), cache, progress)
+    monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("retrained an arm that had finished"))
+    kept = cifar.train_cached("D", cfg, HE_ARMS[:1], [1, 2], data, torch.device("cpu"), cache, progress)
+    assert cache.reused == 2 and sorted(kept.seed.unique()) == [1, 2]
+
+
+def test_worker_processes_hand_over_finished_arms_before_raising(data):
+    # fails at its first step, long before the good arm has trained its 40
+    broken = cifar.Arm("broken", partial(CifarNet, 8, num_classes=3, widths=(4, 8, 8)))  # labels 3-9 out of range
+    done = []
+    with pytest.raises(Exception, match="out of bounds"):
+        cifar.train(replace(HE, steps=40, log_every=40), [HE_ARMS[0], broken], SEEDS[:1], data, workers=2,
+                    on_arm=done.append)
+    assert [frame.arm.iloc[0] for frame in done] == [HE_ARMS[0].name]
 
 
 # -- gradient norms (D3) ---------------------------------------------------------------------
