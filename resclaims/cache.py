@@ -115,10 +115,20 @@ class RunCache:
         self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
         return pd.concat([pd.read_pickle(p[seed]) for p in paths for seed in seeds], ignore_index=True)
 
+    def scratch(self, kernel: ModuleType, *, device_kind: str, **key: Any) -> Path | None:
+        """A folder for the partial state of training under this key (None when caching is off).
+
+        Kernels write checkpoints there and resume from them; the key (including
+        the seeds being trained) makes sure a checkpoint is only ever resumed by
+        the same training.
+        """
+        if self.directory is None:
+            return None
+        digest = hashlib.sha256(json.dumps(_base(kernel, device_kind, key), sort_keys=True).encode()).hexdigest()
+        return self.directory / kernel.__name__ / "partial" / digest[:32]
+
     def _paths(self, kernel: ModuleType, seeds: list[int], device_kind: str, key: dict[str, Any]) -> dict[int, Path]:
-        base = {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
-                "torch": torch.__version__, "numpy": np.__version__,
-                **{k: repr(v) for k, v in sorted(key.items())}}
+        base = _base(kernel, device_kind, key)
         return {seed: self._path(base, seed) for seed in seeds}
 
     @staticmethod
@@ -130,6 +140,12 @@ class RunCache:
     def _path(self, base: dict[str, str], seed: int) -> Path:
         digest = hashlib.sha256(json.dumps({**base, "seed": seed}, sort_keys=True).encode()).hexdigest()
         return self.directory / base["kernel"] / digest[:2] / f"{digest}.pkl"
+
+
+def _base(kernel: ModuleType, device_kind: str, key: dict[str, Any]) -> dict[str, str]:
+    """What identifies a kernel's results, less the seed."""
+    return {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
+            "torch": torch.__version__, "numpy": np.__version__, **{k: repr(v) for k, v in sorted(key.items())}}
 
 
 def by_seed(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:

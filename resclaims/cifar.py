@@ -53,15 +53,20 @@ and on the validation split, in a tidy frame: one row per (arm, seed, epoch).
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import itertools
 import math
 import os
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -83,6 +88,7 @@ ORDERS = ("batches", "images", "stream")
 STACKS = ("auto", "grouped", "loop")  # how the runs of one arm train together (see ModelStack)
 DATA_SEED = 0  # fixed orders and splits of the data set itself, shared by every run
 EVAL_CHUNK = 1000  # images per evaluation forward pass
+CHECKPOINT_SECONDS = 120.0  # an arm in training saves its state at most this often (train's checkpoints)
 # cached runs depend on the model code too
 MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models) + kernel_version(grouped_models)
 
@@ -351,21 +357,24 @@ def test_transform(cfg: TrainConfig, dev: DeviceData, x: torch.Tensor) -> torch.
     return F.avg_pool2d(z, cfg.downsample) if cfg.downsample > 1 else z
 
 
-def run_batches(cfg: TrainConfig, dev: DeviceData, seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def run_batches(cfg: TrainConfig, dev: DeviceData, seed: int, skip: int = 0) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """One run's training batches, augmented on the device: ((B, 3, S, S) float32, (B,) int64), forever.
 
     Indices and random numbers are drawn on the CPU from the run's seed (so every
     device sees the same ones) and sent to the device once per logged epoch.
+    ``skip`` logged epochs are drawn and dropped first (a run resumed from a checkpoint).
     """
     device = dev.y_train.device
     order = batch_order(len(dev.y_train), cfg.batch_size, cfg.order, numpy_rng(seed, "order"))
     generator = torch_generator(seed, "augment")
-    while True:
+    for epoch in itertools.count():
         chunk = [next(order) for _ in range(cfg.log_every)]
         n = sum(len(c) for c in chunk)
         index = torch.from_numpy(np.concatenate(chunk)).to(device)  # (n,)
         flip = (torch.rand(n, generator=generator) < 0.5).to(device)
         dy, dx = torch.randint(0, 9, (2, n), generator=generator).to(device)
+        if epoch < skip:
+            continue
         start = 0
         for c in chunk:
             s = slice(start, start + len(c))
@@ -374,6 +383,11 @@ def run_batches(cfg: TrainConfig, dev: DeviceData, seed: int) -> Iterator[tuple[
 
 
 # -- stacked models ---------------------------------------------------------------
+def _digest(arm: Arm) -> str:
+    """A short hash of everything that defines an arm (its name, model and warm-up)."""
+    return hashlib.sha256(repr(arm).encode()).hexdigest()[:12]
+
+
 def _seed(purpose: str, seed: int, arm: str) -> int:
     return int(numpy_rng(seed, purpose, arm).integers(2**63))
 
@@ -456,6 +470,8 @@ def train(
     workers: int = 1,
     on_epoch: Callable[[int], None] | None = None,
     on_arm: Callable[[pd.DataFrame], object] | None = None,
+    checkpoints: Path | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> pd.DataFrame:
     """Train every arm at every seed; one row per (arm, seed, logged epoch), with a ``diverged`` column.
 
@@ -469,7 +485,11 @@ def train(
     arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
     called after each logged epoch of each arm (from worker processes: when the
     arm is done), for progress bars; ``on_arm(frame)`` with each arm's frame as
-    that arm finishes (to store it before the next one). A run whose loss becomes NaN or inf has
+    that arm finishes (to store it before the next one). With a ``checkpoints``
+    folder, each arm saves its whole training state there at the end of a logged
+    epoch at most every ``checkpoint_seconds`` (default :data:`CHECKPOINT_SECONDS`) and resumes from it when started
+    again, with the same numbers as an uninterrupted run; the file is removed
+    when the arm finishes. A run whose loss becomes NaN or inf has
     diverged: its metrics from that epoch on are NaN, and an arm whose runs have
     all diverged stops training.
     """
@@ -482,7 +502,8 @@ def train(
     channels_last = cuda if channels_last is None else channels_last
     dev = to_device(data, cfg, device)
     run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, grouped=grouped, amp=amp,
-                  channels_last=channels_last, dtype=dtype)  # fmt: skip
+                  channels_last=channels_last, dtype=dtype, checkpoints=checkpoints,
+                  checkpoint_seconds=CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds)  # fmt: skip
     replay = None
     if workers <= 1:
         run = partial(run, on_epoch=on_epoch)
@@ -547,17 +568,23 @@ def map_arms(
         return [frames[i] for i in range(len(arms))]
 
 
-def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dtype, on_epoch=None) -> pd.DataFrame:
+def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dtype, checkpoints=None,
+               checkpoint_seconds=CHECKPOINT_SECONDS, on_epoch=None) -> pd.DataFrame:  # fmt: skip
     models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
     stack = ModelStack(models, grouped, channels_last)
     optimizer = make_optimizer(cfg, stack.parameters())
-    batches = [run_batches(cfg, dev, seed) for seed in seeds]
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True) if device.type == "cuda" else nullcontext()
     rows, losses, hits, sizes = [], [], [], []  # per step of the current epoch: (G,) tensors, G sizes
     diverged = torch.zeros(len(seeds), dtype=torch.bool, device=device)  # (G,): a loss was NaN or inf
+    checkpoint = Path(checkpoints) / f"{arm.name}-{_digest(arm)}.pt" if checkpoints is not None else None
     with seeded_device(device, _seed("dropout", seeds[0], arm.name)), cudnn:
-        for step in range(cfg.steps):
+        first = 0
+        if checkpoint is not None and checkpoint.exists():
+            rows, first = _resume(checkpoint, stack, optimizer, diverged, device)
+        batches = [run_batches(cfg, dev, seed, skip=first // cfg.log_every) for seed in seeds]
+        saved = time.monotonic()
+        for step in range(first, cfg.steps):
             xs, ys = zip(*(next(b) for b in batches))
             with autocast:
                 logits = stack([x.to(dtype) for x in xs])  # G x (B, 10)
@@ -591,6 +618,9 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
                 rows.append({"arm": arm.name, "seed": seed, "epoch": epoch, "step": step + 1, "diverged": bool(gone[g]),
                              **{k: math.nan if gone[g] else float(v[g]) for k, v in metrics.items()}})  # fmt: skip
             losses, hits, sizes = [], [], []
+            if checkpoint is not None and time.monotonic() - saved >= checkpoint_seconds and step + 1 < cfg.steps:
+                _save_checkpoint(checkpoint, step + 1, rows, stack, optimizer, diverged, device)
+                saved = time.monotonic()
             if on_epoch is not None:
                 on_epoch(epoch)
             if gone.all():  # every run of the arm diverged: stop, and log the epochs left as NaN
@@ -599,7 +629,41 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
                 break
     frame = pd.DataFrame(rows)
     frame["diverged"] = frame.groupby("seed").diverged.transform("any")  # a run is diverged on every row
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder, once no arm of this training has a checkpoint left
+            checkpoint.parent.rmdir()
     return frame
+
+
+def _save_checkpoint(path: Path, steps_done: int, rows, stack, optimizer, diverged, device) -> None:
+    """An arm's whole training state after ``steps_done`` steps (a logged epoch's end), written atomically."""
+    rng = torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
+    state = {"steps_done": steps_done, "rows": rows, "net": stack.net.state_dict(),
+             "optimizer": optimizer.state_dict(), "iterations": getattr(optimizer, "iterations", None),
+             "diverged": diverged.cpu(), "rng": rng}  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(f".tmp{os.getpid()}")
+    try:
+        torch.save(state, temporary)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def _resume(path: Path, stack, optimizer, diverged, device) -> tuple[list[dict], int]:
+    """Load :func:`_save_checkpoint`'s state into the arm's objects; returns the rows so far and the steps done."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    stack.net.load_state_dict(state["net"])
+    optimizer.load_state_dict(state["optimizer"])
+    if state["iterations"] is not None:
+        optimizer.iterations = state["iterations"]
+    diverged.copy_(state["diverged"])
+    if device.type == "cuda":
+        torch.cuda.set_rng_state(state["rng"].cpu(), device)
+    else:
+        torch.set_rng_state(state["rng"].cpu())
+    return state["rows"], state["steps_done"]
 
 
 def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,
@@ -608,18 +672,21 @@ def train_cached(claim: str, cfg: TrainConfig, arms: Sequence[Arm], seeds: Seque
 
     Runs are cached per (arm, seed), and each arm is stored as soon as it has
     trained: a session stopped part-way (a full tier takes hours) keeps the arms
-    it finished, and the next one trains only what is missing.
+    it finished, and the next one trains only what is missing. An arm in
+    training checkpoints into the cache every two minutes (:func:`train`), so
+    the next session resumes it where the last one stopped (:data:`CHECKPOINT_SECONDS`).
     """
     by_name = {arm.name: arm for arm in arms}
+    kernel, key = sys.modules[__name__], {"config": cfg, "data": data.checksum, "models": MODELS_VERSION}
 
     def fit(todo: list[Arm], missing: list[int], keep: Callable[[Arm, pd.DataFrame], None]) -> pd.DataFrame:
         epochs = len(todo) * cfg.steps // cfg.log_every
+        scratch = run_cache.scratch(kernel, device_kind=device.type, seeds=missing, **key)  # a file per arm in it
         with progress.track(claim, ", ".join(a.name for a in todo), len(missing), epochs) as on_epoch:
             return train(cfg, todo, missing, data, device, workers=default_workers(device), on_epoch=on_epoch,
-                         on_arm=lambda frame: keep(by_name[frame.arm.iloc[0]], frame))  # fmt: skip
+                         on_arm=lambda frame: keep(by_name[frame.arm.iloc[0]], frame), checkpoints=scratch)  # fmt: skip
 
-    return run_cache.runs_per_condition(sys.modules[__name__], fit, list(arms), seeds, device_kind=device.type,
-                                        config=cfg, data=data.checksum, models=MODELS_VERSION)
+    return run_cache.runs_per_condition(kernel, fit, list(arms), seeds, device_kind=device.type, **key)
 
 
 def gradient_norms_cached(cfg: TrainConfig, arms: Sequence[Arm], seeds: Sequence[int], data: Cifar10,

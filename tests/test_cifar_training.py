@@ -275,6 +275,67 @@ def test_a_stopped_session_keeps_the_arms_it_finished(data, tmp_path, monkeypatc
     assert cache.reused == 2 and sorted(kept.seed.unique()) == [1, 2]
 
 
+class Stop(Exception):
+    """Stands for a session killed part-way."""
+
+
+@pytest.mark.parametrize("recipe", ["keras003", "he2015"])
+def test_a_resumed_arm_gives_the_numbers_of_an_uninterrupted_one(recipe, data, tmp_path):
+    """Weights, optimizer state (Keras Adam's step count, SGD's momentum), data order, augmentation and dropout."""
+    arm = cifar.Arm("resnet-2", partial(Keras003, 2, residual=True, width=0.125))  # with dropout
+    cfg, arms = (replace(KERAS, steps=6, log_every=2), [arm]) if recipe == "keras003" else (replace(HE, steps=6, log_every=2), HE_ARMS[:1])
+    folder = tmp_path / "partial"
+    train = partial(cifar.train, cfg, arms, SEEDS[:2], data, checkpoints=folder, checkpoint_seconds=0)
+    whole = cifar.train(cfg, arms, SEEDS[:2], data)
+
+    def stop_at(epoch):
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(on_epoch=stop_at)
+    assert len(list(folder.glob("*.pt"))) == 1  # saved at the end of epoch 2, before the session stopped
+    epochs = []
+    pd.testing.assert_frame_equal(train(on_epoch=epochs.append), whole, check_exact=True)
+    assert epochs == [3] and not folder.exists()  # resumed after epoch 2; the checkpoint and its folder are gone
+
+
+def test_checkpoints_are_written_at_most_every_so_often(data, tmp_path, monkeypatch):
+    saves = []
+    monkeypatch.setattr(cifar, "_save_checkpoint", lambda path, steps, *args: saves.append(steps))
+    cifar.train(replace(HE, steps=6, log_every=1), HE_ARMS[:1], SEEDS[:1], data, checkpoints=tmp_path,
+                checkpoint_seconds=3600)
+    assert saves == []
+    cifar.train(replace(HE, steps=6, log_every=1), HE_ARMS[:1], SEEDS[:1], data, checkpoints=tmp_path,
+                checkpoint_seconds=0)
+    assert saves == [1, 2, 3, 4, 5]  # every logged epoch but the last (the arm's frame is stored instead)
+
+
+def test_a_stopped_session_resumes_the_arm_it_was_training(data, tmp_path, monkeypatch):
+    cfg = replace(HE, steps=4, log_every=1)
+    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)
+    monkeypatch.setattr(cifar, "CHECKPOINT_SECONDS", 0)
+    seen = []
+
+    @contextmanager
+    def track(claim, condition, seeds, n_epochs):
+        def on_epoch(epoch):
+            seen.append((condition, epoch))
+            if len(seen) == 6:  # the second arm's second epoch
+                raise Stop
+
+        yield on_epoch
+
+    progress, cache = SimpleNamespace(track=track), RunCache(tmp_path)
+    with pytest.raises(Stop):
+        cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    seen.clear()
+    resumed = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    assert seen == [(HE_ARMS[1].name, 3), (HE_ARMS[1].name, 4)]  # arm 1 stored; arm 2 resumed after epoch 2
+    pd.testing.assert_frame_equal(resumed, cifar.train(cfg, HE_ARMS, [1], data), check_exact=True)
+    assert not list(tmp_path.rglob("*.pt"))
+
+
 def test_worker_processes_hand_over_finished_arms_before_raising(data):
     # fails at its first step, long before the good arm has trained its 40
     broken = cifar.Arm("broken", partial(CifarNet, 8, num_classes=3, widths=(4, 8, 8)))  # labels 3-9 out of range
