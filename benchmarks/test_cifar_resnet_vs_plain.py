@@ -177,6 +177,15 @@ def direction_result(runs, config, data, settings, calibrate, claim_id, column, 
     ), power)  # fmt: skip
 
 
+def plot_residual_vs_plain(runs, config, report, claim_id: str, column: str) -> None:
+    """The K1 pair's accuracy curves (mean with a 95% band per arm), in the claim's section of the report."""
+    name = column.replace("_acc", "_accuracy")  # train_accuracy, test_accuracy
+    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
+        **{name: lambda f: 100 * f[column]})
+    plotting.plot_learning_curves(figure, report.figure_path(claim_id, f"{claim_id}_{name}"), x="epoch", y=name,
+                                  by="arm", title=f"003: {WORDS[column]}, residual vs plain", ylabel=f"{WORDS[column]} (%)")
+
+
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
@@ -184,10 +193,7 @@ def test_K1_direction(runs, config, data, settings, report, calibrate, known_out
     known_outcome(KNOWN_OUTCOMES, "K1.direction")
     result = direction_result(runs, config, data, settings, calibrate, "K1.direction", "train_acc",
                               "the residual net reaches a higher training accuracy than the plain net", STATED_GAP)
-    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
-        train_accuracy=lambda f: 100 * f.train_acc)
-    plotting.plot_learning_curves(figure, report.figure_path("K1", "K1_train_accuracy"), x="epoch", y="train_accuracy",
-                                  by="arm", title="003: training accuracy, residual vs plain", ylabel="training accuracy (%)")
+    plot_residual_vs_plain(runs, config, report, "K1", "train_acc")
     report.verify(result)
 
 
@@ -254,10 +260,7 @@ def test_K2_test_accuracy(runs, config, data, settings, report, calibrate, known
     known_outcome(KNOWN_OUTCOMES, "K2")
     result = direction_result(runs, config, data, settings, calibrate, "K2", "test_acc",
                               "the residual net's advantage shows in test accuracy as well")
-    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
-        test_accuracy=lambda f: 100 * f.test_acc)
-    plotting.plot_learning_curves(figure, report.figure_path("K2", "K2_test_accuracy"), x="epoch", y="test_accuracy",
-                                  by="arm", title="003: test accuracy, residual vs plain", ylabel="test accuracy (%)")
+    plot_residual_vs_plain(runs, config, report, "K2", "test_acc")
     report.verify(result)
 
 
