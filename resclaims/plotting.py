@@ -33,7 +33,7 @@ def plot_learning_curves(
     *,
     x: str = "epoch",
     y: str = "loss",
-    by: str = "setting",
+    by: str = "arm",
     title: str,
     ylabel: str,
     threshold: float | None = None,

@@ -20,9 +20,11 @@ from tqdm.auto import tqdm
 
 from resclaims import calibration, compare
 from resclaims.cache import RunCache
+from resclaims.claims import Claim, ClaimError, Judge, NotSupported
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
+from resclaims.runs import Runs
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.settings import (
     DATA_ENV,
@@ -41,6 +43,7 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 REPORT_KEY = pytest.StashKey[Report]()
 CACHE_KEY = pytest.StashKey[RunCache]()
 BASELINE_KEY = pytest.StashKey["Path | None"]()
+CALIBRATED_KEY = pytest.StashKey[dict]()
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
     "quick": "the claim at reduced scale; runs on a laptop CPU in minutes (the default tier)",
@@ -97,6 +100,7 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     config.stash[CACHE_KEY] = RunCache(None if config.option.no_run_cache else cache_dir() / "runs")
     config.stash[BASELINE_KEY] = _baseline(config)
+    config.stash[CALIBRATED_KEY] = {}
 
 
 def _baseline(config: pytest.Config) -> Path | None:
@@ -125,8 +129,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     ]
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A bad claim declaration stops collection with its one line (which names the claim and the field)."""
+    report = yield
+    if report.failed and "ClaimError: " in str(report.longrepr):
+        report.longrepr = str(report.longrepr).split("ClaimError: ")[-1].splitlines()[0]
+    return report
+
+
+def _check_claim_ids(items: list[pytest.Item]) -> None:
+    """Every claim id is declared once, across all collected modules."""
+    declared: dict[str, str] = {}
+    for module in {item.module for item in items if getattr(item, "module", None) is not None}:
+        for value in vars(module).values():
+            if isinstance(value, Claim):
+                where = declared.setdefault(value.id, module.__name__)
+                if where != module.__name__:
+                    raise pytest.UsageError(f"claim {value.id}: duplicate id, declared in {where} and {module.__name__}")
+        ids = [v.id for v in vars(module).values() if isinstance(v, Claim)]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise pytest.UsageError(f"claim {twice[0]}: duplicate id, declared twice in {module.__name__}")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     s = config.stash[SETTINGS_KEY]
+    _check_claim_ids(items)
     for item in items:
         tiers = {m.name for m in item.iter_markers() if m.name in TIER_MARKERS}
         if tiers and s.tier not in tiers:
@@ -181,6 +210,40 @@ def dataset(settings: Settings, report: Report) -> Callable[..., T]:
         pytest.fail(reason, pytrace=False)
 
     return get
+
+
+@pytest.fixture(scope="session")
+def runs(settings: Settings, run_cache: RunCache, progress: "Progress", report: Report) -> Runs:
+    """``runs(protocol, n, stream=..., family=..., data=None)``: a tidy frame of ``n`` seeds' runs.
+
+    Seeds derive from the base seed and ``stream``; runs in the cache are read,
+    the rest trained (with progress); the frame joins the report's run table.
+    See :mod:`resclaims.runs`.
+    """
+    return Runs(settings, run_cache, progress, report)
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) -> Judge:
+    """``judge(claim, *data)``: decide a :class:`~resclaims.claims.Claim` on its runs, record it, pass or fail.
+
+    The protocol text comes from the module's ``protocol`` fixture when it has one
+    (or ``protocol=...``). See :mod:`resclaims.claims` for every step.
+    """
+    try:
+        protocol = request.getfixturevalue("protocol")
+    except pytest.FixtureLookupError:
+        protocol = None
+
+    def expect(reason: str) -> None:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=NotSupported, reason=reason))
+
+    return Judge(
+        tier=settings.tier, report=report, expect=expect, protocol=protocol,
+        calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
+        default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
+        n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
+    )
 
 
 @pytest.fixture

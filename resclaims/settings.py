@@ -49,6 +49,10 @@ class Settings:
         config = tiers[self.tier]
         return dataclasses.replace(config, n_seeds=self.seeds) if self.seeds else config
 
+    def n_seeds(self, per_tier: Mapping[str, int]) -> int:
+        """Seeds per condition: --seeds, else this tier's count from ``{"quick": ..., "full": ...}``."""
+        return self.seeds or per_tier[self.tier]
+
     def run_seeds(self, stream: str, n: int) -> list[int]:
         """``n`` run seeds for ``stream``, derived from the base seed."""
         return derive_seeds(self.base_seed, stream, n)

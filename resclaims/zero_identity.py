@@ -17,15 +17,21 @@ Adam steps all weights, stacked. Adam is elementwise and each model's loss
 depends on its own weights only, so this is the source's computation, model by
 model (``tests/test_zero_identity_kernel.py`` shows it).
 
-Beyond the source, a *task* can give every sample the same input (a constant
-target) or add a shortcut (``relu(x + conv(x))``, whose optimum is the zero
-kernel). Claim Z4 uses these to separate the source's two candidate causes.
+Each model trains in an *arm*: the source's two are identity (X -> X) and zero
+(X -> 0). Beyond the source, an arm can give every sample the same input (a
+constant target) or add a shortcut (``relu(x + conv(x))``, whose optimum is the
+zero kernel). Claim Z4 uses these to separate the source's two candidate causes.
+
+The kernel follows :mod:`resclaims.runs`: ``train(protocol, seeds, device)`` with a
+:class:`ZeroIdentityProtocol` (no sample size in it) returns a tidy frame.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,8 +45,12 @@ LOSS_SCALES = ("source", "mean")
 
 
 @dataclass(frozen=True)
-class ZeroIdentityConfig:
-    n_seeds: int  # experiments per task
+class ZeroIdentityProtocol:
+    """How one experiment trains its models (the number of experiments is not part of it)."""
+
+    kernel: ClassVar[str] = __name__
+    arms: tuple[str, ...] = ("identity", "zero")  # the models each experiment trains (ARMS)
+    shared_init: bool = False  # every arm of an experiment starts from the same kernel (Z4's paired design)
     n_samples: int = 200  # 3x3 images per experiment (source: 200)
     epochs: int = 20  # passes over the samples (source: 20)
     threshold: float = 0.01  # the source's dashed line, on the "source" loss scale
@@ -51,21 +61,19 @@ class ZeroIdentityConfig:
     def __post_init__(self) -> None:
         if self.loss_scale not in LOSS_SCALES:
             raise ValueError(f"loss_scale must be one of {LOSS_SCALES}, got {self.loss_scale!r}")
+        unknown = sorted(set(self.arms) - set(ARMS))
+        if unknown:
+            raise ValueError(f"unknown arms {unknown}; known: {sorted(ARMS)}")
 
     def scale_factor(self, loss_scale: str | None = None) -> float:
         """What the epoch's sum of per-sample losses is divided by on ``loss_scale``."""
         return self.epochs if (loss_scale or self.loss_scale) == "source" else self.n_samples
 
 
-TIERS = {
-    "quick": ZeroIdentityConfig(n_seeds=400),
-    "full": ZeroIdentityConfig(n_seeds=2000),
-}
-SOURCE_PROTOCOL = ZeroIdentityConfig(n_seeds=100)  # the source's own 100 experiments
 
 
 @dataclass(frozen=True)
-class Task:
+class Arm:
     """What one model learns: its inputs, its targets and its architecture."""
 
     name: str
@@ -85,15 +93,20 @@ class Task:
         return self.target == "input" and not self.fixed_input
 
 
-TASKS = {
-    task.name: task
-    for task in (
-        Task("identity", target="input"),  # source: X -> X
-        Task("zero", target="zero"),  # source: X -> 0
-        Task("identity_fixed_input", target="input", fixed_input=True),  # x0 -> x0: centre optimum, constant target
-        Task("residual_identity", target="input", shortcut=True),  # X -> X through a shortcut: zero optimum, varying target
+ARMS = {
+    arm.name: arm
+    for arm in (
+        Arm("identity", target="input"),  # source: X -> X
+        Arm("zero", target="zero"),  # source: X -> 0
+        Arm("identity_fixed_input", target="input", fixed_input=True),  # x0 -> x0: centre optimum, constant target
+        Arm("residual_identity", target="input", shortcut=True),  # X -> X through a shortcut: zero optimum, varying target
     )
 }
+
+
+SOURCE_PROTOCOL = ZeroIdentityProtocol()  # 001's protocol: both tiers train it
+SEEDS = {"quick": 400, "full": 2000}  # experiments per arm
+SOURCE_SEEDS = 100  # the source's own number of experiments
 
 
 class OneConv(nn.Module):
@@ -123,10 +136,10 @@ def experiment_inputs(seed: int, n_samples: int) -> np.ndarray:
     return numpy_rng(seed, "data").random((n_samples, 3, 3)).astype(np.float32)
 
 
-def task_data(task: Task, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs and targets, each (n_samples, 3, 3), for one task on one experiment's X."""
-    inputs = np.broadcast_to(x[:1], x.shape).copy() if task.fixed_input else x
-    targets = inputs if task.target == "input" else np.zeros_like(inputs)
+def arm_data(arm: Arm, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs and targets, each (n_samples, 3, 3), for one arm on one experiment's X."""
+    inputs = np.broadcast_to(x[:1], x.shape).copy() if arm.fixed_input else x
+    targets = inputs if arm.target == "input" else np.zeros_like(inputs)
     return inputs, targets
 
 
@@ -202,43 +215,43 @@ def train_batched(
 
 
 def train(
-    config: ZeroIdentityConfig,
+    protocol: ZeroIdentityProtocol,
     seeds: Sequence[int],
-    tasks: Sequence[str] = ("identity", "zero"),
-    *,
     device: torch.device | str = "cpu",
-    shared_init: bool = False,
+    *,
+    data: Any = None,
     on_epoch: Callable[[int], None] | None = None,
+    on_condition: Any = None,
+    checkpoints: Path | None = None,
 ) -> pd.DataFrame:
-    """Train every task for every seed in one program; return a tidy frame.
+    """Train every arm for every seed in one program; return a tidy frame (the :mod:`resclaims.runs` kernel).
 
-    Columns: seed, setting (the task name), epoch (0-based, as the source plots
-    it), loss (on ``config.loss_scale``), diverged (the run's loss became NaN or
-    inf; its later epochs are NaN). With ``shared_init`` every task of a seed
-    starts from the same kernel (a paired design); otherwise each task draws
-    its own, like the source's fresh model per setting.
+    Columns: seed, arm, epoch (0-based, as the source plots it), loss (on
+    ``protocol.loss_scale``), diverged (the run's loss became NaN or inf; its
+    later epochs are NaN). With ``shared_init`` every arm of a seed starts from
+    the same kernel (a paired design); otherwise each arm draws its own, like
+    the source's fresh model per setting. The experiment draws its own data
+    (``data`` is unused), trains in seconds and keeps no checkpoints; the frame
+    is handed over by returning it.
     """
-    unknown = sorted(set(tasks) - set(TASKS))
-    if unknown:
-        raise ValueError(f"unknown tasks {unknown}; known: {sorted(TASKS)}")
-    rows = [(seed, TASKS[name]) for name in tasks for seed in seeds]
-    data = {seed: experiment_inputs(seed, config.n_samples) for seed in seeds}
-    pairs = [task_data(task, data[seed]) for seed, task in rows]
-    as_tensor = lambda arrays: torch.tensor(np.stack(arrays), dtype=config.dtype, device=device)  # noqa: E731
-    weights = torch.cat([initial_weights(seed, "shared" if shared_init else task.name) for seed, task in rows])
+    rows = [(seed, ARMS[name]) for name in protocol.arms for seed in seeds]
+    inputs = {seed: experiment_inputs(seed, protocol.n_samples) for seed in seeds}
+    pairs = [arm_data(arm, inputs[seed]) for seed, arm in rows]
+    as_tensor = lambda arrays: torch.tensor(np.stack(arrays), dtype=protocol.dtype, device=device)  # noqa: E731
+    weights = torch.cat([initial_weights(seed, "shared" if protocol.shared_init else arm.name) for seed, arm in rows])
     sums = train_batched(
         as_tensor([p[0] for p in pairs]),
         as_tensor([p[1] for p in pairs]),
-        weights.to(dtype=config.dtype, device=device),
-        torch.tensor([task.shortcut for _, task in rows], device=device),
-        config.epochs,
+        weights.to(dtype=protocol.dtype, device=device),
+        torch.tensor([arm.shortcut for _, arm in rows], device=device),
+        protocol.epochs,
         on_epoch,
-        lr=config.lr,
+        lr=protocol.lr,
     ).cpu().numpy()
-    return tidy(sums / config.scale_factor(), rows)
+    return tidy(sums / protocol.scale_factor(), rows)
 
 
-def tidy(losses: np.ndarray, rows: Sequence[tuple[int, Task]]) -> pd.DataFrame:
+def tidy(losses: np.ndarray, rows: Sequence[tuple[int, Arm]]) -> pd.DataFrame:
     """(epochs, runs) losses to a long frame; a run's epochs from its first non-finite loss are NaN."""
     epochs, runs = losses.shape
     bad = ~np.isfinite(losses)
@@ -247,7 +260,7 @@ def tidy(losses: np.ndarray, rows: Sequence[tuple[int, Task]]) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "seed": np.repeat([seed for seed, _ in rows], epochs),
-            "setting": np.repeat([task.name for _, task in rows], epochs),
+            "arm": np.repeat([arm.name for _, arm in rows], epochs),
             "epoch": np.tile(np.arange(epochs), runs),
             "loss": losses.T.reshape(-1),
             "diverged": np.repeat(after_divergence.any(axis=0), epochs),
@@ -255,14 +268,14 @@ def tidy(losses: np.ndarray, rows: Sequence[tuple[int, Task]]) -> pd.DataFrame:
     )
 
 
-def curves(frame: pd.DataFrame, setting: str) -> tuple[np.ndarray, np.ndarray]:
-    """Seeds and their loss curves (runs x epochs) for one setting, in seed order."""
-    wide = frame[frame.setting == setting].pivot(index="seed", columns="epoch", values="loss")
+def curves(frame: pd.DataFrame, arm: str) -> tuple[np.ndarray, np.ndarray]:
+    """Seeds and their loss curves (runs x epochs) for one arm, in seed order."""
+    wide = frame[frame.arm == arm].pivot(index="seed", columns="epoch", values="loss")
     return wide.index.to_numpy(), wide.to_numpy()
 
 
 def finite_pairs(frame: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.ndarray, int]:
-    """Curves of settings ``a`` and ``b`` paired by seed, without pairs in which a run diverged; and how many did.
+    """Curves of arms ``a`` and ``b`` paired by seed, without pairs in which a run diverged; and how many did.
 
     A diverged run has NaN epochs (see :func:`tidy`): it never enters a statistic,
     and its pair goes with it so that the pairing holds.
@@ -270,6 +283,6 @@ def finite_pairs(frame: pd.DataFrame, a: str, b: str) -> tuple[np.ndarray, np.nd
     seeds_a, curves_a = curves(frame, a)
     seeds_b, curves_b = curves(frame, b)
     if not np.array_equal(seeds_a, seeds_b):
-        raise ValueError(f"settings {a} and {b} were not trained on the same seeds")
+        raise ValueError(f"arms {a} and {b} were not trained on the same seeds")
     finite = np.isfinite(curves_a).all(axis=1) & np.isfinite(curves_b).all(axis=1)
     return curves_a[finite], curves_b[finite], int((~finite).sum())

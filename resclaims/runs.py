@@ -1,0 +1,112 @@
+"""Runs: a protocol and seeds in, a tidy frame out; one interface for every training kernel.
+
+A *protocol* is a frozen dataclass that says how to train, but not how many
+times: the sample size is not part of it. It names its kernel in a class
+attribute, ``kernel = "resclaims.zero_identity"``. A protocol whose runs train
+as separate conditions (CIFAR's arms) lists them with ``conditions()`` and
+rebuilds itself from a subset with ``select(conditions)``; each (condition,
+seed) is then cached on its own, as soon as its condition finishes.
+
+A *kernel* is a module with one pure function::
+
+    train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None)
+        -> pd.DataFrame  # tidy: one row per run (seed) and epoch, with a ``seed`` column
+
+``data`` is the loaded data set (with a ``checksum``) for kernels that need one;
+the hooks are optional: ``on_epoch(epoch)`` for progress, ``on_condition(condition,
+frame)`` to hand over a finished condition, ``checkpoints`` a folder to save and
+resume partial state in. A kernel may define ``progress_total(protocol, n_seeds)``
+(the number of ``on_epoch`` calls; default ``protocol.epochs``).
+
+A :class:`Job` (a protocol, seeds and a device) is the unit any engine can
+execute. The ``runs`` fixture (:class:`Runs`) gives a claim its runs: seeds
+derived from the base seed, the run cache (keyed by the protocol, never by how
+many seeds were asked for), progress, and the report's run table.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import pandas as pd
+import torch
+
+
+def kernel_of(protocol: Any) -> ModuleType:
+    """The kernel module a protocol names in its ``kernel`` class attribute."""
+    name = getattr(type(protocol), "kernel", None)
+    if not isinstance(name, str):
+        raise TypeError(f"{type(protocol).__name__} names no kernel: give it a class attribute kernel = 'module.name'")
+    return importlib.import_module(name)
+
+
+def conditions(protocol: Any) -> list[Any]:
+    """The protocol's conditions, each cached on its own (one: the protocol itself)."""
+    return list(protocol.conditions()) if hasattr(protocol, "conditions") else [protocol]
+
+
+def data_key(data: Any) -> str | None:
+    """What identifies a data set in the cache key: its checksum (None: the kernel needs no data)."""
+    if data is None:
+        return None
+    checksum = getattr(data, "checksum", None)
+    if not isinstance(checksum, str):
+        raise TypeError(f"{type(data).__name__} has no checksum: the run cache cannot key runs on it")
+    return checksum
+
+
+@dataclass(frozen=True)
+class Job:
+    """A protocol, seeds and a device: one unit of training that any engine can execute."""
+
+    protocol: Any
+    seeds: tuple[int, ...]
+    device: str = "cpu"
+
+    def run(self, data: Any = None, **hooks: Any) -> pd.DataFrame:
+        """The kernel's frame for these seeds (``hooks``: on_epoch, on_condition, checkpoints)."""
+        kernel = kernel_of(self.protocol)
+        return kernel.train(self.protocol, list(self.seeds), torch.device(self.device), data=data, **hooks)
+
+
+class Runs:
+    """Trained runs for claims: ``runs(protocol, n, stream=..., family=..., data=None)`` -> a tidy frame.
+
+    The ``n`` seeds come from the base seed and ``stream`` (``--seeds 2`` gives
+    the first two of ``--seeds 5``); runs the cache holds are read, the others
+    trained; the frame is added to the report's run table under ``family``.
+    """
+
+    def __init__(self, settings: Any, cache: Any, progress: Any, report: Any) -> None:
+        self.settings, self.cache, self.progress, self.report = settings, cache, progress, report
+
+    def __call__(self, protocol: Any, n: int, *, stream: str, family: str, data: Any = None,
+                 label: str | None = None) -> pd.DataFrame:
+        seeds = self.settings.run_seeds(stream, n)
+        frame = self.train(protocol, seeds, data=data, label=label or stream)
+        self.report.add_runs(family, frame.assign(stream=stream) if "stream" not in frame else frame)
+        return frame
+
+    def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "") -> pd.DataFrame:
+        """The frame of ``protocol`` at ``seeds``, from the cache where it holds them."""
+        kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
+        key = {"data": data_key(data)}
+
+        def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
+            job = protocol.select(todo) if len(parts) > 1 else protocol
+            handed = []
+            total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))
+            names = ", ".join(getattr(c, "name", type(c).__name__) for c in todo)
+            scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=job, **key)
+            with self.progress.track(label, names, len(missing), total) as on_epoch:
+                frame = kernel.train(job, missing, device, data=data, on_epoch=on_epoch, checkpoints=scratch,
+                                     on_condition=lambda c, f: (handed.append(c), keep(c, f)))
+            if not handed:  # a one-condition kernel hands its frame over by returning it
+                keep(todo[0], frame)
+            return frame
+
+        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device.type, **key)
