@@ -67,7 +67,7 @@ class DefectiveProcedure(AssertionError):
     """A procedure said "supported" under its simulated null significantly more often than alpha."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Claim:
     """One claim: what it says, where it comes from, and how it is decided."""
 
@@ -160,7 +160,8 @@ class Judge:
             estimate=decision.estimate, ci=decision.ci, p_value=decision.p_value, n=len(data[0]),
             statistic=claim.statistic, test=claim.procedure.test, tier=self.tier,
             protocol=protocol or self.protocol or "not stated",
-            details={**decision.details, **(details or {}), "diverged_pairs_excluded": dropped},
+            details={**decision.details, **(details or {}),
+                     "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)},
         ), calibrated.power_rate)
         self.report.record(result)
         if calibrated.defective:
