@@ -59,9 +59,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
     group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from data/runs/)")
-    group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with (default: reports/baseline/ when it exists)")
+    group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with, or none for no comparison (default: reports/baseline/ when it exists)")
     group.addoption("--fail-on-change", action="store_true", help="fail the session if anything changed against the baseline (for CI; default: report only)")
-    group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN})")
+    group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
 
 
 def _settings(config: pytest.Config) -> Settings:
