@@ -107,7 +107,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, every subcommand included (help texts are %-formatted: write ``%%`` for a ``%``)."""
     parser = argparse.ArgumentParser(prog="resclaims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("report", help="re-render a report from its summary.json, without retraining")
@@ -116,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     p = commands.add_parser("compare", help="what changed from a baseline report to another report")
     p.add_argument("baseline", type=Path, help="the earlier report folder (e.g. reports/baseline)")
     p.add_argument("current", type=Path, help="the later report folder (e.g. reports/latest)")
-    p.add_argument("--slowdown", default=compare.DEFAULT_SLOWDOWN, help=f"timing threshold (default: {compare.DEFAULT_SLOWDOWN})")
+    p.add_argument("--slowdown", default=compare.DEFAULT_SLOWDOWN, help=f"timing threshold, pytest-benchmark's compare-fail syntax (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
     p.add_argument("--fail-on-change", action="store_true", help="exit 1 if anything changed")
     p.set_defaults(run=cmd_compare)
     p = commands.add_parser("baseline", help="manage the committed baseline (reports/baseline)")
@@ -129,7 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(run=cmd_fetch_data)
     p = commands.add_parser("list", help="the claims, with their modules and tiers")
     p.set_defaults(run=cmd_list)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         return args.run(args)
     except compare.ReportError as error:

@@ -5,10 +5,14 @@ and extends it to claims. A change is one of:
 
 - ``verdict``: a claim's verdict differs from the baseline's;
 - ``estimate``: a claim's estimate left the baseline's interval (same tier only);
-- ``appeared`` / ``disappeared``: a claim is in one report only;
+- ``appeared`` / ``disappeared``: a claim is in one report only; a baseline claim
+  counts as disappeared only if the later session ran the test that recorded it
+  (see :func:`ran`), so a session that runs one module, or ``-k`` a few tests,
+  is compared on what it ran;
 - ``slower``: a benchmark failed pytest-benchmark's regression check
   (``--benchmark-compare-fail`` syntax, e.g. ``mean:50%``) and, where both runs
   kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05).
+  Only benchmarks the later session ran are compared: one it did not run is no change.
 """
 
 from __future__ import annotations
@@ -64,9 +68,32 @@ def load(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return document, benchmarks
 
 
+def ran(claim: dict[str, Any], selection: dict[str, Any] | None) -> bool:
+    """Whether a session with ``selection`` (its report's ``provenance["selection"]``) ran the test behind ``claim``.
+
+    A baseline claim's ``nodeid`` names the test that recorded it: the session ran
+    that test if it was among the tests it ran from modules named by node id, or
+    if it ran the test's module whole and did not deselect the test (``-k``, ``-m``,
+    ``--deselect``); a test that no longer exists in a module the session ran
+    whole counts as run, so its claim disappears. A claim without a node id
+    (a baseline from before reports recorded them) counts as run when the session
+    ran whole directories without ``-k`` or ``--deselect``. A report without a
+    selection (older, or not written by the plugin) ran everything.
+    """
+    if selection is None:
+        return True
+    nodeid = claim.get("nodeid")
+    if nodeid is None:
+        return selection["whole"]
+    return nodeid in selection["tests"] or (nodeid.split("::")[0] in selection["modules"]
+                                            and nodeid not in selection["deselected"])
+
+
 def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Change]:
+    """Claim changes from ``baseline`` to ``current``, limited to the claims whose tests ``current`` ran."""
     now = {c["id"]: c for c in current["claims"]}
-    before = {c["id"]: c for c in baseline["claims"]}
+    selection = current["provenance"].get("selection")
+    before = {c["id"]: c for c in baseline["claims"] if c["id"] in now or ran(c, selection)}
     changes = [Change("appeared", i, f"{i} is new: {now[i]['verdict']}") for i in sorted(now.keys() - before.keys())]
     changes += [Change("disappeared", i, f"{i} is gone (was {before[i]['verdict']})") for i in sorted(before.keys() - now.keys())]
     for claim_id in sorted(now.keys() & before.keys()):

@@ -44,6 +44,7 @@ REPORT_KEY = pytest.StashKey[Report]()
 CACHE_KEY = pytest.StashKey[RunCache]()
 BASELINE_KEY = pytest.StashKey["Path | None"]()
 CALIBRATED_KEY = pytest.StashKey[dict]()
+DESELECTED_KEY = pytest.StashKey[list[str]]()
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
     "quick": "the claim at reduced scale; runs on a laptop CPU in minutes (the default tier)",
@@ -62,9 +63,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
     group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from data/runs/)")
-    group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with (default: reports/baseline/ when it exists)")
+    group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with, or none for no comparison (default: reports/baseline/ when it exists)")
     group.addoption("--fail-on-change", action="store_true", help="fail the session if anything changed against the baseline (for CI; default: report only)")
-    group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN})")
+    group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
 
 
 def _settings(config: pytest.Config) -> Settings:
@@ -104,12 +105,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _baseline(config: pytest.Config) -> Path | None:
-    """The baseline to compare with: --baseline (which must be readable), else reports/baseline if present."""
+    """The baseline to compare with: --baseline (which must be readable; none: no comparison), else reports/baseline if present."""
     try:
         compare.parse_compare_fail(config.option.slowdown)
     except Exception:  # pytest-benchmark raises argparse errors here
         raise pytest.UsageError(f"--slowdown {config.option.slowdown}: use pytest-benchmark's compare-fail syntax, "
                                 "e.g. mean:50% or min:0.01") from None
+    if config.option.baseline == "none":
+        return None
     if config.option.baseline:
         path = Path(config.option.baseline).expanduser().resolve()
         try:
@@ -163,6 +166,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.skip(reason=reason))
         if item.get_closest_marker("gpu") and s.device.type != "cuda":
             item.add_marker(pytest.mark.skip(reason="needs CUDA: run with --device cuda on a GPU machine"))
+
+
+def pytest_deselected(items: list[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash.setdefault(DESELECTED_KEY, []).extend(item.nodeid for item in items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Record what the session runs, so the baseline comparison is limited to it (:func:`resclaims.compare.ran`).
+
+    ``modules``: the test modules it runs whole (given as files or folders);
+    ``deselected``: the tests deselected in them (``-k``, ``-m``, ``--deselect``);
+    ``tests``: the tests it runs from modules named by node id (``file.py::test``);
+    ``whole``: it was given folders only, without ``-k`` or ``--deselect``
+    (``-m`` picks tiers, and a baseline is of one tier).
+    """
+    config = session.config
+    report = config.stash.get(REPORT_KEY, None)
+    if report is None:
+        return
+    module = lambda nodeid: nodeid.split("::")[0]  # noqa: E731
+    named = {(config.invocation_params.dir / module(arg)).resolve() for arg in config.args if "::" in arg}
+    partial = {module(item.nodeid) for item in session.items if item.path.resolve() in named}
+    modules = {module(item.nodeid) for item in session.items} - partial
+    report.provenance["selection"] = {
+        "modules": sorted(modules),
+        "deselected": sorted(n for n in config.stash.get(DESELECTED_KEY, []) if module(n) in modules),
+        "tests": sorted(item.nodeid for item in session.items if module(item.nodeid) in partial),
+        "whole": all((config.invocation_params.dir / arg).is_dir() for arg in config.args)
+        and not config.option.keyword and not config.option.deselect,
+    }
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    """Tell the report which test is running: each claim records the node id of the test that recorded it."""
+    report = item.config.stash.get(REPORT_KEY, None)
+    if report is not None:
+        report.running = item.nodeid
+    try:
+        return (yield)
+    finally:
+        if report is not None:
+            report.running = None
 
 
 @pytest.fixture(scope="session")

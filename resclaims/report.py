@@ -94,6 +94,8 @@ class Report:
         self.destination = Path(destination)
         self.directory = self.destination.parent / f".{self.destination.name}.partial"  # staging
         self.claims: list[ClaimResult] = []
+        self.running: str | None = None  # node id of the test running now (set by the plugin)
+        self.nodeids: dict[str, str | None] = {}  # claim id -> node id of the test that recorded it
         self.runs: list[pd.DataFrame] = []
         self.benchmarks: dict[str, Any] | None = None  # pytest-benchmark's JSON
         self.comparison: dict[str, Any] | None = None
@@ -118,8 +120,9 @@ class Report:
 
     # -- adding results -------------------------------------------------
     def record(self, result: ClaimResult) -> ClaimResult:
-        """Add a claim result, replacing an earlier one with the same id."""
+        """Add a claim result, replacing an earlier one with the same id; the running test is recorded with it."""
         self.claims = [c for c in self.claims if c.id != result.id] + [result]
+        self.nodeids[result.id] = self.running
         return result
 
     def verify(self, result: ClaimResult) -> None:
@@ -205,7 +208,8 @@ class Report:
     def to_json(self) -> dict[str, Any]:
         return {
             "schema": SCHEMA_VERSION,
-            "claims": [c.to_json() for c in sorted(self.claims, key=lambda c: _claim_order(c.id))],
+            "claims": [{**c.to_json(), "nodeid": self.nodeids.get(c.id)}
+                       for c in sorted(self.claims, key=lambda c: _claim_order(c.id))],
             "timings": [
                 {
                     "name": t.name,

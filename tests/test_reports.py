@@ -96,7 +96,9 @@ def test_a_bad_baseline_option_stops_with_one_line(pytester, content, message):
     pytester.makepyfile(test_x="def test_x(): pass")
     result = pytester.runpytest("-p", "resclaims.plugin", "--baseline", "base")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert message in result.stderr.str() and "Traceback" not in result.stderr.str() + result.stdout.str()
+    errors = [line for line in result.stderr.lines if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("ERROR: --baseline: ") and message in errors[0], errors
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
 
 
 def test_a_corrupt_default_baseline_is_reported_not_a_traceback(pytester, isolated_cache):
@@ -105,6 +107,68 @@ def test_a_corrupt_default_baseline_is_reported_not_a_traceback(pytester, isolat
     result = session(pytester, 5, "--report-dir", "run", "--fail-on-change")
     result.stdout.fnmatch_lines(["*baseline not compared*not valid JSON*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED and "Traceback" not in result.stdout.str()
+
+
+# A claim family per module; each test records the claim it is parametrized with.
+CLAIMS_MODULE = '''
+import pytest
+from resclaims.verdict import ClaimResult
+
+@pytest.mark.parametrize("claim_id", {ids!r})
+def test_claim(report, claim_id):
+    report.record(ClaimResult(id=claim_id, claim="c", source="s", verdict="supported", estimate=1.0, ci=(0.5, 1.5),
+                              p_value=0.01, n=5, statistic="s", test="t", tier="quick", protocol="p"))
+'''
+
+
+def two_families(pytester, a=("A1", "A2"), b=("B1", "B2")):
+    pytester.makepyfile(test_a=CLAIMS_MODULE.format(ids=list(a)), test_b=CLAIMS_MODULE.format(ids=list(b)))
+
+
+def changes(pytester, *args):
+    """Run a session against the baseline ``base``; the changes in its report, as ``(kind, item)``."""
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--report-dir", "run",
+                                "--baseline", "base", *args)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    comparison = json.loads((pytester.path / "run" / "summary.json").read_text())["comparison"]
+    return [(c["kind"], c["item"]) for c in comparison["changes"]]
+
+
+def test_a_subset_session_is_compared_on_the_claims_it_ran(pytester):
+    two_families(pytester)
+    pytester.runpytest("-p", "resclaims.plugin", "--report-dir", "base").assert_outcomes(passed=4)
+    claims = json.loads((pytester.path / "base" / "summary.json").read_text())["claims"]
+    assert [c["nodeid"] for c in claims] == [f"test_{c[0].lower()}.py::test_claim[{c}]" for c in ("A1", "A2", "B1", "B2")]
+    assert changes(pytester, "test_a.py") == []  # test_b.py's claims were not run: not gone
+    assert changes(pytester, "-k", "A1") == []
+    assert changes(pytester, "test_b.py::test_claim[B1]") == []
+    assert main(["compare", str(pytester.path / "base"), str(pytester.path / "run")]) == 0  # the CLI reads the same
+    two_families(pytester, b=("B1",))  # B2's test is gone from a module the session runs: its claim is gone
+    assert changes(pytester) == [("disappeared", "B2")]
+    assert changes(pytester, "test_b.py") == [("disappeared", "B2")]
+    assert changes(pytester, "test_a.py") == [] and changes(pytester, "test_b.py::test_claim[B1]") == []
+
+
+def test_a_baseline_without_node_ids_counts_gone_claims_only_for_whole_directories(pytester):
+    two_families(pytester)
+    pytester.runpytest("-p", "resclaims.plugin", "--report-dir", "base").assert_outcomes(passed=4)
+    summary = pytester.path / "base" / "summary.json"
+    document = json.loads(summary.read_text())
+    for record in document["claims"]:
+        del record["nodeid"]  # as written before claims recorded their test
+    summary.write_text(json.dumps(document))
+    two_families(pytester, b=("B1",))
+    assert changes(pytester, "test_a.py") == [] and changes(pytester, "-k", "B") == []
+    assert changes(pytester) == [("disappeared", "B2")]
+
+
+def test_baseline_none_turns_the_comparison_off(pytester, isolated_cache):
+    (pytester.path / "reports" / "baseline").mkdir(parents=True)
+    (pytester.path / "reports" / "baseline" / "summary.json").write_text("{bad")  # would be reported
+    result = session(pytester, 5, "--report-dir", "run", "--baseline", "none", "--fail-on-change")
+    out = result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK and "the baseline" not in out and "baseline not compared" not in out
+    assert json.loads((pytester.path / "run" / "summary.json").read_text())["comparison"] is None
 
 
 def claim(claim_id="X1", verdict="supported", estimate=1.0):
@@ -149,6 +213,7 @@ def test_timings_slower_beyond_the_threshold_are_changes():
     slow = compare.compare_timings(bench(3.0, [3.0] * 5), bench(1.0, [1.0] * 5), "mean:100%")
     assert [c.kind for c in slow] == ["slower"] and "3.00x" in slow[0].message
     assert compare.compare_timings(bench(1.5, [1.5] * 5), bench(1.0, [1.0] * 5), "mean:100%") == []
+    assert compare.compare_timings({"benchmarks": []}, bench(1.0, [1.0] * 5)) == []  # not run this time: no change
     noisy = compare.compare_timings(bench(3.0, [0.5, 0.6, 9.0, 0.7, 0.4]), bench(1.0, [1.0, 0.9, 1.1, 1.0, 1.0]))
     assert noisy == []  # the mean doubled, but Mann-Whitney sees no shift: not flagged
 
