@@ -1,15 +1,15 @@
 """A cache of trained runs, so that nothing is trained twice.
 
 A run is one seed of one kernel under one config. Its key is the kernel's name,
-a hash of the kernel module's source (a changed kernel changes every key), the
-config, the other arguments that shape the training, the seed, the device kind
-and the torch and numpy versions (another version may give other numbers).
-Asking for seeds trains only the missing ones, in one batch, and stores each
-seed's rows on its own, so adding seeds reuses the earlier ones. Kernels whose
-conditions train one after the other (CIFAR's arms) store each (condition, seed)
-as the condition finishes, so a long session stopped part-way keeps its work. Entries are
-written through a temporary file and a rename, so a killed run leaves no
-half-written entry.
+a hash of the kernel's source (a changed kernel changes every key; for a package,
+a change to any of its modules), the config, the other arguments that shape the
+training, the seed, the device kind and the torch and numpy versions (another
+version may give other numbers). Asking for seeds trains only the missing ones,
+in one batch, and stores each seed's rows on its own, so adding seeds reuses the
+earlier ones. Kernels whose conditions train one after the other (CIFAR's arms)
+store each (condition, seed) as the condition finishes, so a long session
+stopped part-way keeps its work. Entries are written through a temporary file
+and a rename, so a killed run leaves no half-written entry.
 """
 
 from __future__ import annotations
@@ -30,8 +30,20 @@ import torch
 
 
 def kernel_version(module: ModuleType) -> str:
-    """A short hash of a kernel module's source code."""
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+    """A short hash of a kernel's source code: a module's, or that of every module of a package.
+
+    A package's modules are hashed in the order of their paths inside it, each
+    with that path, so that a change to any of them changes the version, wherever
+    the package lies.
+    """
+    if not hasattr(module, "__path__"):  # a module
+        return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
+    digest = hashlib.sha256()
+    for folder in map(Path, module.__path__):
+        for path in sorted(folder.rglob("*.py"), key=lambda p: p.relative_to(folder).as_posix()):
+            digest.update(f"{path.relative_to(folder).as_posix()}\n".encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 class RunCache:

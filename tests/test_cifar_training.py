@@ -242,7 +242,7 @@ def test_cpu_threads_restores_the_setting():
 
 def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     cache, epochs = RunCache(tmp_path), []
-    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)  # epochs are reported live, in order
+    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)  # epochs are reported live, in order
 
     @contextmanager
     def track(claim, condition, seeds, n_epochs):
@@ -256,7 +256,7 @@ def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     both = cifar.train_cached("D", cfg, HE_ARMS, [1, 2], data, torch.device("cpu"), cache, progress)
     assert (cache.trained, cache.reused) == (4, 2)  # (arm, seed) runs: seed 2 of both arms trained, seed 1 reused
     pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
-    monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
+    monkeypatch.setattr(cifar.cached, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
     cifar.train_cached("D", cfg, HE_ARMS, [2, 1], data, torch.device("cpu"), cache, progress)
 
 
@@ -267,10 +267,10 @@ def test_a_stopped_session_keeps_the_arms_it_finished(data, tmp_path, monkeypatc
 
     progress, cache, cfg = SimpleNamespace(track=track), RunCache(tmp_path), replace(HE, steps=2, log_every=1)
     broken = cifar.Arm("broken", partial(CifarNet, 7))  # depth 7 is not 6n+2: fails when it starts training
-    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)
+    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)
     with pytest.raises(ValueError, match="6n\\+2"):
         cifar.train_cached("D", cfg, [HE_ARMS[0], broken], [1, 2], data, torch.device("cpu"), cache, progress)
-    monkeypatch.setattr(cifar, "train", lambda *a, **k: pytest.fail("retrained an arm that had finished"))
+    monkeypatch.setattr(cifar.cached, "train", lambda *a, **k: pytest.fail("retrained an arm that had finished"))
     kept = cifar.train_cached("D", cfg, HE_ARMS[:1], [1, 2], data, torch.device("cpu"), cache, progress)
     assert cache.reused == 2 and sorted(kept.seed.unique()) == [1, 2]
 
@@ -302,7 +302,7 @@ def test_a_resumed_arm_gives_the_numbers_of_an_uninterrupted_one(recipe, data, t
 
 def test_checkpoints_are_written_at_most_every_so_often(data, tmp_path, monkeypatch):
     saves = []
-    monkeypatch.setattr(cifar, "_save_checkpoint", lambda path, steps, *args: saves.append(steps))
+    monkeypatch.setattr(cifar.training, "save_checkpoint", lambda path, steps, *args: saves.append(steps))
     cifar.train(replace(HE, steps=6, log_every=1), HE_ARMS[:1], SEEDS[:1], data, checkpoints=tmp_path,
                 checkpoint_seconds=3600)
     assert saves == []
@@ -313,8 +313,8 @@ def test_checkpoints_are_written_at_most_every_so_often(data, tmp_path, monkeypa
 
 def test_a_stopped_session_resumes_the_arm_it_was_training(data, tmp_path, monkeypatch):
     cfg = replace(HE, steps=4, log_every=1)
-    monkeypatch.setattr(cifar, "default_workers", lambda device: 1)
-    monkeypatch.setattr(cifar, "CHECKPOINT_SECONDS", 0)
+    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)
+    monkeypatch.setattr(cifar.training, "CHECKPOINT_SECONDS", 0)
     seen = []
 
     @contextmanager

@@ -2,6 +2,7 @@
 
 import json
 import sys
+import types
 from dataclasses import replace
 
 import numpy as np
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from resclaims import cifar, membrane
-from resclaims.cache import RunCache
+from resclaims.cache import RunCache, kernel_version
 from resclaims.datasets.cifar10 import Cifar10
 from resclaims.report import Report, Timing
 from resclaims.zero_identity import ZeroIdentityConfig
@@ -67,3 +68,18 @@ def test_cached_runs_are_keyed_by_the_torch_version(tmp_path, monkeypatch):
     monkeypatch.setattr("torch.__version__", "0.0.0-other")
     cache.runs(kernel, train, [1, 2], device_kind="cpu")
     assert cache.trained == 4  # runs from another torch are not reused
+
+
+def test_a_package_kernel_is_versioned_by_every_module_of_it(tmp_path):
+    """resclaims.cifar is a package: a change to any of its modules must retrain its cached runs."""
+    folder = tmp_path / "kernel"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("__init__.py", "a.py", "sub/b.py"):
+        (folder / name).write_text(f"# {name}\n")
+    package = types.ModuleType("kernel")
+    package.__path__ = [str(folder)]
+    versions = {kernel_version(package)}
+    for name in ("__init__.py", "a.py", "sub/b.py"):
+        (folder / name).write_text("# changed\n")
+        versions.add(kernel_version(package))
+    assert len(versions) == 4

@@ -30,7 +30,7 @@ from functools import partial
 
 from resclaims import calibration, cifar
 
-cifar.train = partial(cifar.train, stack="grouped", amp=True, channels_last=True)  # what CUDA runs use
+cifar.cached.train = partial(cifar.cached.train, stack="grouped", amp=True, channels_last=True)  # as CUDA runs train
 
 calibration.N_SIMS["full"] = 20
 cifar.K_TIERS["full"] = replace(

@@ -1,0 +1,73 @@
+"""One training step, timed: the CPU threads it runs on, and the step itself on fixed random batches."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import contextmanager, nullcontext
+
+import torch
+import torch.nn.functional as F
+
+from resclaims.cifar.config import STACKS, Arm, TrainConfig
+from resclaims.cifar.optim import make_optimizer
+from resclaims.cifar.stack import ModelStack, build
+from resclaims.seeding import torch_generator
+
+
+@contextmanager
+def cpu_threads(n: int):
+    """Run the block with ``n`` intra-op CPU threads (timings: comparable, and safe on a shared CPU)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield n
+    finally:
+        torch.set_num_threads(before)
+
+
+def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop") -> Callable[[], float]:
+    """One training step of ``n_models`` copies of ``arm`` on fixed random batches, for timing.
+
+    The step is the one :func:`train` takes (same stack, optimizer, autocast and
+    memory format on CUDA); the closure returns the summed loss, which waits for
+    the device.
+    """
+    device = torch.device(device)
+    cuda = device.type == "cuda"
+    if stack not in STACKS[1:]:
+        raise ValueError(f"stack must be one of {STACKS[1:]}, got {stack!r}")
+    side = 24 if cfg.recipe == "keras003" else 32 // cfg.downsample
+    generator = torch_generator(0, "timing", arm.name)
+    xs = [torch.rand(cfg.batch_size, 3, side, side, generator=generator).to(device) for _ in range(n_models)]
+    ys = [torch.randint(0, 10, (cfg.batch_size,), generator=generator).to(device) for _ in range(n_models)]
+    stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], stack == "grouped", cuda)
+    optimizer = make_optimizer(cfg, stack.parameters())
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+
+    def step() -> float:
+        with autocast, (torch.backends.cudnn.flags(enabled=True, benchmark=True) if cuda else nullcontext()):
+            logits = stack(xs)
+        loss = sum(F.cross_entropy(z.float(), y) for z, y in zip(logits, ys))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def timing_threads(device_kind: str) -> int | None:
+    """CPU threads a timed step runs on (:func:`time_step`); None on a GPU."""
+    return 1 if device_kind == "cpu" else None
+
+
+def time_step(benchmark, cfg: TrainConfig, arm: Arm, n_models: int, device_kind: str, *, stack: str = "loop",
+              rounds: int = 5) -> float:
+    """Time one :func:`step_closure` step with pytest-benchmark's ``pedantic`` (one warm-up); returns the last loss.
+
+    On CPU the step runs on :func:`timing_threads` threads: comparable across
+    machines with more cores, and not stalled by other work on a shared CPU.
+    """
+    with cpu_threads(timing_threads(device_kind) or torch.get_num_threads()):
+        step = step_closure(cfg, arm, n_models, device_kind, stack=stack)
+        return benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
