@@ -38,9 +38,15 @@ fixed before any count was computed. No alpha or p applies; the interval is (x, 
 is the number of models (or hypothesis examples) checked. Quick and full tiers are the
 same: counting takes seconds.
 
-Refuted at the paper's rounding (``xfail(strict=True)``; the report says why, with the
-numbers): ResNet-34 with option B (3.664 billion rounds to 3.7, not 3.6), ResNet-50 v1
-(3.858 rounds to 3.9, not 3.8) and the "18%" ratio (3.644 / 19.632 = 18.6% rounds to 19%).
+Refuted at the paper's rounding (recorded with the numbers in each claim's ``known``, so the
+test is ``xfail(strict=True)``; the report says why): ResNet-34 with option B (3.664 billion
+rounds to 3.7, not 3.6), ResNet-50 v1 (3.858 rounds to 3.9, not 3.8) and the "18%" ratio
+(3.644 / 19.632 = 18.6% rounds to 19%).
+
+Claims: one ``Claim`` per row, decided with ``judge.exact``; the A3-A5 rows are built from
+:data:`resclaims.architecture.REFERENCES` (id, model, printed number, unit) into
+:data:`REFERENCE_CLAIMS`. Helpers (details, notes, the A2 example) are in
+:mod:`resclaims.families.architecture`.
 
 Timing (card T): one SGD training step of CIFAR ResNet-20 and plain-20 on a batch of 32
 random 32x32 images, with pytest-benchmark.
@@ -52,23 +58,25 @@ import math
 
 import pytest
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from hypothesis import given
 from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from resclaims import calibration
-from resclaims.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, Reference, count_models, render_table
-from resclaims.counting import decimals, on_meta, parameter_count, round_as_printed, rounds_to
+from resclaims import procedures
+from resclaims.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
+from resclaims.claims import TIERS, Claim
+from resclaims.counting import on_meta, parameter_count, round_as_printed, rounds_to
+from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_example, reference_details, twins
 from resclaims.models import cifar
 from resclaims.models.d2l import Residual
 from resclaims.seeding import torch_generator
-from resclaims.verdict import REFUTED, SUPPORTED, ClaimResult
+
+pytestmark = [pytest.mark.quick, pytest.mark.full]  # counting takes seconds: the tiers are the same
 
 EXACT = "exact count vs paper at paper rounding"
-PROTOCOLS = {  # how each quantity is counted, for the ClaimResult's protocol; the same in both tiers
+PROTOCOLS = {  # how each quantity is counted, for the result's protocol; the same in both tiers
     "parameters": "Parameters of the module, built in the run (meta device). Quick and full tiers are identical.",
     "multiply_adds": "FlopCounterMode FLOPs / 2 for one forward pass on one 1x3x{input} input, model built in the run "
     "(meta device): convs and fc; biases, BN, ReLU, pooling and shortcut additions are not counted. Quick and full "
@@ -77,49 +85,69 @@ PROTOCOLS = {  # how each quantity is counted, for the ClaimResult's protocol; t
     "and full tiers are identical.",
 }
 
-# Counts that do not round to the printed number: refuted at the paper's rounding. The numbers in
-# each reason are what the run computes (see the report); the test fails if they ever match.
-REFUTED_AT_PAPER_ROUNDING = {
-    "A4.flops.resnet34-B": "refuted at paper rounding: 3,663,761,408 multiply-adds = 3.664 billion rounds to 3.7, "
-    "not 3.6 (option A: 3,644,493,824 -> 3.6); estimate 3.664 [3.664, 3.664], p n/a, n = 1",
-    "A4.flops.resnet50": "refuted at paper rounding: v1 3,857,973,248 multiply-adds = 3.858 billion rounds to 3.9, "
-    "not 3.8 (v1.5: 4.089); estimate 3.858 [3.858, 3.858], p n/a, n = 1",
+
+def recorded(reason: str) -> dict[str, str]:
+    """A refuted count's outcome: the same at both tiers, since counting samples nothing."""
+    return dict.fromkeys(TIERS, reason)
+
+
+# -- the claims -----------------------------------------------------------------------------------
+
+TWINS = dict(source="004", statistic="max |residual - plain| parameters",
+             quote="Identity Mapping does not have any parameters, so its contribution to model complexity is zero.",
+             procedure=procedures.exact("exact equality of parameter counts (difference must be 0)"))
+A1_CIFAR = Claim("A1.cifar", claim="He's CIFAR ResNet (option A shortcuts) has as many parameters as its plain twin, "
+                 "depths 20-1202", **TWINS)
+A1_IMAGENET34 = Claim("A1.imagenet34", claim="ImageNet ResNet-34 with option A (identity/zero-padding) shortcuts has as "
+                      "many parameters as plain-34", **TWINS)
+A1_D2L = Claim("A1.d2l", claim="D2L's Residual(c, c) without the 1x1 conv has as many parameters as "
+               "conv-BN-ReLU-conv-BN-ReLU", **TWINS)
+A1_SEED003 = Claim("A1.seed003", claim="Source 003's 10-block residual net has as many parameters as its plain version",
+                   **TWINS)
+
+PROJECTION = dict(source="004", quote="Use 1 x 1 convolution with a new stride or new channel respectively",
+                  procedure=procedures.exact("property holds on every hypothesis example (count of failures must be 0)"))
+A2_SHAPE = Claim("A2.shape", claim="With use_1x1conv the block outputs (B, out, ceil(H/s), ceil(W/s)); without it, it "
+                 "runs iff x and F(x) agree in shape", statistic="examples violating the shape properties", **PROJECTION)
+A2_PARAMS = Claim("A2.params", claim="The 1x1 projection (with bias, as in D2L) adds in x out + out parameters",
+                  statistic="examples where added parameters != in x out + out", **PROJECTION)
+
+QUOTES = {  # the sources' own words, where a row has a sentence (Table 1 and Table 6 rows are numbers)
+    "A3.resnet110": "110 layers and 1.7 million parameters",
+    "A4.flops.plain34": "Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds)",
+    "A4.flops.vgg19": "VGG-19 (19.6 billion FLOPs)",
+    "A5.resnet34": "the author skipped 2 convolutional layers in each residual block for ResNet-34",
+    "A5.resnet152": "a whopping 152 layers",
+    "A5.resnet110": "110 layers",
+    "A5.vgg19": "VGG-19 ... had 19 layers",
 }
-
-
-def why(claim_id: str, counts) -> str:
-    """Why a count misses the printed number, from this run's counts."""
-    macs = lambda model: int(counts.loc[model, "multiply_adds"])  # noqa: E731
-    if claim_id == "A4.flops.resnet34-B":
-        extra = macs("resnet34") - macs("resnet34-A")
-        return (f"Option B's three 1x1 projections add {extra:,} multiply-adds that option A and plain-34 do not have; "
-                f"without them the count is {macs('resnet34-A') / 1e9:.3f} billion, which rounds to the printed 3.6.")
-    if claim_id == "A4.flops.resnet50":
-        r101 = macs("resnet101") / 1e9
-        return (f"Of the conventions counted here none gives 3.8 at half-up rounding: the fc layer is "
-                f"{int(counts.loc['resnet50', 'fc_multiply_adds']):,} multiply-adds, torchvision's v1.5 stride placement "
-                f"gives {macs('resnet50-v1.5') / 1e9:.3f} billion. Truncating instead of rounding would give 3.8 here, but "
-                f"would turn ResNet-101's {r101:.3f} into {math.floor(r101 * 10) / 10} against the printed 7.6.")
-    return ""
-
-
-VARIANTS = {  # the same net counted another way, reported beside the claim's count
-    "resnet34": ("resnet34-A", "plain34"),
-    "resnet34-A": ("resnet34", "plain34"),
-    "resnet50": ("resnet50-v1.5",),
-    "resnet101": ("resnet101-v1.5",),
-    "resnet152": ("resnet152-v1.5",),
+REFUTED = {  # counts that do not round to the printed number, with the counts the report shows
+    "A4.flops.resnet34-B": "refuted at paper rounding: 3,663,761,408 multiply-adds = 3.664 billion rounds to 3.7, not "
+    "3.6; option B's three 1x1 projections add 19,267,584 that option A and plain-34 (3,644,493,824 -> 3.6) do not "
+    "have; estimate 3.664 [3.664, 3.664], p n/a, n = 1",
+    "A4.flops.resnet50": "refuted at paper rounding: v1 3,857,973,248 multiply-adds = 3.858 billion rounds to 3.9, not "
+    "3.8 (v1.5: 4,089,184,256 = 4.089; fc 2,048,000; truncating would give 3.8 but turn ResNet-101's 7.570 into 7.5 "
+    "against the printed 7.6); estimate 3.858 [3.858, 3.858], p n/a, n = 1",
 }
+REFERENCE_CLAIMS = {  # A3, A4.flops, A4.params, A5: one claim per printed number (resclaims.architecture.REFERENCES)
+    ref.id: Claim(ref.id, source=ref.source, claim=ref.claim, statistic=f"{ref.unit} (printed {ref.printed})",
+                  unit=ref.unit, quote=QUOTES.get(ref.id, ""), known=recorded(REFUTED[ref.id]) if ref.id in REFUTED else {},
+                  procedure=procedures.exact(f"{EXACT}: half-up at the printed precision must give {ref.printed}"))
+    for ref in REFERENCES
+}  # fmt: skip
 
-
-@pytest.fixture(autouse=True)
-def exact_calibration(report):
-    """Every claim here is an exact count or property: its calibration row says "exact, no sampling"."""
-    before = {id(claim) for claim in report.claims}  # results recorded before this test (by identity)
-    yield
-    for claim in report.claims:
-        if id(claim) not in before:
-            report.add_calibration(calibration.exact(claim.id))
+PLAIN34_EQUAL = Claim(
+    "A4.plain34-equal", source="He2015", claim="Plain-34 and ResNet-34 (option A identity shortcuts) cost the same "
+    "multiply-adds", quote="neither extra parameter nor computation complexity (except the negligible element-wise "
+    "addition)", statistic="ResNet-34 (option A) - plain-34 multiply-adds at 224x224",
+    procedure=procedures.exact("exact equality of FlopCounterMode multiply-adds (difference must be 0)"))
+SHARE_OF_VGG19 = Claim(
+    "A4.share-of-vgg19", source="He2015", claim="Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds), which is "
+    "only 18% of VGG-19", quote="Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds), which is only 18% of "
+    "VGG-19 (19.6 billion FLOPs)", statistic="plain-34 / VGG-19 multiply-adds, %", unit="%",
+    procedure=procedures.exact(f"{EXACT}: half-up to a whole percent must give 18"),
+    known=recorded("refuted at paper rounding: 3,644,493,824 / 19,632,062,464 = 18.56% rounds to 19%, not 18% (the "
+                   "paper divided its rounded 3.6 by 19.6 = 18.4%); estimate 18.56 [18.56, 18.56], n = 1"))
 
 
 @pytest.fixture(scope="module")
@@ -133,90 +161,54 @@ def counts(report):
     return frame
 
 
-def exact_result(settings, *, id, claim, source, verdict, estimate, n, statistic, test, protocol, details) -> ClaimResult:
-    return ClaimResult(
-        id=id, claim=claim, source=source, verdict=verdict, estimate=float(estimate), ci=(float(estimate),) * 2,
-        p_value=None, n=n, statistic=statistic, test=test, tier=settings.tier, protocol=protocol, details=details,
-    )  # fmt: skip
-
-
 # -- A1: a residual net and its plain twin have equal parameter counts ---------------------------
 
 
-def twin_result(settings, id, claim, pairs: dict[str, tuple[int, int]], protocol: str, details=None) -> ClaimResult:
-    """A1 row: the largest |residual - plain| parameter difference over ``pairs`` (name: (residual, plain))."""
-    diffs = {name: r - p for name, (r, p) in pairs.items()}
-    worst = max(abs(d) for d in diffs.values())
-    return exact_result(
-        settings, id=id, claim=claim, source="004", verdict=SUPPORTED if worst == 0 else REFUTED, estimate=worst,
-        n=len(pairs), statistic="max |residual - plain| parameters",
-        test="exact equality of parameter counts (difference must be 0)", protocol=protocol,
-        details={"pairs": {k: {"residual": r, "plain": p} for k, (r, p) in pairs.items()}, **(details or {})},
-    )  # fmt: skip
+def judge_twins(judge, claim: Claim, pairs: dict[str, tuple[int, int]], protocol: str, **extra) -> None:
+    """Supported if every pair (name: (residual, plain)) has equal parameter counts; the estimate is the worst gap."""
+    worst, details = twins(pairs)
+    judge.exact(claim, worst == 0, worst, n=len(pairs), protocol=protocol, details={**details, **extra})
 
 
-@pytest.mark.quick
-@pytest.mark.full
-def test_A1_cifar_twins(counts, settings, report):
-    pairs = {f"{d}": (counts.loc[f"cifar-resnet{d}", "parameters"], counts.loc[f"cifar-plain{d}", "parameters"]) for d in CIFAR_DEPTHS}
-    report.verify(twin_result(
-        settings, "A1.cifar", "He's CIFAR ResNet (option A shortcuts) has as many parameters as its plain twin, depths 20-1202",
-        {k: (int(r), int(p)) for k, (r, p) in pairs.items()}, PROTOCOLS["parameters"],
-    ))  # fmt: skip
+def test_A1_cifar_twins(counts, judge):
+    parameters = counts["parameters"]
+    pairs = {f"{d}": (parameters[f"cifar-resnet{d}"], parameters[f"cifar-plain{d}"]) for d in CIFAR_DEPTHS}
+    judge_twins(judge, A1_CIFAR, pairs, PROTOCOLS["parameters"])
 
 
-@pytest.mark.quick
-@pytest.mark.full
-def test_A1_imagenet34_twins(counts, settings, report):
+def test_A1_imagenet34_twins(counts, judge):
     resnet_a, plain34, resnet_b = (int(counts.loc[m, "parameters"]) for m in ("resnet34-A", "plain34", "resnet34"))
-    report.verify(twin_result(
-        settings, "A1.imagenet34", "ImageNet ResNet-34 with option A (identity/zero-padding) shortcuts has as many parameters as plain-34",
-        {"34": (resnet_a, plain34)}, PROTOCOLS["parameters"],
-        {"option_B_parameters": resnet_b, "option_B_extra": resnet_b - plain34,
-         "note": "option B's three 1x1 projections with BN carry parameters: they are not identity mappings"},
-    ))  # fmt: skip
+    judge_twins(judge, A1_IMAGENET34, {"34": (resnet_a, plain34)}, PROTOCOLS["parameters"],
+                option_B_parameters=resnet_b, option_B_extra=resnet_b - plain34,
+                note="option B's three 1x1 projections with BN carry parameters: they are not identity mappings")
 
 
 D2L_CHANNELS = (1, 3, 16, 64, 256)
 
 
-def d2l_plain_twin(c: int) -> nn.Module:
-    """D2L's block without the shortcut: the same layers, built independently."""
-    return nn.Sequential(
-        nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU(), nn.Conv2d(c, c, 3, padding=1), nn.BatchNorm2d(c), nn.ReLU()
-    )
-
-
-@pytest.mark.quick
-@pytest.mark.full
-def test_A1_d2l_identity_block(settings, report):
+def test_A1_d2l_identity_block(judge):
     pairs = {f"c={c}": (parameter_count(Residual(c, c)), parameter_count(d2l_plain_twin(c))) for c in D2L_CHANNELS}
-    report.verify(twin_result(
-        settings, "A1.d2l", "D2L's Residual(c, c) without the 1x1 conv has as many parameters as conv-BN-ReLU-conv-BN-ReLU",
-        pairs, f"resclaims.models.d2l.Residual as printed in 004, channels {D2L_CHANNELS}, against an independently built plain stack",
-    ))  # fmt: skip
+    judge_twins(judge, A1_D2L, pairs, f"resclaims.models.d2l.Residual as printed in 004, channels {D2L_CHANNELS}, "
+                "against an independently built plain stack")
 
 
-@pytest.mark.quick
-@pytest.mark.full
-def test_A1_seed003_twins(settings, report):
+def test_A1_seed003_twins(judge):
     keras003 = pytest.importorskip("resclaims.models.keras003", reason="source 003's net comes with the CIFAR family")
     resnet, plain = (parameter_count(on_meta(lambda r=r: keras003.Keras003(blocks=10, residual=r))) for r in (True, False))
-    report.verify(twin_result(
-        settings, "A1.seed003", "Source 003's 10-block residual net has as many parameters as its plain version",
-        {"10 blocks": (resnet, plain)}, "resclaims.models.keras003 at the source's width and 10 blocks",
-    ))  # fmt: skip
+    judge_twins(judge, A1_SEED003, {"10 blocks": (resnet, plain)},
+                "resclaims.models.keras003 at the source's width and 10 blocks")
 
 
 # -- A2: the 1x1 projection block, as properties ---------------------------------------------------
 
-
 A2_EXAMPLES = 40  # hypothesis examples: tiny tensors, about a second on CPU
+A2_PROTOCOL = (f"hypothesis, up to {A2_EXAMPLES} examples seeded from the base seed: c_in, c_out in 1..12, stride "
+               "1..3, H, W in 1..10, batch 1..3; D2L Residual as printed in 004, eval mode, on CPU tensors")
 
 
-@pytest.mark.quick
-@pytest.mark.full
-def test_A2_projection_block(settings, report):
+@pytest.fixture(scope="module")
+def projection_examples(settings) -> list[dict]:
+    """The projection block's properties checked on every hypothesis example (one dict of checks each)."""
     checked: list[dict] = []
     seed = settings.run_seeds("A2", 1)[0]
     generator = torch_generator(seed, "inputs")
@@ -228,155 +220,80 @@ def test_A2_projection_block(settings, report):
         h=st.integers(1, 10), w=st.integers(1, 10), batch=st.integers(1, 3),
     )  # fmt: skip
     def check(c_in, c_out, stride, h, w, batch):
-        x = torch.randn(batch, c_in, h, w, generator=generator)
-        # eval mode: BN in training mode rejects a single value per channel (batch 1, 1x1 maps)
-        projection, identity = Residual(c_in, c_out, True, stride).eval(), Residual(c_in, c_out, False, stride).eval()
-        expected = (batch, c_out, math.ceil(h / stride), math.ceil(w / stride))
-        added = parameter_count(projection) - parameter_count(identity)
-        with torch.no_grad():
-            shape = tuple(projection(x).shape)
-            try:
-                identity_shape = tuple(identity(x).shape)
-            except RuntimeError:  # x and F(x) differ in shape: the "Problem" the 1x1 conv solves
-                identity_shape = None
-        shapes_agree = expected == tuple(x.shape)
-        checked.append({"shape_ok": shape == expected, "added": added, "expected_added": c_in * c_out + c_out,
-                        "identity_ran": identity_shape is not None,
-                        "identity_ok": (identity_shape == expected) if shapes_agree else identity_shape is None})  # fmt: skip
-        assert shape == expected, f"projection block output {shape}, expected {expected}"
-        assert added == c_in * c_out + c_out, f"1x1 conv added {added} parameters, expected {c_in} x {c_out} + {c_out}"
-        assert checked[-1]["identity_ok"], f"identity block output {identity_shape} for input {tuple(x.shape)}"
+        checked.append(projection_example(c_in, c_out, stride, torch.randn(batch, c_in, h, w, generator=generator)))
 
-    try:
-        check()
-    finally:
-        shape_bad = sum(not (c["shape_ok"] and c["identity_ok"]) for c in checked)
-        param_bad = sum(c["added"] != c["expected_added"] for c in checked)
-        protocol = (f"hypothesis, up to {A2_EXAMPLES} examples seeded from the base seed: c_in, c_out in 1..12, stride 1..3, "
-                    "H, W in 1..10, batch 1..3; D2L Residual as printed in 004, eval mode, on CPU tensors")  # fmt: skip
-        ran = sum(c["identity_ran"] for c in checked)
-        common = dict(n=len(checked), test="property holds on every hypothesis example (count of failures must be 0)", protocol=protocol)
-        report.record(exact_result(
-            settings, id="A2.shape", source="004", verdict=SUPPORTED if checked and not shape_bad else REFUTED, estimate=shape_bad,
-            claim="With use_1x1conv the block outputs (B, out, ceil(H/s), ceil(W/s)); without it, it runs iff x and F(x) agree in shape",
-            statistic="examples violating the shape properties", **common,
-            details={"examples": len(checked), "identity_block_ran": ran, "identity_block_raised": len(checked) - ran},
-        ))  # fmt: skip
-        report.record(exact_result(
-            settings, id="A2.params", source="004", verdict=SUPPORTED if checked and not param_bad else REFUTED, estimate=param_bad,
-            claim="The 1x1 projection (with bias, as in D2L) adds in x out + out parameters",
-            statistic="examples where added parameters != in x out + out", details={"examples": len(checked)}, **common,
-        ))  # fmt: skip
+    check()
     assert checked, "hypothesis ran no examples"
+    return checked
+
+
+def test_A2_projection_shape(projection_examples, judge):
+    bad = sum(not (c["shape_ok"] and c["identity_ok"]) for c in projection_examples)
+    n, ran = len(projection_examples), sum(c["identity_ran"] for c in projection_examples)
+    judge.exact(A2_SHAPE, bad == 0, bad, n=n, protocol=A2_PROTOCOL,
+                details={"examples": n, "identity_block_ran": ran, "identity_block_raised": n - ran})
+
+
+def test_A2_projection_parameters(projection_examples, judge):
+    bad, n = sum(c["added"] != c["expected_added"] for c in projection_examples), len(projection_examples)
+    judge.exact(A2_PARAMS, bad == 0, bad, n=n, protocol=A2_PROTOCOL, details={"examples": n})
 
 
 # -- A3, A4, A5: counts against the printed numbers ---------------------------------------------------
 
 
-def reference_params(prefix: str) -> list:
-    """The references whose id starts with ``prefix``, with the refuted ones marked xfail(strict=True)."""
-    params = []
-    for ref in REFERENCES:
-        if ref.id.startswith(prefix):
-            reason = REFUTED_AT_PAPER_ROUNDING.get(ref.id)
-            params.append(pytest.param(ref, id=ref.id, marks=[pytest.mark.xfail(strict=True, reason=reason)] if reason else []))
-    return params
+def references(prefix: str) -> list:
+    return [pytest.param(ref, id=ref.id) for ref in REFERENCES if ref.id.startswith(prefix)]
 
 
-def verify_reference(ref: Reference, counts, settings, report) -> None:
-    row = counts.loc[ref.model]
-    computed, scaled = int(row[ref.quantity]), ref.scaled(counts)
-    rounded = round_as_printed(scaled, ref.printed)
-    match = ref.matches(counts)
-    details = {
-        "computed": computed, "printed": ref.printed, "rounded_as_printed": str(rounded),
-        "rule": f"round half-up to {decimals(ref.printed)} decimal(s) of {ref.unit}",
-        "model": row["label"], "input": row["input"],
-    }  # fmt: skip
-    if ref.quantity == "multiply_adds":
-        details.update(conv_multiply_adds=int(row["conv_multiply_adds"]), fc_multiply_adds=int(row["fc_multiply_adds"]))
-    for variant in VARIANTS.get(ref.model, ()):
-        details[f"{variant}_{ref.quantity}"] = int(counts.loc[variant, ref.quantity])
-    if not match:
-        variants = "; ".join(
-            f"{counts.loc[v, 'label']}: {int(counts.loc[v, ref.quantity]):,} = {int(counts.loc[v, ref.quantity]) / ref.scale:.4g}"
-            for v in VARIANTS.get(ref.model, ())
-        )
-        report.note(ref.id, f"Computed {computed:,} {ref.quantity.replace('_', '-')} = {scaled:.4g} {ref.unit}, which rounds to "
-                            f"{rounded}, not the printed {ref.printed}. {variants}. {why(ref.id, counts)}".strip())  # fmt: skip
-    report.verify(exact_result(
-        settings, id=ref.id, claim=ref.claim, source=ref.source, verdict=SUPPORTED if match else REFUTED, estimate=scaled,
-        n=1, statistic=f"{ref.unit} (exact {computed:,}; printed {ref.printed})",
-        test=f"{EXACT}: half-up at the printed precision must give {ref.printed}",
-        protocol=PROTOCOLS[ref.quantity].format(input=row["input"]), details=details,
-    ))  # fmt: skip
+def judge_reference(ref, counts, report, judge) -> None:
+    """The count, in the printed unit and rounded half-up at the printed precision, must equal the printed number."""
+    holds = ref.matches(counts)
+    if not holds:
+        report.note(ref.id, miss_note(ref, counts))
+    judge.exact(REFERENCE_CLAIMS[ref.id], holds, ref.scaled(counts), details=reference_details(ref, counts),
+                protocol=PROTOCOLS[ref.quantity].format(input=counts.loc[ref.model, "input"]))
 
 
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("ref", reference_params("A3."))
-def test_A3_cifar_parameters(ref, counts, settings, report):
-    verify_reference(ref, counts, settings, report)
+@pytest.mark.parametrize("ref", references("A3."))
+def test_A3_cifar_parameters(ref, counts, report, judge):
+    judge_reference(ref, counts, report, judge)
 
 
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("ref", reference_params("A4.flops."))
-def test_A4_imagenet_flops(ref, counts, settings, report):
-    verify_reference(ref, counts, settings, report)
+@pytest.mark.parametrize("ref", references("A4.flops."))
+def test_A4_imagenet_flops(ref, counts, report, judge):
+    judge_reference(ref, counts, report, judge)
 
 
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("ref", reference_params("A4.params."))
-def test_A4_imagenet_parameters(ref, counts, settings, report):
-    verify_reference(ref, counts, settings, report)
+@pytest.mark.parametrize("ref", references("A4.params."))
+def test_A4_imagenet_parameters(ref, counts, report, judge):
+    judge_reference(ref, counts, report, judge)
 
 
-@pytest.mark.quick
-@pytest.mark.full
-def test_A4_plain34_equals_resnet34(counts, settings, report):
+def test_A4_plain34_equals_resnet34(counts, report, judge):
     """Identity shortcuts add "neither extra parameter nor computation complexity (except the negligible element-wise addition)"."""
     resnet_a, plain34, resnet_b = (int(counts.loc[m, "multiply_adds"]) for m in ("resnet34-A", "plain34", "resnet34"))
     additions = int(counts.loc["resnet34-A", "shortcut_additions"])
-    report.note("A4.plain34-equal", f"ResNet-34's shortcuts also do {additions:,} element-wise additions "
-                                    f"({additions / resnet_a:.2%} of its multiply-adds), which FlopCounterMode does not count.")  # fmt: skip
-    report.verify(exact_result(
-        settings, id="A4.plain34-equal", source="He2015", verdict=SUPPORTED if resnet_a == plain34 else REFUTED,
-        estimate=resnet_a - plain34, n=1, claim="Plain-34 and ResNet-34 (option A identity shortcuts) cost the same multiply-adds",
-        statistic="ResNet-34 (option A) - plain-34 multiply-adds at 224x224",
-        test="exact equality of FlopCounterMode multiply-adds (difference must be 0)",
-        protocol=PROTOCOLS["multiply_adds"].format(input="224x224"),
-        details={"resnet34_A": resnet_a, "plain34": plain34, "resnet34_B": resnet_b, "option_B_extra": resnet_b - plain34,
-                 "shortcut_additions": additions},
-    ))  # fmt: skip
+    report.note(PLAIN34_EQUAL.id, f"ResNet-34's shortcuts also do {additions:,} element-wise additions "
+                f"({additions / resnet_a:.2%} of its multiply-adds), which FlopCounterMode does not count.")
+    judge.exact(PLAIN34_EQUAL, resnet_a == plain34, resnet_a - plain34, protocol=PROTOCOLS["multiply_adds"].format(
+        input="224x224"), details={"resnet34_A": resnet_a, "plain34": plain34, "resnet34_B": resnet_b,
+                                   "option_B_extra": resnet_b - plain34, "shortcut_additions": additions})
 
 
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.xfail(strict=True, reason="refuted at paper rounding: 3,644,493,824 / 19,632,062,464 = 18.56% rounds to 19%, "
-                                       "not 18% (the paper divided its rounded 3.6 by 19.6 = 18.4%); estimate 18.56 [18.56, 18.56], n = 1")  # fmt: skip
-def test_A4_baseline_share_of_vgg19(counts, settings, report):
+def test_A4_baseline_share_of_vgg19(counts, report, judge):
     plain34, vgg19 = (int(counts.loc[m, "multiply_adds"]) for m in ("plain34", "vgg19"))
-    share = 100 * plain34 / vgg19
-    match = rounds_to(share, "18")
-    if not match:
-        report.note("A4.share-of-vgg19", f"plain-34 / VGG-19 = {plain34:,} / {vgg19:,} = {share:.2f}%, which rounds to "
-                                         f"{round_as_printed(share, '18')}%; the paper's 18% is its rounded 3.6 / 19.6 = {100 * 3.6 / 19.6:.1f}%.")  # fmt: skip
-    report.verify(exact_result(
-        settings, id="A4.share-of-vgg19", source="He2015", verdict=SUPPORTED if match else REFUTED, estimate=share, n=1,
-        claim="Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds), which is only 18% of VGG-19",
-        statistic=f"plain-34 / VGG-19 multiply-adds, % (exact {plain34:,} / {vgg19:,})",
-        test=f"{EXACT}: half-up to a whole percent must give 18", protocol=PROTOCOLS["multiply_adds"].format(input="224x224"),
-        details={"plain34": plain34, "vgg19": vgg19, "printed": "18", "rounded_as_printed": str(round_as_printed(share, "18"))},
-    ))  # fmt: skip
+    share, rounded = 100 * plain34 / vgg19, round_as_printed(100 * plain34 / vgg19, "18")
+    if not rounds_to(share, "18"):
+        report.note(SHARE_OF_VGG19.id, f"plain-34 / VGG-19 = {plain34:,} / {vgg19:,} = {share:.2f}%, which rounds to "
+                    f"{rounded}%; the paper's 18% is its rounded 3.6 / 19.6 = {100 * 3.6 / 19.6:.1f}%.")
+    judge.exact(SHARE_OF_VGG19, rounds_to(share, "18"), share, protocol=PROTOCOLS["multiply_adds"].format(input="224x224"),
+                details={"plain34": plain34, "vgg19": vgg19, "printed": "18", "rounded_as_printed": str(rounded)})
 
 
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("ref", reference_params("A5."))
-def test_A5_weighted_layers(ref, counts, settings, report):
-    verify_reference(ref, counts, settings, report)
+@pytest.mark.parametrize("ref", references("A5."))
+def test_A5_weighted_layers(ref, counts, report, judge):
+    judge_reference(ref, counts, report, judge)
 
 
 # -- T: one training step, timed ----------------------------------------------------------------------
@@ -391,8 +308,6 @@ def one_cpu_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.quick
-@pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("model_name", ["resnet20", "plain20"])
 def test_T_cifar_train_step(model_name, device_kind, settings, report, benchmark, one_cpu_thread):

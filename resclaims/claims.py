@@ -47,7 +47,8 @@ from resclaims import calibration, procedures
 from resclaims.procedures import Procedure
 from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, ClaimResult, with_power
 
-ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_]+)*(@[A-Za-z0-9_]+)?$")
+# "Z1", "Z1.direction", "A4.share-of-vgg19" (a part may hold hyphens), "Z1.direction@adam" (a variant)
+ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*(@[A-Za-z0-9_]+)?$")
 TIERS = ("quick", "full")
 
 

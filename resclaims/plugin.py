@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import TypeVar
 
 import pytest
@@ -141,16 +142,26 @@ def pytest_make_collect_report(collector: pytest.Collector):
     return report
 
 
+def declared_claims(module: ModuleType) -> list[Claim]:
+    """A module's claims: its module-level ``Claim`` objects and those in its module-level dicts, lists and tuples
+    (claims generated from a table), each object once."""
+    found: dict[int, Claim] = {}
+    for value in vars(module).values():
+        members = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
+        found.update((id(v), v) for v in members if isinstance(v, Claim))
+    return list(found.values())
+
+
 def _check_claim_ids(items: list[pytest.Item]) -> None:
     """Every claim id is declared once, across all collected modules."""
     declared: dict[str, str] = {}
     for module in {item.module for item in items if getattr(item, "module", None) is not None}:
-        for value in vars(module).values():
-            if isinstance(value, Claim):
-                where = declared.setdefault(value.id, module.__name__)
-                if where != module.__name__:
-                    raise pytest.UsageError(f"claim {value.id}: duplicate id, declared in {where} and {module.__name__}")
-        ids = [v.id for v in vars(module).values() if isinstance(v, Claim)]
+        claims = declared_claims(module)
+        for value in claims:
+            where = declared.setdefault(value.id, module.__name__)
+            if where != module.__name__:
+                raise pytest.UsageError(f"claim {value.id}: duplicate id, declared in {where} and {module.__name__}")
+        ids = [v.id for v in claims]
         twice = sorted({i for i in ids if ids.count(i) > 1})
         if twice:
             raise pytest.UsageError(f"claim {twice[0]}: duplicate id, declared twice in {module.__name__}")
