@@ -4,7 +4,7 @@
 - ``compare A B``: what changed from report A (the baseline) to report B; exit 1 with ``--fail-on-change``.
 - ``baseline update [FOLDER]``: make a report (default ``reports/latest``) the committed baseline.
 - ``fetch-data [NAME ...]``: download data sets into the cache, verified.
-- ``list``: the claims, with their modules, sources and tiers.
+- ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
 """
 
 from __future__ import annotations
@@ -85,6 +85,12 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import pytest
 
+    if args.markdown:
+        from resclaims import catalogue
+
+        print(catalogue.markdown(catalogue.load_modules(PROJECT / "benchmarks")), end="")
+        return 0
+
     class Collector:
         def __init__(self) -> None:
             self.items = []
@@ -128,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("fetch-data", help="download data sets into the cache (data/), verified")
     p.add_argument("names", nargs="*", choices=sorted(FETCHERS), help="data sets (default: all)")
     p.set_defaults(run=cmd_fetch_data)
-    p = commands.add_parser("list", help="the claims, with their modules and tiers")
+    p = commands.add_parser("list", help="the claim tests with their tiers, or the claims catalogue (--markdown)")
+    p.add_argument("--markdown", action="store_true",
+                   help="print the claims catalogue generated from the declarations (benchmarks/CLAIMS.md)")
     p.set_defaults(run=cmd_list)
     return parser
 

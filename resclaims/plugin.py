@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import TypeVar
 
 import pytest
@@ -21,7 +20,8 @@ from tqdm.auto import tqdm
 
 from resclaims import calibration, compare
 from resclaims.cache import RunCache
-from resclaims.claims import Claim, ClaimError, Judge, NotSupported
+from resclaims.catalogue import declared_claims
+from resclaims.claims import Judge, NotSupported
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
@@ -140,16 +140,6 @@ def pytest_make_collect_report(collector: pytest.Collector):
     if report.failed and "ClaimError: " in str(report.longrepr):
         report.longrepr = str(report.longrepr).split("ClaimError: ")[-1].splitlines()[0]
     return report
-
-
-def declared_claims(module: ModuleType) -> list[Claim]:
-    """A module's claims: its module-level ``Claim`` objects and those in its module-level dicts, lists and tuples
-    (claims generated from a table), each object once."""
-    found: dict[int, Claim] = {}
-    for value in vars(module).values():
-        members = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else (value,)
-        found.update((id(v), v) for v in members if isinstance(v, Claim))
-    return list(found.values())
 
 
 def _check_claim_ids(items: list[pytest.Item]) -> None:
