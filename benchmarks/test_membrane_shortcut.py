@@ -69,66 +69,79 @@ fixed-head run ends below it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
-from resclaims import calibration, plotting
-from resclaims import membrane as membrane_kernel
+from resclaims import calibration, plotting, procedures
+from resclaims.claims import Claim, finite_rows
 from resclaims.datasets.membrane import Membrane, decode, load
+from resclaims.families.membrane import curves, plot_reconstructions, share_in_band, shortcut_wins
 from resclaims.membrane import (
     ARMS,
     FIXED_ARMS,
+    SEEDS,
     TIERS,
-    MembraneConfig,
-    Runs,
+    MembraneProtocol,
     loss_floor,
-    merge_runs,
     prepare,
-    program_size,
-    split_by_seed,
-    reconstruct,
     train,
     train_sequential,
 )
-from resclaims.procedures import paired_difference
-from resclaims.stats import bootstrap_ci
-from resclaims.verdict import (
-    REFUTED,
-    SUPPORTED,
-    ClaimResult,
-    Decision,
-    claim_result,
-    with_power,
-    within_band,
-)
+from resclaims.verdict import SUPPORTED, power_aware
 
 SOURCE = "000"
-SHARE_BAND = (0.9, 1.0)  # "reaches the floor": the floor is at least 90% of the final loss
 FULL_PROTOCOL_TARGET_S = 300.0  # 16 seeds x 2 arms x 50 epochs at 512x512 on 2 CPU cores
 
-# Claims the evidence does not support, per tier, with its numbers (base seed 20190403, 16 seeds;
-# the full tier's measured on CPU, float32, compiled kernel).
-NOT_SUPPORTED = {
-    ("quick", "M3.reaches_floor.no_shortcut"): (
-        "refuted at quick tier: median floor / epoch-50 loss = 0.768 [0.759, 0.777] (band [0.9, 1]), n = 16; "
-        "after 50 epochs the no-shortcut model still loses 30% more than the floor"),
-    ("quick", "M3.reaches_floor.shortcut"): (
-        "refuted at quick tier: median floor / epoch-50 loss = 0.873 [0.853, 0.884] (band [0.9, 1]), n = 16; "
-        "after 50 epochs the shortcut model still loses 15% more than the floor"),
-    ("full", "M3.reaches_floor.no_shortcut"): (
-        "refuted at full tier: median floor / epoch-50 loss = 0.593 [0.579, 0.605] (band [0.9, 1]), n = 16; "
-        "after 50 epochs the no-shortcut model still loses 69% more than the floor"),
-    ("full", "M3.reaches_floor.shortcut"): (
-        "refuted at full tier: median floor / epoch-50 loss = 0.773 [0.754, 0.777] (band [0.9, 1]), n = 16; "
-        "after 50 epochs the shortcut model still loses 29% more than the floor"),
-}
+# -- the claims ------------------------------------------------------------------------------
+SHORTCUT_WINS = dict(  # M1's two parts; M3.fixed_* are the same for the fixed-head pair
+    source=SOURCE, unit="per-pixel L1", grid=calibration.geometric_grid(1e-4, 0.2),
+    quote="The model with residual shortcut learns significantly faster and after 50 epochs outperforms the "
+          "model-without-shortcut.",
+    stated_text="none stated (the source says 'significantly faster', 'outperforms')",
+    procedure=procedures.exceeds_paired(members="the two arms of a seed", test="one-sided Wilcoxon signed-rank "
+                                        "(Pratt), BCa bootstrap CI of the mean paired difference"))
+FASTER = "mean per-pixel L1 over the 50 epochs, {} - {}, mean paired difference"
+BETTER = "per-pixel L1 at epoch 50, {} - {}, mean paired difference"
+M1_FASTER = Claim("M1.faster", claim="the shortcut model learns significantly faster",
+                  statistic=FASTER.format("no_shortcut", "shortcut"), **SHORTCUT_WINS)
+M1_BETTER = Claim("M1.better", claim="after 50 epochs the shortcut model outperforms the model without",
+                  statistic=BETTER.format("no_shortcut", "shortcut"), **SHORTCUT_WINS)
+M2 = Claim("M2", source=SOURCE, claim="every pixel is either 0.0 (black) or 1.0 (white)",
+           quote="The images in this dataset are binary black and white, which means that each pixel is either "
+                 "totally black 0.0 or totally white 1.0.",
+           statistic="fraction of pixels exactly 0.0 or 1.0 after the source's float32 / 255",
+           procedure=procedures.exact("exact check of every pixel"))
+M3_FLOOR = Claim("M3.floor", source="CLAIMS.md",
+                 claim="sigmoid(relu(z)) leaves a loss floor of 0.5 x the black fraction that no training removes",
+                 statistic="floor, per-pixel L1 (0.5 x fraction of black pixels of the training images)",
+                 procedure=procedures.exact("exact: every epoch loss of every source-head run is >= the floor"))
+REACHES_FLOOR = dict(source="CLAIMS.md", statistic="floor / per-pixel L1 at epoch 50, median over seeds",
+                     procedure=share_in_band, unit="(share)", stated=0.95,
+                     stated_text="no value stated; the band's middle")
+# Known outcomes (base seed 20190403, 16 seeds; the full tier's measured on CPU, float32, compiled kernel).
+M3_REACHES_NO_SHORTCUT = Claim(
+    "M3.reaches_floor.no_shortcut", claim="the no_shortcut model trains down to the floor", **REACHES_FLOOR, known={
+        "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.768 [0.759, 0.777] (band [0.9, 1]), "
+                 "n = 16; after 50 epochs the no-shortcut model still loses 30% more than the floor",
+        "full": "refuted at full tier: median floor / epoch-50 loss = 0.593 [0.579, 0.605] (band [0.9, 1]), n = 16; "
+                "after 50 epochs the no-shortcut model still loses 69% more than the floor"})
+M3_REACHES_SHORTCUT = Claim(
+    "M3.reaches_floor.shortcut", claim="the shortcut model trains down to the floor", **REACHES_FLOOR, known={
+        "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.873 [0.853, 0.884] (band [0.9, 1]), "
+                 "n = 16; after 50 epochs the shortcut model still loses 15% more than the floor",
+        "full": "refuted at full tier: median floor / epoch-50 loss = 0.773 [0.754, 0.777] (band [0.9, 1]), n = 16; "
+                "after 50 epochs the shortcut model still loses 29% more than the floor"})
+M3_FIXED_FASTER = Claim("M3.fixed_faster", claim="the shortcut model learns significantly faster (fixed head)",
+                        statistic=FASTER.format("no_shortcut_fixed", "shortcut_fixed"), **SHORTCUT_WINS)
+M3_FIXED_BETTER = Claim("M3.fixed_better", claim="after 50 epochs the shortcut model outperforms the model without "
+                        "(fixed head)", statistic=BETTER.format("no_shortcut_fixed", "shortcut_fixed"), **SHORTCUT_WINS)
 
 
-def protocol(config: MembraneConfig, head: str = "source") -> str:
-    text = (f"000's protocol at {config.describe()}; deviations: seeded kernels and image order, seed-batched "
+def protocol_text(tier: MembraneProtocol, n_seeds: int, head: str = "source") -> str:
+    text = (f"000's protocol at {tier.describe(n_seeds)}; deviations: seeded kernels and image order, seed-batched "
             "training (equal to the source's loop in float64)")
     if head == "fixed":
         text += "; fixed head: the final ReLU dropped, prediction sigmoid(z), all else identical"
@@ -142,222 +155,113 @@ def data(dataset) -> Membrane:
 
 
 @pytest.fixture(scope="module")
-def config(settings) -> MembraneConfig:
-    return settings.config(TIERS)
+def tier(settings) -> MembraneProtocol:
+    return TIERS[settings.tier]
 
 
 @pytest.fixture(scope="module")
-def images(data, config, settings) -> torch.Tensor:
-    return prepare(data.images, config, settings.device)
+def n_seeds(settings) -> int:
+    return settings.n_seeds(SEEDS)
 
 
 @pytest.fixture(scope="module")
-def runs(images, config, settings, report, run_cache, progress) -> Runs:
+def protocol(tier, n_seeds) -> str:
+    return protocol_text(tier, n_seeds)
+
+
+@pytest.fixture(scope="module")
+def images(data, tier, settings) -> torch.Tensor:
+    return prepare(data.images, tier, settings.device)
+
+
+@pytest.fixture(scope="module")
+def frame(runs, data, tier, n_seeds, settings, report) -> pd.DataFrame:
     """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
-    seeds, arms = settings.run_seeds("M", config.n_seeds), ARMS + FIXED_ARMS
-    models = len(seeds) * len(arms)
-    epochs = config.epochs * -(-models // program_size(images, models, config))  # per program
-    with progress.track("M", ", ".join(arm.name for arm in arms), len(seeds), epochs) as on_epoch:
-        trained = run_cache.runs(
-            membrane_kernel, lambda missing: train(images, missing, config, arms, on_epoch=on_epoch), seeds,
-            device_kind=settings.device.type, split=split_by_seed, merge=merge_runs, config=config, arms=arms,
-            images=hashlib.sha256(images.cpu().numpy().tobytes()).hexdigest(),
-        )
-    report.add_runs("M", trained.curves)
-    report.note("M1", f"{settings.tier} tier: {config.describe()}.")
+    trained = runs(tier, n_seeds, stream="M", family="M", data=data)
+    report.note("M1", f"{settings.tier} tier: {tier.describe(n_seeds)}.")
     return trained
-
-
-def curves(runs: Runs, arm: str, column: str = "loss") -> np.ndarray:
-    """(seeds, epochs) of one arm, seeds in a fixed order so that arms pair by seed; a diverged run's epochs are NaN."""
-    frame = runs.curves[runs.curves.arm == arm]
-    return frame.pivot(index="seed", columns="epoch", values=column).sort_index().to_numpy()
-
-
-def paired(runs: Runs, pair: tuple[str, str], part: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
-    """M1's per-seed quantity for ``part`` (area under the curve or last epoch) of both arms, without diverged seeds.
-
-    Returns both arms' values and curves for the seeds in which neither run diverged, and how many did.
-    """
-    no_shortcut, shortcut = curves(runs, pair[0]), curves(runs, pair[1])
-    finite = np.isfinite(no_shortcut).all(axis=1) & np.isfinite(shortcut).all(axis=1)
-    no_shortcut, shortcut = no_shortcut[finite], shortcut[finite]
-    pick = (lambda c: c.mean(axis=1)) if part == "faster" else (lambda c: c[:, -1])  # noqa: E731
-    return pick(no_shortcut), pick(shortcut), no_shortcut, shortcut, int((~finite).sum())
-
-
-# -- procedures: each claim's whole decision, one function of its runs ----------------------
-# The claim tests and the calibration (resclaims.calibration) call these same functions.
-def decide_share(share: np.ndarray) -> Decision:
-    """M3.reaches_floor: median over seeds of floor / final loss (BCa CI) inside SHARE_BAND.
-
-    The median, not the mean: with 16 seeds and one low one, the mean's BCa interval said "supported" in 10% of
-    simulated nulls at the band edge (a t interval in 7%); the median's in 4% (calibration, 1000 nulls).
-    """
-    estimate = bootstrap_ci((share,), np.median, vectorized=True)
-    return Decision(within_band(estimate.ci, SHARE_BAND), estimate.estimate, estimate.ci)
-
-
-def calibrate_shortcut_wins(calibrate, claim_id: str, a: np.ndarray, b: np.ndarray) -> calibration.Calibration:
-    return calibrate(claim_id, procedure=paired_difference, **calibration.paired_wiring(
-        a, b, members="the two arms of a seed", grid=calibration.geometric_grid(1e-4, 0.2), unit="per-pixel L1",
-        stated_text="none stated (the source says 'significantly faster', 'outperforms')"))
-
-
-def shortcut_wins(runs: Runs, config: MembraneConfig, pair: tuple[str, str], part: str, claim_id: str,
-                  tier: str, head: str, calibrate) -> ClaimResult:
-    """M1's statistic for ``part`` ("faster": area under the curve, "better": last epoch), no_shortcut - shortcut."""
-    a, b, no_shortcut, shortcut, diverged = paired(runs, pair, part)
-    what = f"mean per-pixel L1 over the {config.epochs} epochs" if part == "faster" else f"per-pixel L1 at epoch {config.epochs}"
-    result = claim_result(
-        paired_difference(a, b),
-        id=claim_id,
-        claim=("the shortcut model learns significantly faster" if part == "faster"
-               else f"after {config.epochs} epochs the shortcut model outperforms the model without")
-        + (" (fixed head)" if head == "fixed" else ""),
-        source=SOURCE,
-        n=len(a),
-        statistic=f"{what}, {pair[0]} - {pair[1]}, mean paired difference",
-        test="one-sided Wilcoxon signed-rank (Pratt), BCa bootstrap CI of the mean paired difference",
-        tier=tier,
-        protocol=protocol(config, head),
-        details={f"mean_{pair[0]}": float(a.mean()), f"mean_{pair[1]}": float(b.mean()),
-                 "ratio_of_means": float(a.mean() / b.mean()), "seeds_shortcut_lower": int((b < a).sum()),
-                 "first_epoch_means": [float(no_shortcut[:, 0].mean()), float(shortcut[:, 0].mean())],
-                 "diverged_seeds_excluded": diverged},
-    )
-    return with_power(result, calibrate_shortcut_wins(calibrate, claim_id, a, b).power_rate)
 
 
 # -- M1 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-@pytest.mark.parametrize("part", ["faster", "better"])
-def test_M1_shortcut_wins(runs, images, config, settings, report, part, calibrate, known_outcome):
-    claim_id = f"M1.{part}"
-    known_outcome(NOT_SUPPORTED, claim_id)
+@pytest.mark.parametrize("part, claim", [("faster", M1_FASTER), ("better", M1_BETTER)], ids=["faster", "better"])
+def test_M1_shortcut_wins(frame, images, tier, report, judge, part, claim):
     if part == "faster":
-        side = f"{config.crop or 512}px"
+        side = f"{tier.crop or 512}px"
         plotting.plot_learning_curves(
-            runs.curves[runs.curves["head"] == "source"], report.figure_path("M1", "M1_learning_curves"), y="loss_sum",
+            frame[frame["head"] == "source"], report.figure_path("M1", "M1_learning_curves"), y="loss_sum",
             by="arm", ylabel=f"L1 loss, sum over the {images.shape[0]} images (source scale)",
             title=f"M1: identity mapping of {side} images with and without shortcut",
         )
-        plot_reconstructions(runs, images, report.figure_path("M1", "M1_reconstructions"), config)
-    report.verify(shortcut_wins(runs, config, (ARMS[0].name, ARMS[1].name), part, claim_id, settings.tier, "source",
-                                calibrate))
-
-
-def plot_reconstructions(runs: Runs, images: torch.Tensor, path, config: MembraneConfig) -> None:
-    """The first seed's four models on image 0 next to the target, as the source's ``row_show``."""
-    import matplotlib.pyplot as plt
-
-    seed = runs.models[0][0]
-    outputs = reconstruct(runs, images[:1], seed)
-    final = runs.curves[(runs.curves.seed == seed) & (runs.curves.epoch == config.epochs - 1)].set_index("arm").loss
-    panels = [(name, f"{name}\nloss {final[name]:.3f}") for name in outputs] + [("target", "target")]
-    fig, axs = plt.subplots(1, len(panels), figsize=(3 * len(panels), 3.4))
-    for ax, (name, title) in zip(axs, panels):
-        picture = images[0, 0].cpu().numpy() if name == "target" else outputs[name]
-        ax.imshow(picture, cmap="gray", vmin=0, vmax=1)
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.suptitle(f"image 0 after {config.epochs} epochs (seed {seed}, per-pixel L1 of the last epoch)")
-    fig.tight_layout(rect=(0, 0, 1, 0.92))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+        plot_reconstructions(frame, images, report.figure_path("M1", "M1_reconstructions"), tier.epochs)
+    a, b, details = shortcut_wins(frame, (ARMS[0].name, ARMS[1].name), part)
+    judge(claim, a, b, details=details)
 
 
 # -- M2 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_M2_targets_are_binary(data, settings, report, known_outcome):
-    known_outcome(NOT_SUPPORTED, "M2")
+def test_M2_targets_are_binary(data, report, judge):
     files = sorted(data.folder.glob("*.png"), key=lambda p: int(p.stem))
     raw = np.stack([decode(path) for path in files])  # (30, 512, 512) uint8, undecoded by the loader's checks
-    as_source = raw.astype(np.float32) / 255  # the source's conversion
-    binary = np.isin(as_source, (0.0, 1.0))
-    fraction = float(binary.mean())
-    report.add_calibration(calibration.exact("M2", "exact, no sampling: every pixel is checked"))
+    binary = np.isin(raw.astype(np.float32) / 255, (0.0, 1.0))  # after the source's conversion
     report.note("M2", f"fraction of black (0) pixels over the 30 full images: {float((raw == 0).mean()):.4f}")
-    report.verify(ClaimResult(
-        id="M2", claim="every pixel is either 0.0 (black) or 1.0 (white)", source=SOURCE,
-        verdict=SUPPORTED if binary.all() else REFUTED, estimate=fraction, ci=(fraction, fraction), p_value=None,
-        n=len(files), statistic="fraction of pixels exactly 0.0 or 1.0 after the source's float32 / 255",
-        test="exact check of every pixel", tier=settings.tier,
-        protocol=f"all {raw.shape[1]}x{raw.shape[2]} pixels of the {len(files)} label PNGs, decoded with Pillow",
-        details={"values": np.unique(raw).tolist(), "black_fraction": float((raw == 0).mean()),
-                 "non_binary_pixels": int((~binary).sum())},
-    ))
+    judge.exact(M2, bool(binary.all()), float(binary.mean()), n=len(files),
+                why="exact, no sampling: every pixel is checked",
+                protocol=f"all {raw.shape[1]}x{raw.shape[2]} pixels of the {len(files)} label PNGs, decoded with Pillow",
+                details={"values": np.unique(raw).tolist(), "black_fraction": float((raw == 0).mean()),
+                         "non_binary_pixels": int((~binary).sum())})
 
 
 # -- M3 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_M3_floor_is_a_bound(runs, images, config, settings, report, known_outcome):
-    known_outcome(NOT_SUPPORTED, "M3.floor")
+def test_M3_floor_is_a_bound(frame, images, tier, n_seeds, report, judge):
     floor = loss_floor(images.cpu().numpy())
-    source_head = runs.curves[runs.curves["head"] == "source"]
+    source_head = frame[frame["head"] == "source"]
     excess = source_head.loss.to_numpy() - floor
-    fixed_below = runs.curves[(runs.curves["head"] == "fixed") & (runs.curves.loss < floor)]
+    fixed_below = frame[(frame["head"] == "fixed") & (frame.loss < floor)]
     report.note("M3", f"floor 0.5 x black fraction = {floor:.4f} per pixel ({floor * images.shape[0]:.3f} on the "
-                      f"source's scale); fixed-head runs below it at epoch {config.epochs}: "
-                      f"{fixed_below[fixed_below.epoch == config.epochs - 1].shape[0]} of {config.n_seeds * 2}")
+                      f"source's scale); fixed-head runs below it at epoch {tier.epochs}: "
+                      f"{fixed_below[fixed_below.epoch == tier.epochs - 1].shape[0]} of {n_seeds * 2}")
     plotting.plot_learning_curves(
-        runs.curves, report.figure_path("M3", "M3_learning_curves"), by="arm", threshold=floor, logy=True,
+        frame, report.figure_path("M3", "M3_learning_curves"), by="arm", threshold=floor, logy=True,
         ylabel="L1 loss, per-pixel mean", title="M3: both heads; dashed: the floor of sigmoid(relu(z))",
     )
     tolerance = 1e-6 * floor  # float32 sums of per-image means
-    report.add_calibration(calibration.exact("M3.floor", "exact, no sampling: a bound checked on every epoch of every run"))
-    report.verify(ClaimResult(
-        id="M3.floor", claim="sigmoid(relu(z)) leaves a loss floor of 0.5 x the black fraction that no training removes",
-        source="CLAIMS.md", verdict=SUPPORTED if excess.min() >= -tolerance else REFUTED, estimate=floor,
-        ci=(floor, floor), p_value=None, n=source_head[["seed", "arm"]].drop_duplicates().shape[0],
-        statistic="floor, per-pixel L1 (0.5 x fraction of black pixels of the training images)",
-        test="exact: every epoch loss of every source-head run is >= the floor",
-        tier=settings.tier, protocol=protocol(config),
-        details={"min_excess_over_floor": float(excess.min()), "floor_source_scale": floor * images.shape[0]},
-    ))
+    n_runs = source_head[["seed", "arm"]].drop_duplicates().shape[0]
+    judge.exact(M3_FLOOR, bool(excess.min() >= -tolerance), floor, n=n_runs,
+                why="exact, no sampling: a bound checked on every epoch of every run",
+                details={"min_excess_over_floor": float(excess.min()), "floor_source_scale": floor * images.shape[0]})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-@pytest.mark.parametrize("arm", [arm.name for arm in ARMS])
-def test_M3_arm_reaches_floor(runs, images, config, settings, report, arm, calibrate, known_outcome):
-    claim_id = f"M3.reaches_floor.{arm}"
-    known_outcome(NOT_SUPPORTED, claim_id)
+@pytest.mark.parametrize("claim", [M3_REACHES_NO_SHORTCUT, M3_REACHES_SHORTCUT],
+                         ids=lambda claim: claim.id.removeprefix("M3.reaches_floor."))
+def test_M3_arm_reaches_floor(frame, images, judge, claim):
     floor = loss_floor(images.cpu().numpy())
-    final = curves(runs, arm)[:, -1]
-    share = floor / final[np.isfinite(final)]  # a diverged run's last epoch is NaN: left out, counted
-    power = calibrate(claim_id, procedure=decide_share, unit="(share)", **calibration.band_wiring(
-        (share,), 0, np.median, SHARE_BAND, float(np.mean(SHARE_BAND)), "every seed's floor / final loss",
-        stated_text="no value stated; the band's middle")).power_rate
-    report.verify(with_power(claim_result(
-        decide_share(share),
-        id=claim_id, claim=f"the {arm} model trains down to the floor", source="CLAIMS.md",
-        n=len(share), statistic=f"floor / per-pixel L1 at epoch {config.epochs}, median over seeds",
-        test=f"BCa bootstrap CI of the median inside {list(SHARE_BAND)}", tier=settings.tier, protocol=protocol(config),
-        details={"floor": floor, "mean_final_loss": float(final[np.isfinite(final)].mean()),
-                 "mean_share": float(share.mean()),
-                 "min_share": float(share.min()), "max_share": float(share.max()),
-                 "diverged_runs_excluded": int((~np.isfinite(final)).sum())},
-    ), power))
+    final = curves(frame, claim.id.removeprefix("M3.reaches_floor."))[:, -1]
+    share = floor / final  # a diverged run's last epoch is NaN: the judge leaves it out and counts it
+    ok = np.isfinite(final)
+    judge(claim, share, details={"floor": floor, "mean_final_loss": float(final[ok].mean()),
+                                 "mean_share": float(share[ok].mean()), "min_share": float(share[ok].min()),
+                                 "max_share": float(share[ok].max())})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-@pytest.mark.parametrize("part", ["faster", "better"])
-def test_M3_M1_with_fixed_head(runs, config, settings, report, part, calibrate, known_outcome):
-    claim_id = f"M3.fixed_{part}"
-    known_outcome(NOT_SUPPORTED, claim_id)
-    fixed = shortcut_wins(runs, config, (FIXED_ARMS[0].name, FIXED_ARMS[1].name), part, claim_id, settings.tier, "fixed",
-                          calibrate)
-    original = shortcut_wins(runs, config, (ARMS[0].name, ARMS[1].name), part, f"M1.{part}", settings.tier, "source",
-                             calibrate)
+@pytest.mark.parametrize("part, claim, m1", [("faster", M3_FIXED_FASTER, M1_FASTER),
+                                             ("better", M3_FIXED_BETTER, M1_BETTER)], ids=["faster", "better"])
+def test_M3_M1_with_fixed_head(frame, tier, n_seeds, report, judge, part, claim, m1):
+    source_head, _ = finite_rows(*shortcut_wins(frame, (ARMS[0].name, ARMS[1].name), part)[:2])
+    original = power_aware(m1.procedure(*source_head).verdict, judge.calibrate(m1, *source_head).power_rate)
+    a, b, details = shortcut_wins(frame, (FIXED_ARMS[0].name, FIXED_ARMS[1].name), part)
+    fixed = judge.record(claim, a, b, protocol=protocol_text(tier, n_seeds, "fixed"), details=details)
     survives = "survives" if fixed.verdict == SUPPORTED else f"does not survive ({fixed.verdict})"
-    report.note("M3", f"M1.{part} ({original.verdict} with the source's head) {survives} the fixed head: "
-                      f"{fixed.summary()}")
-    report.verify(fixed)
+    report.note("M3", f"{m1.id} ({original} with the source's head) {survives} the fixed head: {fixed.summary()}")
+    judge.outcome(claim, fixed)
 
 
 # -- timing (pytest-benchmark) -------------------------------------------------------
@@ -370,30 +274,30 @@ SCALES = [pytest.param("quick", marks=[pytest.mark.quick, pytest.mark.full]), py
 def test_time_one_epoch(benchmark, data, settings, report, scale, arm, impl):
     """One epoch at a tier's image size: the source's loop for one model, or the kernel for the tier's seeds."""
     tier = TIERS[scale]
-    images = prepare(data.images, tier, settings.device)
-    n = 1 if impl == "sequential" else tier.n_seeds
+    n = 1 if impl == "sequential" else SEEDS[scale]
     seeds = settings.run_seeds("M-timing", n)
-    side = tier.crop or images.shape[-1]
+    side = tier.crop or data.images.shape[-1]
     group = f"M one epoch, {arm.name}, {side}x{side}"
     benchmark.group = group
     if impl == "sequential":
+        images = prepare(data.images, tier, settings.device)
         benchmark.pedantic(train_sequential, args=(images, seeds, (arm,), 1), rounds=3, warmup_rounds=1)
-    else:  # the warm-up round pays for torch.compile where the tier compiles
-        one_epoch = dataclasses.replace(tier, n_seeds=n, epochs=1)
-        benchmark.pedantic(train, args=(images, seeds, one_epoch, (arm,)), rounds=3, warmup_rounds=1)
+    else:  # the warm-up round pays for torch.compile where the tier compiles; the crop is in the timing (ms)
+        one_epoch = dataclasses.replace(tier, arms=(arm,), epochs=1)
+        benchmark.pedantic(train, args=(one_epoch, seeds, settings.device), kwargs={"data": data}, rounds=3,
+                           warmup_rounds=1)
     report.add_benchmark(benchmark, f"{impl}, {n} model(s), one epoch", group, n, impl=impl)
 
 
 @pytest.mark.full
 def test_time_full_protocol(benchmark, data, settings, report):
     """The source's whole protocol, batched: 16 seeds x 2 arms x 50 epochs at 512x512 (target <= 5 min on 2 CPU cores)."""
-    config = MembraneConfig(n_seeds=16, compile=TIERS["full"].compile)
-    images = prepare(data.images, config, settings.device)
-    seeds = settings.run_seeds("M-timing", config.n_seeds)
+    source = MembraneProtocol(arms=ARMS, compile=TIERS["full"].compile)
+    seeds = settings.run_seeds("M-timing", SEEDS["full"])
     benchmark.group = "M full protocol"
-    benchmark.pedantic(train, args=(images, seeds, config, ARMS), rounds=1, iterations=1)
+    benchmark.pedantic(train, args=(source, seeds, settings.device), kwargs={"data": data}, rounds=1, iterations=1)
     report.add_benchmark(benchmark, "batched, 16 seeds x 2 arms x 50 epochs, 512x512", "M full protocol",
-                         2 * config.n_seeds, impl="batched", target_s=FULL_PROTOCOL_TARGET_S,
+                         2 * len(seeds), impl="batched", target_s=FULL_PROTOCOL_TARGET_S,
                          threads=torch.get_num_threads())
     if benchmark.stats is not None:
         seconds = benchmark.stats.stats.mean

@@ -14,8 +14,9 @@ statistics move; they never feed back into training, which is all in training
 mode).
 
 This module holds the source's block and loop (:func:`train_sequential`, the
-reference) and a seed-batched kernel (:func:`train`) that trains many models as
-one tensor program: model m is channel m of a (1, M, H, W) tensor, each conv is a
+reference) and a seed-batched kernel (:func:`train`, a :mod:`resclaims.runs`
+kernel: a :class:`MembraneProtocol`, seeds and the labels in, a tidy frame out)
+that trains many models as one tensor program: model m is channel m of a (1, M, H, W) tensor, each conv is a
 grouped 3x3 convolution (groups = M), and BN over a batch of one image computes
 per-channel, that is per-model, statistics. Adam is elementwise and each model's
 loss depends only on its own channel, so this is the source's computation, model
@@ -38,6 +39,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -48,29 +51,6 @@ import torch.nn.functional as F
 from resclaims.seeding import numpy_rng, torch_generator
 
 BN_MOMENTUM, BN_EPS = 0.1, 1e-5  # nn.BatchNorm2d defaults, as the source uses them
-
-
-@dataclass(frozen=True)
-class MembraneConfig:
-    n_seeds: int  # seeds; each trains one model per arm, the arms in lockstep on the seed's image order
-    epochs: int = 50  # passes over the 30 images (source: 50)
-    crop: int | None = None  # central crop side in pixels; None: the full 512x512 images (source)
-    dtype: torch.dtype = torch.float32  # the source trains in float32
-    compile: bool = False  # torch.compile the step (pays off on large images; costs seconds to compile)
-    program_elements: int = 1 << 20  # on CPU, at most this many model-pixels per tensor program (cache-sized)
-    lr: float = 1e-3  # Adam's learning rate (the source: PyTorch's default, 1e-3)
-
-    def describe(self) -> str:
-        size = "full 512x512 images" if self.crop is None else f"central {self.crop}x{self.crop} crops of the 512x512 images"
-        return f"{self.n_seeds} seeds, {size}, {self.epochs} epochs, batch 1, reshuffled every epoch, {str(self.dtype)[6:]}"
-
-
-TIERS = {
-    # quick: 64x64 central crops keep the images binary and the block's 5x5 receptive field unchanged; the
-    # source's 50 epochs and 30 images; 16 seeds x 4 arms train in ~1/64 of the full tier's pixel-steps.
-    "quick": MembraneConfig(n_seeds=16, crop=64),
-    "full": MembraneConfig(n_seeds=16, compile=True),  # the source's protocol, 16 seeds
-}
 
 
 @dataclass(frozen=True)
@@ -87,10 +67,80 @@ class Arm:
 
 
 ARMS = (Arm("no_shortcut", shortcut=False), Arm("shortcut", shortcut=True))  # the source's pair, in its order
-FIXED_ARMS = (
-    Arm("no_shortcut_fixed", shortcut=False, head="fixed"),
-    Arm("shortcut_fixed", shortcut=True, head="fixed"),
-)
+FIXED_ARMS = (Arm("no_shortcut_fixed", shortcut=False, head="fixed"), Arm("shortcut_fixed", shortcut=True, head="fixed"))
+
+
+@dataclass(frozen=True)
+class MembraneProtocol:
+    """How every seed trains its models (the number of seeds is not part of it): 000's protocol by default."""
+
+    kernel: ClassVar[str] = __name__
+    arms: tuple[Arm, ...] = ARMS  # the models each seed trains, in lockstep on the seed's image order
+    epochs: int = 50  # passes over the 30 images (source: 50)
+    crop: int | None = None  # central crop side in pixels; None: the full 512x512 images (source)
+    dtype: torch.dtype = torch.float32  # the source trains in float32
+    compile: bool = False  # torch.compile the step (pays off on large images; costs seconds to compile)
+    program_elements: int = 1 << 20  # on CPU, at most this many model-pixels per tensor program (cache-sized)
+    lr: float = 1e-3  # Adam's learning rate (the source: PyTorch's default, 1e-3)
+
+    @property
+    def name(self) -> str:
+        return ", ".join(arm.name for arm in self.arms)
+
+    def describe(self, n_seeds: int) -> str:
+        size = "full 512x512 images" if self.crop is None else f"central {self.crop}x{self.crop} crops of the 512x512 images"
+        return f"{n_seeds} seeds, {size}, {self.epochs} epochs, batch 1, reshuffled every epoch, {str(self.dtype)[6:]}"
+
+
+TIERS = {
+    # quick: 64x64 central crops keep the images binary and the block's 5x5 receptive field unchanged; the
+    # source's 50 epochs and 30 images; 16 seeds x 4 arms train in ~1/64 of the full tier's pixel-steps.
+    "quick": MembraneProtocol(arms=ARMS + FIXED_ARMS, crop=64),
+    "full": MembraneProtocol(arms=ARMS + FIXED_ARMS, compile=True),  # the source's protocol, both heads
+}
+SEEDS = {"quick": 16, "full": 16}
+
+
+# -- the tidy frame: one row per run and epoch; the last epoch's row also holds the run's final state
+BN_STATE = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+STATE = {key: shape for i in (1, 2)  # resnet_block's state_dict entries and each model's shape, in its order
+         for key, shape in ((f"conv{i}.weight", (1, 3, 3)), *((f"bn{i}.{entry}", ()) for entry in BN_STATE))}
+STATE_PREFIX = "final."  # state columns: "final.conv1.weight.0" ... "final.conv1.weight.8", "final.bn1.weight", ...
+
+
+def state_columns(key: str) -> list[str]:
+    """The frame's columns for one state entry: one per value, in ``reshape(-1)`` order."""
+    size = int(np.prod(STATE[key]))
+    return [f"{STATE_PREFIX}{key}"] if size == 1 else [f"{STATE_PREFIX}{key}.{i}" for i in range(size)]
+
+
+def tidy(sums: np.ndarray, models: Sequence[tuple[int, Arm]], state: dict[str, torch.Tensor],
+         n_images: int) -> pd.DataFrame:
+    """(epochs, M) loss sums and the stacked final state to a long frame: seed, arm, shortcut, head, epoch,
+    loss_sum (source scale), loss (per-pixel mean), diverged (a NaN or inf loss: its epochs from there are NaN,
+    so no statistic averages them), and the final state (:data:`STATE`) on a run's last row, NaN on the others."""
+    epochs, m = sums.shape
+    after_divergence = np.cumsum(~np.isfinite(sums), axis=0) > 0
+    sums = np.where(after_divergence, np.nan, sums)
+    repeat = lambda values: np.repeat(np.asarray(values), epochs)  # noqa: E731
+    frame = pd.DataFrame({
+        "seed": repeat([seed for seed, _ in models]), "arm": repeat([arm.name for _, arm in models]),
+        "shortcut": repeat([arm.shortcut for _, arm in models]), "head": repeat([arm.head for _, arm in models]),
+        "epoch": np.tile(np.arange(epochs), m), "loss_sum": sums.T.reshape(-1), "loss": sums.T.reshape(-1) / n_images,
+        "diverged": repeat(after_divergence.any(axis=0)),
+    })
+    final = np.full((m * epochs, sum(len(state_columns(key)) for key in STATE)), np.nan)
+    final[np.arange(m) * epochs + epochs - 1] = np.concatenate(  # (M, 28): each run's last row
+        [state[key].detach().cpu().double().reshape(m, -1).numpy() for key in STATE], axis=1)
+    return pd.concat([frame, pd.DataFrame(final, columns=[c for key in STATE for c in state_columns(key)])], axis=1)
+
+
+def final_state(frame: pd.DataFrame) -> tuple[list[tuple[int, str]], dict[str, torch.Tensor]]:
+    """The (seed, arm) of each run in ``frame`` and their final state, stacked as :func:`train` holds it."""
+    last = frame[frame.epoch == frame.epoch.max()]
+    state = {key: torch.tensor(last[state_columns(key)].to_numpy()).reshape(len(last), *STATE[key]) for key in STATE}
+    state |= {key: value.long() for key, value in state.items() if key.endswith("num_batches_tracked")}
+    return list(zip(last.seed.tolist(), last.arm.tolist())), state
 
 
 # -- the source's model and loop --------------------------------------------------------
@@ -140,23 +190,15 @@ def epoch_orders(seed: int, epochs: int, n_images: int) -> np.ndarray:
     return np.stack([rng.permutation(n_images) for _ in range(epochs)])
 
 
-@dataclass(frozen=True)
-class Runs:
-    """Trained models: learning curves and final states."""
-
-    curves: pd.DataFrame  # seed, arm, shortcut, head, epoch, loss_sum (source scale), loss (per-pixel mean), diverged
-    state: dict[str, torch.Tensor]  # resnet_block's state_dict entries stacked over models: (M, ...)
-    models: list[tuple[int, str]]  # (seed, arm name) of each stacked model
-
-
-def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[Arm] = ARMS, epochs: int = 50) -> Runs:
-    """The source's loop, one module and one Adam per model; the reference for :func:`train`.
+def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[Arm] = ARMS,
+                     epochs: int = 50) -> pd.DataFrame:
+    """The source's loop, one module and one Adam per model; the reference for :func:`train` (the same frame).
 
     ``images`` is (N, 1, H, W) in {0, 1}; its dtype and device are the models'.
     """
     n = images.shape[0]
     criterion = nn.L1Loss()
-    rows, states, models = [], [], []
+    sums, states = [], []
     for seed in seeds:
         nets, optimizers = [], []
         for arm in arms:
@@ -167,8 +209,8 @@ def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[
                     conv.weight.copy_(kernel)
             nets.append(net)
             optimizers.append(torch.optim.Adam(net.parameters()))
+        running = np.zeros((epochs, len(arms)))
         for epoch, order in enumerate(epoch_orders(seed, epochs, n)):
-            running = [0.0] * len(arms)
             for i in order:
                 x = images[i : i + 1]  # (1, 1, H, W), the DataLoader's batch
                 for k, (arm, net, optimizer) in enumerate(zip(arms, nets, optimizers)):
@@ -177,21 +219,13 @@ def train_sequential(images: torch.Tensor, seeds: Sequence[int], arms: Sequence[
                     loss = criterion(z, x)
                     loss.backward()
                     optimizer.step()
-                    running[k] += loss.item()
-            rows += [_row(seed, arm, epoch, running[k], n) for k, arm in enumerate(arms)]
+                    running[epoch, k] += loss.item()
             for arm, net in zip(arms, nets):  # the source's end-of-epoch sample: moves BN's running stats
                 torch.sigmoid(net(x, shortcuts=arm.shortcut, final_relu=arm.final_relu))
+        sums.append(running)
         states += [net.state_dict() for net in nets]
-        models += [(seed, arm.name) for arm in arms]
-    # stacked as the kernel lays them out: kernels (M, 1, 3, 3), BN vectors and counters (M,)
-    state = {key: torch.stack([s[key].reshape(s[key].shape[1:] if s[key].dim() == 4 else ()) for s in states])
-             for key in states[0]}
-    return Runs(pd.DataFrame(rows), state, models)
-
-
-def _row(seed: int, arm: Arm, epoch: int, loss_sum: float, n_images: int, diverged: bool = False) -> dict:
-    return {"seed": seed, "arm": arm.name, "shortcut": arm.shortcut, "head": arm.head, "epoch": epoch,
-            "loss_sum": loss_sum, "loss": loss_sum / n_images, "diverged": diverged}
+    state = {key: torch.stack([s[key].reshape(STATE[key]) for s in states]) for key in STATE}
+    return tidy(np.concatenate(sums, axis=1), [(seed, arm) for seed in seeds for arm in arms], state, n)
 
 
 # -- the seed-batched kernel ---------------------------------------------------------------
@@ -294,67 +328,52 @@ def _train_program(images: torch.Tensor, models: Sequence[tuple[int, Arm]], epoc
     return sums.cpu().numpy(), state
 
 
-def program_size(images: torch.Tensor, n_models: int, config: MembraneConfig) -> int:
-    """Models per program: all on a GPU; on CPU at most ``config.program_elements`` model-pixels."""
+def program_size(images: torch.Tensor, n_models: int, protocol: MembraneProtocol) -> int:
+    """Models per program: all on a GPU; on CPU at most ``protocol.program_elements`` model-pixels."""
     h, w = images.shape[-2:]
-    return n_models if images.device.type != "cpu" else max(1, config.program_elements // (h * w))
+    return n_models if images.device.type != "cpu" else max(1, protocol.program_elements // (h * w))
 
 
-def train(images: torch.Tensor, seeds: Sequence[int], config: MembraneConfig, arms: Sequence[Arm] = ARMS,
-          on_epoch: Callable[[int], None] | None = None) -> Runs:
-    """Train every arm for every seed, seed-batched; the same numbers as :func:`train_sequential`.
+def progress_total(protocol: MembraneProtocol, n_seeds: int) -> int:
+    """``on_epoch`` calls of :func:`train`: one per ``1 / epochs`` of the model-epochs, whatever the programs."""
+    return protocol.epochs
 
-    ``images`` is (N, 1, H, W) in {0, 1} on the device to train on (crop it with
-    :func:`prepare`). The models are laid out seed-major: (seed 0, arm 0), (seed
-    0, arm 1), ... On CPU they train in programs of at most
-    ``config.program_elements`` model-pixels; on a GPU in one. ``on_epoch(epoch)``
-    is called after each epoch of each program (for progress). A run whose loss
-    becomes NaN or inf is marked ``diverged`` and its losses from that epoch on
-    are NaN, so no statistic can average them.
+
+def train(protocol: MembraneProtocol, seeds: Sequence[int], device: torch.device | str = "cpu", *, data: Any = None,
+          on_epoch: Callable[[int], None] | None = None, on_condition: Any = None,
+          checkpoints: Path | None = None) -> pd.DataFrame:
+    """Every arm for every seed, seed-batched: the frame of :func:`train_sequential` (columns: :func:`tidy`).
+
+    ``data``: the labels (:class:`~resclaims.datasets.membrane.Membrane`), cropped by :func:`prepare`. Models
+    (seed-major: seed 0's arms, then seed 1's, ...) train on CPU in programs of at most ``program_elements``
+    model-pixels, on a GPU in one; ``on_epoch`` runs :func:`progress_total` times, evenly over the programs.
+    One condition, returned (``on_condition`` unused); no checkpoints (``checkpoints`` unused).
     """
-    n = images.shape[0]
-    models = [(seed, arm) for seed in seeds for arm in arms]
-    size = program_size(images, len(models), config)
-    sums, states = [], []
-    for start in range(0, len(models), size):
-        program_sums, state = _train_program(images, models[start : start + size], config.epochs, config.compile,
-                                             on_epoch, lr=config.lr)
-        sums.append(program_sums)
-        states.append(state)
-    sums = np.concatenate(sums, axis=1)  # (epochs, M)
-    after_divergence = np.cumsum(~np.isfinite(sums), axis=0) > 0
-    sums = np.where(after_divergence, np.nan, sums)
-    diverged = after_divergence.any(axis=0)
-    rows = [_row(seed, arm, epoch, float(sums[epoch, k]), n, bool(diverged[k]))
-            for k, (seed, arm) in enumerate(models) for epoch in range(config.epochs)]
-    state = {key: torch.cat([s[key] for s in states]).cpu() for key in states[0]}
-    return Runs(pd.DataFrame(rows), state, [(seed, arm.name) for seed, arm in models])
+    if data is None:
+        raise ValueError("the membrane kernel trains on the labels: pass data=resclaims.datasets.membrane.load(...)")
+    images = prepare(data.images, protocol, device)
+    models = [(seed, arm) for seed in seeds for arm in protocol.arms]
+    size = program_size(images, len(models), protocol)
+    programs, done = -(-len(models) // size), [0]
+
+    def tick(epoch: int) -> None:  # `programs` program-epochs make one of the `epochs` steps of progress
+        done[0] += 1
+        if on_epoch is not None and done[0] % programs == 0:
+            on_epoch(done[0] // programs - 1)
+
+    parts = [_train_program(images, models[start : start + size], protocol.epochs, protocol.compile, tick, lr=protocol.lr)
+             for start in range(0, len(models), size)]  # (sums (epochs, models), state) per program
+    state = {key: torch.cat([s[key] for _, s in parts]) for key in parts[0][1]}
+    return tidy(np.concatenate([sums for sums, _ in parts], axis=1), models, state, images.shape[0])
 
 
-def split_by_seed(runs: Runs) -> dict[int, Runs]:
-    """One :class:`Runs` per seed (for the run cache)."""
-    parts = {}
-    for seed in dict.fromkeys(seed for seed, _ in runs.models):
-        rows = [k for k, (s, _) in enumerate(runs.models) if s == seed]
-        parts[seed] = Runs(runs.curves[runs.curves.seed == seed].reset_index(drop=True),
-                           {key: value[rows] for key, value in runs.state.items()}, [runs.models[k] for k in rows])
-    return parts
-
-
-def merge_runs(parts: Sequence[Runs]) -> Runs:
-    """Join :class:`Runs` in the order given (the inverse of :func:`split_by_seed`)."""
-    return Runs(pd.concat([p.curves for p in parts], ignore_index=True),
-                {key: torch.cat([p.state[key] for p in parts]) for key in parts[0].state},
-                [model for p in parts for model in p.models])
-
-
-def prepare(images: np.ndarray, config: MembraneConfig, device: torch.device | str = "cpu") -> torch.Tensor:
-    """The tier's training images: (N, 1, H, W) labels, centrally cropped, as a tensor of ``config.dtype``."""
-    if config.crop is not None:
+def prepare(images: np.ndarray, protocol: MembraneProtocol, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The protocol's training images: (N, 1, H, W) labels, centrally cropped, as a tensor of ``protocol.dtype``."""
+    if protocol.crop is not None:
         h, w = images.shape[-2:]
-        top, left = (h - config.crop) // 2, (w - config.crop) // 2
-        images = images[..., top : top + config.crop, left : left + config.crop]
-    return torch.tensor(np.ascontiguousarray(images), dtype=config.dtype, device=device)
+        top, left = (h - protocol.crop) // 2, (w - protocol.crop) // 2
+        images = images[..., top : top + protocol.crop, left : left + protocol.crop]
+    return torch.tensor(np.ascontiguousarray(images), dtype=protocol.dtype, device=device)
 
 
 def loss_floor(images: torch.Tensor | np.ndarray) -> float:
@@ -367,13 +386,13 @@ def loss_floor(images: torch.Tensor | np.ndarray) -> float:
     return 0.5 * float((np.asarray(images) == 0).mean())
 
 
-def reconstruct(runs: Runs, image: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
+def reconstruct(frame: pd.DataFrame, image: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
     """Each of the seed's final models applied to ``image`` (1, 1, H, W) as the source samples: (H, W) per arm."""
-    index = [k for k, (s, _) in enumerate(runs.models) if s == seed]
+    models, state = final_state(frame[frame.seed == seed])
     arms = {arm.name: arm for arm in ARMS + FIXED_ARMS}
-    names = [runs.models[k][1] for k in index]
-    p = {key: value[index].to(image.device, image.dtype) for key, value in runs.state.items()}
-    m = len(index)
+    names = [name for _, name in models]
+    p = {key: value.to(image.device, image.dtype) for key, value in state.items()}
+    m = len(names)
     shortcut = torch.tensor([arms[a].shortcut for a in names], dtype=image.dtype, device=image.device).view(1, m, 1, 1)
     final_relu = torch.tensor([arms[a].final_relu for a in names], device=image.device).view(1, m, 1, 1)
     with torch.no_grad():

@@ -4,6 +4,7 @@ import json
 import sys
 import types
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,14 +14,15 @@ import torch
 from resclaims import cifar, membrane
 from resclaims.cache import RunCache, kernel_version
 from resclaims.datasets.cifar10 import Cifar10
+from resclaims.datasets.membrane import Membrane
 from resclaims.report import Report, Timing
 from resclaims.zero_identity import ZeroIdentityConfig
 from resclaims.zero_identity import train as train_zero_identity
 
 def membrane_runs(seeds):
-    images = torch.tensor((np.random.default_rng(0).random((4, 1, 12, 12)) < 0.5).astype(np.float32))
-    return membrane.train(images, seeds, membrane.MembraneConfig(n_seeds=len(seeds), epochs=2),
-                          membrane.ARMS + membrane.FIXED_ARMS).curves
+    images = (np.random.default_rng(0).random((4, 1, 12, 12)) < 0.5).astype(np.float32)
+    data = Membrane(images, Path("synthetic"), "generated", "synthetic")
+    return membrane.train(membrane.MembraneProtocol(arms=membrane.ARMS + membrane.FIXED_ARMS, epochs=2), seeds, data=data)
 
 
 def cifar_runs(seeds):

@@ -4,6 +4,7 @@ import inspect
 import json
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 
 from resclaims import cifar, membrane
 from resclaims.datasets.cifar10 import Cifar10
+from resclaims.datasets.membrane import Membrane
 from resclaims.models.cifar import CifarNet
 from resclaims.report import Report
 from resclaims.verdict import ClaimResult
@@ -58,11 +60,11 @@ def test_training_stops_once_every_run_has_diverged():
 
 # -- the other kernels mark, blank and stop diverged runs the same way -------------------------
 def test_membrane_runs_diverge_and_are_counted(tmp_path):
-    images = torch.tensor((np.random.default_rng(0).random((6, 1, 16, 16)) < 0.5).astype(np.float32))
-    runs = membrane.train(images, [1, 2], membrane.MembraneConfig(n_seeds=2, epochs=3, lr=3e37))
-    curves = runs.curves
+    images = (np.random.default_rng(0).random((6, 1, 16, 16)) < 0.5).astype(np.float32)
+    data = Membrane(images, Path("synthetic"), "generated", "synthetic")
+    curves = membrane.train(membrane.MembraneProtocol(epochs=3, lr=3e37), [1, 2], data=data)
     assert curves.diverged.all() and curves.loss.isna().all()
-    assert membrane.MembraneConfig(n_seeds=1).lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
+    assert membrane.MembraneProtocol().lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
     report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=0)
     report.add_runs("M", curves)
     assert report.run_counts == {"M": {"runs": 4, "diverged": 4}}

@@ -9,21 +9,28 @@ matter, and in float32 over a few epochs with a looser tolerance.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from resclaims.datasets.membrane import Membrane
 from resclaims.membrane import (
     ARMS,
     FIXED_ARMS,
-    MembraneConfig,
+    STATE,
+    STATE_PREFIX,
+    MembraneProtocol,
     conv3x3,
     epoch_orders,
+    final_state,
     initial_weights,
     loss_floor,
     prepare,
+    progress_total,
     reconstruct,
     resnet_block,
     train,
@@ -39,19 +46,22 @@ def binary_images(n: int = 6, size: int = 16, seed: int = 0) -> np.ndarray:
     return (np.random.default_rng(seed).random((n, 1, size, size)) > 0.22).astype(np.float32)
 
 
-def by_model(curves):
-    return curves.sort_values(["seed", "arm", "epoch"]).reset_index(drop=True)
+def synthetic(images: np.ndarray) -> Membrane:
+    """Generated labels as the kernel's ``data``, with a checksum of their pixels."""
+    return Membrane(images, Path("synthetic"), "generated", hashlib.sha256(images.tobytes()).hexdigest())
 
 
 def assert_same_runs(reference, batched, rtol: float) -> None:
-    assert reference.models == batched.models
-    a, b = by_model(reference.curves), by_model(batched.curves)
-    assert a[["seed", "arm", "shortcut", "head", "epoch"]].equals(b[["seed", "arm", "shortcut", "head", "epoch"]])
-    np.testing.assert_allclose(b.loss_sum, a.loss_sum, rtol=rtol)
-    np.testing.assert_allclose(b.loss, a.loss, rtol=rtol)
-    assert reference.state.keys() == batched.state.keys()
-    for key, value in reference.state.items():
-        np.testing.assert_allclose(batched.state[key].double(), value.double(), rtol=rtol, atol=rtol, err_msg=key)
+    """Two frames hold the same runs: the same rows, losses and final states within ``rtol``."""
+    ids = ["seed", "arm", "shortcut", "head", "epoch", "diverged"]
+    assert list(reference.columns) == list(batched.columns)
+    assert reference[ids].equals(batched[ids])
+    np.testing.assert_allclose(batched.loss_sum, reference.loss_sum, rtol=rtol)
+    np.testing.assert_allclose(batched.loss, reference.loss, rtol=rtol)
+    state = [c for c in reference.columns if c.startswith(STATE_PREFIX)]
+    assert len(state) == 2 * (9 + 5)
+    for column in state:
+        np.testing.assert_allclose(batched[column], reference[column], rtol=rtol, atol=rtol, err_msg=column)
 
 
 def test_conv3x3_is_a_grouped_convolution():
@@ -62,10 +72,10 @@ def test_conv3x3_is_a_grouped_convolution():
 
 
 def test_batched_equals_source_loop_float64():
-    config = MembraneConfig(n_seeds=len(SEEDS), epochs=3, dtype=torch.float64)
-    images = prepare(binary_images(size=32), config)
-    reference = train_sequential(images, SEEDS, ALL_ARMS, epochs=config.epochs)
-    assert_same_runs(reference, train(images, SEEDS, config, ALL_ARMS), rtol=1e-6)
+    protocol = MembraneProtocol(arms=ALL_ARMS, epochs=3, dtype=torch.float64)
+    data = synthetic(binary_images(size=32))
+    reference = train_sequential(prepare(data.images, protocol), SEEDS, ALL_ARMS, epochs=protocol.epochs)
+    assert_same_runs(reference, train(protocol, SEEDS, data=data), rtol=1e-6)
 
 
 def test_batched_equals_source_loop_float32():
@@ -74,25 +84,25 @@ def test_batched_equals_source_loop_float32():
     (About 6e-8 on the CI machine; 2e-5 on a 16-core machine with torch 2.11, whose oneDNN sums in
     another order: the tolerance covers the CPUs the suite runs on, not one machine's rounding.)
     """
-    config = MembraneConfig(n_seeds=2, epochs=5)
-    images = prepare(binary_images(size=32), config)
-    reference = train_sequential(images, SEEDS[:2], ALL_ARMS, epochs=config.epochs)
-    assert_same_runs(reference, train(images, SEEDS[:2], config, ALL_ARMS), rtol=1e-4)
+    protocol = MembraneProtocol(arms=ALL_ARMS, epochs=5)
+    data = synthetic(binary_images(size=32))
+    reference = train_sequential(prepare(data.images, protocol), SEEDS[:2], ALL_ARMS, epochs=protocol.epochs)
+    assert_same_runs(reference, train(protocol, SEEDS[:2], data=data), rtol=1e-4)
 
 
-def test_splitting_into_programs_changes_nothing():
-    config = MembraneConfig(n_seeds=3, epochs=2, dtype=torch.float64)
-    images = prepare(binary_images(), config)
-    whole = train(images, SEEDS, config, ALL_ARMS)
-    split = train(images, SEEDS, dataclasses.replace(config, program_elements=5 * 16 * 16), ALL_ARMS)  # 5, 5 and 2 models
+def test_splitting_into_programs_changes_nothing_and_progress_counts_epochs():
+    protocol, data = MembraneProtocol(arms=ALL_ARMS, epochs=2, dtype=torch.float64), synthetic(binary_images())
+    whole, split_epochs = train(protocol, SEEDS, data=data), []
+    split = train(dataclasses.replace(protocol, program_elements=5 * 16 * 16), SEEDS, data=data,  # 5, 5 and 2 models
+                  on_epoch=split_epochs.append)
     assert_same_runs(whole, split, rtol=1e-12)
+    assert split_epochs == list(range(progress_total(protocol, len(SEEDS))))  # 3 programs x 2 epochs: 2 steps
 
 
 def test_compiled_step_equals_eager():
-    config = MembraneConfig(n_seeds=1, epochs=1, dtype=torch.float64)
-    images = prepare(binary_images(n=3, size=8), config)
-    eager = train(images, SEEDS[:1], config, ALL_ARMS)
-    compiled = train(images, SEEDS[:1], dataclasses.replace(config, compile=True), ALL_ARMS)
+    protocol, data = MembraneProtocol(arms=ALL_ARMS, epochs=1, dtype=torch.float64), synthetic(binary_images(n=3, size=8))
+    eager = train(protocol, SEEDS[:1], data=data)
+    compiled = train(dataclasses.replace(protocol, compile=True), SEEDS[:1], data=data)
     assert_same_runs(eager, compiled, rtol=1e-9)
 
 
@@ -127,20 +137,22 @@ def test_source_head_cannot_go_below_the_floor_and_the_fixed_head_can():
 
 
 def test_reconstruct_is_the_training_mode_forward():
-    config = MembraneConfig(n_seeds=2, epochs=1, dtype=torch.float64)
-    images = prepare(binary_images(), config)
-    runs = train(images, SEEDS[:2], config, ALL_ARMS)
-    outputs = reconstruct(runs, images[:1], SEEDS[1])
+    protocol, data = MembraneProtocol(arms=ALL_ARMS, epochs=1, dtype=torch.float64), synthetic(binary_images())
+    images = prepare(data.images, protocol)
+    frame = train(protocol, SEEDS[:2], data=data)
+    outputs = reconstruct(frame, images[:1], SEEDS[1])
     assert list(outputs) == [arm.name for arm in ALL_ARMS]
-    k = runs.models.index((SEEDS[1], "shortcut"))
+    models, state = final_state(frame)
+    k = models.index((SEEDS[1], "shortcut"))
     net = resnet_block(1).double()
-    net.load_state_dict({key: value[k].reshape(net.state_dict()[key].shape) for key, value in runs.state.items()})
+    assert list(net.state_dict()) == list(STATE)
+    net.load_state_dict({key: value[k].reshape(net.state_dict()[key].shape) for key, value in state.items()})
     expected = torch.sigmoid(net.train()(images[:1], shortcuts=True))[0, 0]
     np.testing.assert_allclose(outputs["shortcut"], expected.detach().numpy(), rtol=1e-12)
 
 
 def test_prepare_crops_the_centre():
     images = np.arange(2 * 10 * 10, dtype=np.float32).reshape(2, 1, 10, 10)
-    cropped = prepare(images, MembraneConfig(n_seeds=1, crop=4))
+    cropped = prepare(images, MembraneProtocol(crop=4))
     assert cropped.shape == (2, 1, 4, 4) and cropped.dtype == torch.float32
     assert torch.equal(cropped[0, 0, 0], torch.tensor([33.0, 34, 35, 36]))

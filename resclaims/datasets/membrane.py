@@ -83,6 +83,11 @@ class Membrane:
     source: str  # "data dir" or "download cache"
     sha256_of_sums: str  # digest of the pinned checksum list: names the data set version
 
+    @property
+    def checksum(self) -> str:
+        """What the run cache keys runs on: the digest of the pinned checksum list."""
+        return self.sha256_of_sums
+
     def provenance(self) -> dict[str, str]:
         """What ``report.add_data`` records: where the files were read from and the checksum list's digest."""
         return {"source": f"{self.source}: {self.folder}", "sha256_of_sums": self.sha256_of_sums,
