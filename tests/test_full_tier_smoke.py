@@ -30,7 +30,7 @@ from functools import partial
 
 from resclaims import calibration, cifar
 
-cifar.cached.train = partial(cifar.cached.train, stack="grouped", amp=True, channels_last=True)  # as CUDA runs train
+cifar.kernel.train_arms = partial(cifar.kernel.train_arms, stack="grouped", amp=True, channels_last=True)  # as CUDA trains
 
 calibration.N_SIMS["full"] = 20
 cifar.K_TIERS["full"] = replace(
