@@ -116,8 +116,9 @@ D1_RESIDUAL = Claim(
     claim="the deeper ResNet does not have a higher training error than the shallower one",
     statistic="final training error, deep ResNet - shallow ResNet (points)",
     procedure=procedures.below_margin(MARGIN, what="each seed's difference",
-                                      test=f"non-inferiority, margin {MARGIN} point: one-sided Wilcoxon of (difference "
-                                           "- margin) < 0, BCa bootstrap CI; supported if the CI lies below the margin"),
+                                      test=f"non-inferiority, margin {MARGIN} point: one-sided Wilcoxon of "
+                                           "(difference - margin) < 0, BCa bootstrap CI; supported if the CI lies "
+                                           "below the margin"),
     stated=MARGIN, stated_text="no degradation (a true difference of 0, one margin below it)", known={
         "quick": "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
                  "1-point margin, p = 0.97, n = 5 (200 of 64k iterations); the interval alone would refute, but the "
@@ -153,7 +154,8 @@ H1 = Claim(
     quote="The ResNet architecture enables 110-layer convolutional networks to outperform 20-layer networks (001)",
     claim=f"ResNet-{H1_DEEP} reaches a lower test error than ResNet-{H1_SHALLOW}",
     statistic="final test error, shallowest - deepest ResNet (points)",
-    stated=TABLE6[H1_SHALLOW] - TABLE6[H1_DEEP], stated_text=f"Table 6's {TABLE6[H1_SHALLOW]} - {TABLE6[H1_DEEP]} points")
+    stated=TABLE6[H1_SHALLOW] - TABLE6[H1_DEEP],
+    stated_text=f"Table 6's {TABLE6[H1_SHALLOW]} - {TABLE6[H1_DEEP]} points")
 
 
 # -- runs ---------------------------------------------------------------------------------

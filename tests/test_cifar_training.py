@@ -268,7 +268,7 @@ def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     both = runs.train(protocol, [1, 2], data=data)
     assert (cache.trained, cache.reused) == (4, 2)  # (arm, seed) runs: seed 2 of both arms trained, seed 1 reused
     pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
-    monkeypatch.setattr(cifar.kernel, "train_arms", lambda *a, **k: pytest.fail("trained although every seed was cached"))
+    monkeypatch.setattr(cifar.kernel, "train_arms", lambda *a, **k: pytest.fail("trained though every seed was cached"))
     runs.train(protocol, [2, 1], data=data)
 
 

@@ -96,8 +96,9 @@ def train(protocol: CifarRuns | GradientRuns, seeds: Sequence[int], device: torc
                 on_epoch(i)
         return frame  # one condition: handed over by returning it
     by_name = {arm.name: arm for arm in protocol.arms}
-    hand_over = None
-    if on_condition is not None:
-        hand_over = lambda frame: on_condition(CifarRuns(protocol.train, (by_name[frame.arm.iloc[0]],)), frame)  # noqa: E731
+
+    def hand_over(frame: pd.DataFrame) -> None:  # an arm's frame, as its one-arm protocol
+        if on_condition is not None:
+            on_condition(CifarRuns(protocol.train, (by_name[frame.arm.iloc[0]],)), frame)
     return train_arms(protocol.train, protocol.arms, seeds, data, device, workers=default_workers(device),
                       on_epoch=on_epoch, on_arm=hand_over, checkpoints=checkpoints)
