@@ -64,6 +64,7 @@ and counted.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
