@@ -50,7 +50,8 @@ Statistics (alpha = 0.05, 95% intervals, rules fixed from the text before runnin
                   with images reshuffled every pass; "no effect" is the band [-1, 1]
                   (t interval of the mean, as K1).
 
-Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000):
+Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000; each
+claim's procedure from resclaims.procedures, decided and calibrated by the judge):
 K1.direction and K2 exchange residual and plain within each seed for the null; K1 and
 K1.order shift every seed's gap so that the mean of all seeds sits on the band edge nearer
 the estimate; K1.consistency rescales the gaps so that their SD is 0.75; K3 permutes each
@@ -65,22 +66,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
-from functools import partial
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims import calibration, cifar, plotting
+from resclaims import calibration, cifar, procedures
+from resclaims.claims import Claim
 from resclaims.datasets import cifar10
-from resclaims.procedures import (
-    finite_pairs,
-    increasing_trend,
-    mean_in_band,
-    paired_difference,
-    sd_in_band,
-)
-from resclaims.verdict import ClaimResult, claim_result, with_power
+from resclaims.families.cifar import gap, percent, plot_residual_vs_plain
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -88,23 +82,76 @@ MAX_SD = 0.75  # "consistent across the runs": 95% of runs inside a 3-point band
 ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
 STATED_GAP = 5.5  # "around a 5-6% improvement": the middle of the stated range, points (power is taken there)
 GAPS = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable gap, points
-# Procedures: a claim's whole decision as one function of its runs; the claim test and its calibration call it.
-# K1.direction, K2: resclaims.procedures.paired_difference; K3: increasing_trend.
-decide_gap_in_band = partial(mean_in_band, band=BAND)  # K1
-decide_consistency = partial(sd_in_band, band=(0.0, MAX_SD))  # K1.consistency
-decide_order = partial(mean_in_band, band=ORDER_BAND)  # K1.order
-WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
-# Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
-KNOWN_OUTCOMES = {
-    ("quick", "K1"): "refuted at quick tier: training accuracy gap 8.40 points [7.33, 9.47] (t interval) lies above the band "
-          "[4, 7], n = 5 (400 of 5,850 steps, width x0.25); power at 5.5 points 0.92 [0.87, 0.95]",
-    ("quick", "K1.consistency"): "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5",
-    ("quick", "K2"): "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test accuracy "
-          "12-22% after 400 steps, below the 26-29% training accuracy)",
-}  # fmt: skip
+K3_BLOCKS = np.array(sorted(cifar.K_TIERS["full"].depth_blocks), dtype=float)  # K3 runs in the full tier only
+IMPROVEMENT = ("there is around a 5-6% improvement in the training accuracy from a ResNet architecture compared to "
+               "the \u201cplain\u201d non-ResNet architecture.")
+CONSISTENT = "I have run this comparison a number of times and the 5-6% gap is consistent across the runs."
+PAIRED = procedures.exceeds_paired(members="residual and plain runs of a seed",
+                                   test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI")
+
+# -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
+# JPEG q75 copy) ------------------------------------------------------------------------------------------------
+K1_DIRECTION = Claim(
+    "K1.direction", source=SOURCE, quote=IMPROVEMENT, procedure=PAIRED, unit="points", grid=GAPS,
+    claim="the residual net reaches a higher training accuracy than the plain net",
+    statistic="mean final-epoch training accuracy gap, residual - plain (points)",
+    stated=STATED_GAP, stated_text="the source's 5-6%")
+K1 = Claim(
+    "K1", source=SOURCE, quote=IMPROVEMENT, unit="points",
+    claim="around a 5-6% improvement in training accuracy from the residual architecture",
+    statistic="mean final-epoch training accuracy gap, residual - plain (points)",
+    procedure=procedures.mean_in_band(BAND, what="every seed's gap", how="shift"),
+    stated=STATED_GAP, stated_text="the middle of the source's 5-6%,", known={
+        "quick": "refuted at quick tier: training accuracy gap 8.40 points [7.33, 9.47] (t interval) lies above the "
+                 "band [4, 7], n = 5 (400 of 5,850 steps, width x0.25); power at 5.5 points 0.92 [0.87, 0.95]"})
+K1_CONSISTENCY = Claim(
+    "K1.consistency", source=SOURCE, quote=CONSISTENT, unit="points (SD)",
+    claim="the training accuracy gap is consistent across runs",
+    statistic="SD across seeds of the final-epoch training accuracy gap (points)",
+    procedure=procedures.sd_in_band((0.0, MAX_SD), what="every seed's gap"),
+    stated=MAX_SD / 2, stated_text="no SD stated; the band's middle", known={
+        "quick": "inconclusive at quick tier: SD of the gap 0.86 points [0.51, 2.47] against [0, 0.75], n = 5"})
+K1_ORDER = Claim(
+    "K1.order", source=SOURCE, unit="points",
+    claim="003's .batch(64).shuffle(10000) order (whole batches shuffled) leaves the K1 gap unchanged",
+    statistic="K1 gap with batches shuffled minus K1 gap with images shuffled (points)",
+    procedure=procedures.mean_in_band(ORDER_BAND, what="every seed's effect", how="shift"),
+    stated=0.0, stated_text="no effect,")
+K2 = Claim(
+    "K2", source=SOURCE, procedure=PAIRED, unit="points", grid=GAPS,
+    claim="the residual net's advantage shows in test accuracy as well",
+    statistic="mean final-epoch test accuracy gap, residual - plain (points)", known={
+        "quick": "inconclusive at quick tier: test accuracy gap 0.47 points [-4.75, 5.42], p = 0.41, n = 5 (test "
+                 "accuracy 12-22% after 400 steps, below the 26-29% training accuracy)"})
+K3 = Claim(
+    "K3", source=SOURCE, unit="points per block", grid=calibration.geometric_grid(0.005, 2.0),
+    quote="As demonstrated in the original paper, this effect will be more pronounced in deeper networks.",
+    claim="the residual net's training accuracy advantage grows with the number of blocks",
+    statistic="slope of the training accuracy gap on block count (points per block)",
+    procedure=procedures.increasing(K3_BLOCKS, test="Page's trend test (increasing), BCa bootstrap CI over seeds",
+                                    effect_text="none stated ('more pronounced in deeper networks'); searched: each "
+                                                "seed's gaps with the mean slope replaced by the effect; seeds "
+                                                "resampled"))
 
 
-def protocol(config: cifar.KerasFamily, data: cifar10.Cifar10) -> str:
+# -- runs ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def config(settings) -> cifar.KerasFamily:
+    return cifar.K_TIERS[settings.tier]
+
+
+@pytest.fixture(scope="module")
+def n_seeds(settings) -> int:
+    return settings.n_seeds(cifar.K_SEEDS)
+
+
+@pytest.fixture(scope="module")
+def data(dataset) -> cifar10.Cifar10:
+    return dataset(cifar10.load, "cifar10")  # skipped if missing, one-line failure if broken
+
+
+@pytest.fixture(scope="module")
+def protocol(config, n_seeds, data) -> str:
     t = config.train
     scale = (
         "003's protocol exactly"
@@ -114,186 +161,89 @@ def protocol(config: cifar.KerasFamily, data: cifar10.Cifar10) -> str:
     )
     return (
         f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
-        f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {config.n_seeds} seeds per arm, "
+        f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {n_seeds} seeds per arm, "
         f"paired by seed; data: {data.name}"
     )
 
 
-# -- runs ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def config(settings) -> cifar.KerasFamily:
-    return settings.config(cifar.K_TIERS)
-
-
-@pytest.fixture(scope="module")
-def data(dataset) -> cifar10.Cifar10:
-    return dataset(cifar10.load, "cifar10")  # skipped if missing, one-line failure if broken
-
-
-@pytest.fixture(scope="module")
-def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
+def k_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
     """Residual and plain at every block count (K1, K2: config.blocks; K3: config.depth_blocks), and (full tier)
     the K1 pair again with images reshuffled every pass, as arms "resnet-10-images" and "plain-10-images"."""
-    train = partial(cifar.train_cached, seeds=settings.run_seeds("K", config.n_seeds), data=data,
-                    device=settings.device, run_cache=run_cache, progress=progress)  # fmt: skip
-    frame = train("K", config.train, cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width))
-    if config.order_effect:
-        images = replace(config.train, order="images")
-        frame = pd.concat([frame, train("K1.order", images, cifar.keras_arms([config.blocks], config.width, "-images"))],
-                          ignore_index=True)  # fmt: skip
-    report.add_runs("K", frame)
-    report.note("K1", f"scale: {protocol(config, data)}")
+    arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, stream="K", family="K", data=data)
+    if config.order_effect:  # the same seeds as the K arms: paired by seed
+        images = cifar.CifarRuns(replace(config.train, order="images"),
+                                 tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
+        frame = pd.concat([frame, runs(images, n_seeds, stream="K", family="K", data=data, label="K1.order")],
+                          ignore_index=True)
+    report.note("K1", f"scale: {protocol}")
     return frame
 
 
-def final(frame: pd.DataFrame, arm: str, column: str) -> np.ndarray:
-    """``column`` at the last logged epoch of every run of ``arm``, in percent, ordered by seed (NaN: diverged)."""
-    last = frame[(frame.arm == arm) & (frame.epoch == frame.epoch.max())].sort_values("seed")
-    return 100 * last[column].to_numpy()
-
-
-def gap(frame: pd.DataFrame, blocks: int, column: str, suffix: str = "") -> np.ndarray:
-    """Per-seed residual minus plain at ``blocks`` blocks, percentage points, without seeds where a run diverged."""
-    res, plain, _ = finite_pairs(final(frame, f"resnet-{blocks}{suffix}", column),
-                                 final(frame, f"plain-{blocks}{suffix}", column))
-    return res - plain
-
-
-def direction_result(runs, config, data, settings, calibrate, claim_id, column, claim,
-                     stated: float | None = None) -> ClaimResult:
-    res, plain, diverged = finite_pairs(final(runs, f"resnet-{config.blocks}", column),
-                                        final(runs, f"plain-{config.blocks}", column))
-    power = calibrate(claim_id, procedure=paired_difference, **calibration.paired_wiring(
-        res, plain, members="residual and plain runs of a seed", grid=GAPS, unit="points", stated=stated,
-        stated_text="the source's 5-6%" if stated else "none stated")).power_rate
-    return with_power(claim_result(
-        paired_difference(res, plain),
-        id=claim_id, claim=claim, source=SOURCE, n=len(res),
-        statistic=f"mean final-epoch {WORDS[column]} gap, residual - plain (points)",
-        test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
-        protocol=protocol(config, data),
-        details={"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist(),
-                 "diverged_seeds_excluded": diverged},
-    ), power)  # fmt: skip
-
-
-def plot_residual_vs_plain(runs, config, report, claim_id: str, column: str) -> None:
-    """The K1 pair's accuracy curves (mean with a 95% band per arm), in the claim's section of the report."""
-    name = column.replace("_acc", "_accuracy")  # train_accuracy, test_accuracy
-    figure = runs[runs.arm.isin([f"resnet-{config.blocks}", f"plain-{config.blocks}"])].assign(
-        **{name: lambda f: 100 * f[column]})
-    plotting.plot_learning_curves(figure, report.figure_path(claim_id, f"{claim_id}_{name}"), x="epoch", y=name,
-                                  by="arm", title=f"003: {WORDS[column]}, residual vs plain", ylabel=f"{WORDS[column]} (%)")
+def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
+    """The K1 pair's final ``column`` in percent, per seed, and the details the report shows beside it."""
+    res, plain = (percent(k_runs, f"{kind}-{config.blocks}", column) for kind in ("resnet", "plain"))
+    return res, plain, {"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()}
 
 
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K1.direction")
-    result = direction_result(runs, config, data, settings, calibrate, "K1.direction", "train_acc",
-                              "the residual net reaches a higher training accuracy than the plain net", STATED_GAP)
-    plot_residual_vs_plain(runs, config, report, "K1", "train_acc")
-    report.verify(result)
+def test_K1_direction(k_runs, config, report, judge):
+    res, plain, details = residual_and_plain(k_runs, config, "train_acc")
+    plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy"), "train_acc")
+    judge(K1_DIRECTION, res, plain, details=details)
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K1")
-    d = gap(runs, config.blocks, "train_acc")
-    power = calibrate("K1", procedure=decide_gap_in_band, unit="points", **calibration.band_wiring(
-        (d,), 0, np.mean, BAND, STATED_GAP, "every seed's gap", stated_text="the middle of the source's 5-6%,",
-        how="shift")).power_rate
-    report.verify(with_power(claim_result(
-        decide_gap_in_band(d),
-        id="K1", claim="around a 5-6% improvement in training accuracy from the residual architecture",
-        source=SOURCE, n=len(d), statistic="mean final-epoch training accuracy gap, residual - plain (points)",
-        test=f"Student t interval of the mean inside the band {list(BAND)} (equivalence)", tier=settings.tier,
-        protocol=protocol(config, data), details={"gap_per_seed": d.tolist()},
-    ), power))  # fmt: skip
-
+def test_K1_magnitude(k_runs, config, judge):
+    d = gap(k_runs, config.blocks, "train_acc")
+    judge(K1, d, details={"gap_per_seed": d.tolist()})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K1.consistency")
-    d = gap(runs, config.blocks, "train_acc")
-    sd = lambda x: float(np.std(x, ddof=1))  # noqa: E731
-    power = calibrate("K1.consistency", procedure=decide_consistency, unit="points (SD)", **calibration.band_wiring(
-        (d,), 0, sd, (0.0, MAX_SD), MAX_SD / 2, "every seed's gap", stated_text="no SD stated; the band's middle")).power_rate
-    report.verify(with_power(claim_result(
-        decide_consistency(d),
-        id="K1.consistency", claim="the training accuracy gap is consistent across runs", source=SOURCE, n=len(d),
-        statistic="SD across seeds of the final-epoch training accuracy gap (points)",
-        test=f"chi-square CI of the SD inside [0, {MAX_SD}]", tier=settings.tier, protocol=protocol(config, data),
-        details={"gap_per_seed": d.tolist(), "share_in_band": float(np.mean((d >= BAND[0]) & (d <= BAND[1])))},
-    ), power))  # fmt: skip
+def test_K1_consistency(k_runs, config, judge):
+    d = gap(k_runs, config.blocks, "train_acc")
+    judge(K1_CONSISTENCY, d, details={"gap_per_seed": d.tolist(),
+                                      "share_in_band": float(np.mean((d >= BAND[0]) & (d <= BAND[1])))})
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K1.order")
+def test_K1_data_order_effect(k_runs, config, report, judge, protocol):
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
-    effect = gap(runs, config.blocks, "train_acc") - gap(runs, config.blocks, "train_acc", "-images")
-    power = calibrate("K1.order", procedure=decide_order, unit="points", **calibration.band_wiring(
-        (effect,), 0, np.mean, ORDER_BAND, 0.0, "every seed's effect", stated_text="no effect,", how="shift")).power_rate
-    result = with_power(claim_result(
-        decide_order(effect),
-        id="K1.order", claim="003's .batch(64).shuffle(10000) order (whole batches shuffled) leaves the K1 gap unchanged",
-        source=SOURCE, n=len(effect), statistic="K1 gap with batches shuffled minus K1 gap with images shuffled (points)",
-        test=f"Student t interval of the mean inside {list(ORDER_BAND)} (equivalence)", tier=settings.tier,
-        protocol=protocol(config, data) + "; second arm pair with images reshuffled every pass",
-        details={"effect_per_seed": effect.tolist()},
-    ), power)  # fmt: skip
+    effect = gap(k_runs, config.blocks, "train_acc") - gap(k_runs, config.blocks, "train_acc", "-images")
+    result = judge.record(K1_ORDER, effect, protocol=protocol + "; second arm pair with images reshuffled every pass",
+                          details={"effect_per_seed": effect.tolist()})
     report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
-                      f"pass = {result.estimate:.2f} points [{result.ci[0]:.2f}, {result.ci[1]:.2f}], n = {len(effect)}")
-    report.verify(result)
+                      f"pass = {result.estimate:.2f} points [{result.ci[0]:.2f}, {result.ci[1]:.2f}], n = {result.n}")
+    judge.outcome(K1_ORDER, result)
 
 
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K2")
-    result = direction_result(runs, config, data, settings, calibrate, "K2", "test_acc",
-                              "the residual net's advantage shows in test accuracy as well")
-    plot_residual_vs_plain(runs, config, report, "K2", "test_acc")
-    report.verify(result)
+def test_K2_test_accuracy(k_runs, config, report, judge):
+    res, plain, details = residual_and_plain(k_runs, config, "test_acc")
+    plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K2", "K2_test_accuracy"), "test_acc")
+    judge(K2, res, plain, details=details)
 
 
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "K3")
+def test_K3_gap_grows_with_depth(k_runs, config, judge, protocol):
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
-    blocks = np.array(sorted(config.depth_blocks), dtype=float)
-    per_arm = {int(b): (final(runs, f"resnet-{int(b)}", "train_acc") - final(runs, f"plain-{int(b)}", "train_acc"))
-               for b in blocks}
-    gaps = np.stack(list(per_arm.values()), axis=1)  # (seeds, block counts)
-    finite = np.isfinite(gaps).all(axis=1)  # a seed with a diverged run is left out, and counted
-    gaps = gaps[finite]
-    procedure = partial(increasing_trend, positions=blocks)
-    power = calibrate(
-        "K3", procedure=procedure, null=calibration.permute_rows(gaps), null_label="block counts permuted",
-        null_text="each seed's three gaps put in a random order of block counts (Page's test's null)",
-        effect=calibration.row_trend(gaps, blocks), grid=calibration.geometric_grid(0.005, 2.0),
-        unit="points per block",
-        effect_text="none stated ('more pronounced in deeper networks'); searched: each seed's gaps with the mean "
-                    "slope replaced by the effect; seeds resampled").power_rate
-    report.verify(with_power(claim_result(
-        procedure(gaps),
-        id="K3", claim="the residual net's training accuracy advantage grows with the number of blocks", source=SOURCE,
-        n=len(gaps), statistic="slope of the training accuracy gap on block count (points per block)",
-        test="Page's trend test (increasing), BCa bootstrap CI over seeds", tier=settings.tier,
-        protocol=protocol(config, data) + f"; blocks {[int(b) for b in blocks]}",
-        details={"blocks": blocks.tolist(), "mean_gap": gaps.mean(axis=0).tolist(), "gaps": gaps.tolist(),
-                 "diverged_seeds_excluded": int((~finite).sum())},
-    ), power))  # fmt: skip
+    assert sorted(config.depth_blocks) == K3_BLOCKS.tolist(), "K3's procedure is declared for the full tier's blocks"
+    gaps = np.stack([gap(k_runs, int(b), "train_acc") for b in K3_BLOCKS], axis=1)  # (seeds, block counts)
+    finite = np.isfinite(gaps).all(axis=1)
+    judge(K3, gaps, protocol=protocol + f"; blocks {[int(b) for b in K3_BLOCKS]}",
+          details={"blocks": K3_BLOCKS.tolist(), "mean_gap": gaps[finite].mean(axis=0).tolist(),
+                   "gaps": gaps[finite].tolist()})
 
 
 # -- timing (pytest-benchmark) ------------------------------------------------------------------
@@ -318,7 +268,7 @@ def test_T_keras003_train_step(kind, device_kind, benchmark, report):
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
 def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings):
     """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one grouped pass."""
-    config = settings.config(cifar.K_TIERS)
+    config = cifar.K_TIERS[settings.tier]
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"

@@ -60,7 +60,8 @@ Statistics (alpha = 0.05, 95% intervals, rules fixed before running):
                D1.plain. Each depth's mean test error with its CI is reported next to
                Table 6.
 
-Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000): the
+Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000; each
+claim's procedure from resclaims.procedures, decided and calibrated by the judge): the
 paired claims exchange the two runs of each seed for the null; D1.residual reflects each
 seed's difference about the 1-point margin, D3 each seed's log ratio about -1. Power is taken
 where a source states a size: H1 at Table 6's 8.75 - 6.43 = 2.32 points, D1.residual at no
@@ -79,64 +80,93 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims import calibration, cifar, plotting
+from resclaims import calibration, cifar, procedures
+from resclaims.claims import Claim
 from resclaims.datasets import cifar10
+from resclaims.families.cifar import (
+    depth_gap,
+    final,
+    first_over_last,
+    gradient_details,
+    plot_errors,
+    plot_gradients,
+    with_errors,
+)
 from resclaims.models.cifar import CifarNet
-from resclaims.procedures import below_margin, exceeds, finite_pairs, paired_difference
 from resclaims.stats import bootstrap_ci
-from resclaims.verdict import ClaimResult, claim_result, with_power
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error
 VANISHING = -1.0  # D3: log10 of first/last gradient RMS below which gradients vanish
 TABLE6 = {20: 8.75, 32: 7.51, 44: 7.17, 56: 6.97, 110: 6.43}  # He et al. Table 6, test error (%)
 GRID = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable one, points (D3: log10)
-# Procedures (a claim's whole decision as one function of its runs; the claim test and its calibration call it):
-# D1.plain, D1.contrast, D2, D3.no_bn, H1: resclaims.procedures.paired_difference; D1.residual: below_margin;
-# D3: exceeds.
-# Claims the quick tier does not support, with the numbers that showed it (base seed 20190403, CIFAR-10 JPEG q75 copy).
-KNOWN_OUTCOMES = {
-    ("quick", "D1.residual"): "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
-                   "1-point margin, p = 0.97, n = 5 (200 of 64k iterations); the interval alone would refute, but the "
-                   "test's power at no degradation is 0.32 [0.26, 0.39], below 0.8",
-    ("quick", "D3"): "inconclusive at quick tier: min over checkpoints of log10(first / last conv gradient RMS) -1.85 "
-          "[-2.95, -0.76] against -1, p = 0.84, n = 5 (at step 0 the ratio is +2.3: BN's gradients explode toward the "
-          "input; by step 5 the first conv's has fallen to 10^-4.2)",
-    ("quick", "D3.no_bn"): "inconclusive at quick tier: with BN - without BN 0.39 [-1.12, 1.66], p = 0.41, n = 5",
-}  # fmt: skip
+PAIRED = procedures.exceeds_paired(members="the two runs of a seed",
+                                   test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI")
+DEGRADE = ("Note that the 56-layer network has higher test and training errors (003); Just adding more layers ... "
+           "leads to higher training error (004)")
 
-
-def protocol(config: cifar.HeFamily, data: cifar10.Cifar10) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        scale = "He et al. 4.2 exactly"
-    else:
-        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
-                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
-    shallow, deep = config.depths
-    return f"{scale}; depths {shallow} vs {deep}; {config.n_seeds} seeds per arm, paired by seed; data: {data.name}"
-
-
-def paired_result(claim_id, claim, a, b, statistic, settings, protocol_text, calibrate, details=None,
-                  stated: float | None = None, stated_text: str = "none stated", unit: str = "points") -> ClaimResult:
-    """"a exceeds b", paired by seed: mean difference, BCa bootstrap CI, one-sided Wilcoxon; seeds in which a run
-    diverged are left out and counted; refuted only if the test has the power to see the source's effect."""
-    a, b, diverged = finite_pairs(a, b)
-    power = calibrate(claim_id, procedure=paired_difference, **calibration.paired_wiring(
-        a, b, members="the two runs of a seed", grid=GRID, unit=unit, stated=stated, stated_text=stated_text,
-    )).power_rate
-    return with_power(claim_result(
-        paired_difference(a, b),
-        id=claim_id, claim=claim, source=SOURCES[claim_id.split(".")[0]], n=len(a), statistic=statistic,
-        test="one-sided Wilcoxon signed-rank, paired by seed; BCa bootstrap CI", tier=settings.tier,
-        protocol=protocol_text, details={"per_seed": (a - b).tolist(), "diverged_seeds_excluded": diverged, **(details or {})},
-    ), power)  # fmt: skip
+# -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
+# JPEG q75 copy). The depths compared are the tier's (quick 8 and 20, full 20 and 56): the protocol names them.
+D1_PLAIN = Claim(
+    "D1.plain", source=SOURCES["D1"], quote=DEGRADE, procedure=PAIRED, unit="points", grid=GRID,
+    claim="the deeper plain net has a higher training error than the shallower one",
+    statistic="final training error, deep plain - shallow plain (points)")
+D1_RESIDUAL = Claim(
+    "D1.residual", source=SOURCES["D1"], unit="points below the margin", grid=GRID,
+    claim="the deeper ResNet does not have a higher training error than the shallower one",
+    statistic="final training error, deep ResNet - shallow ResNet (points)",
+    procedure=procedures.below_margin(MARGIN, what="each seed's difference",
+                                      test=f"non-inferiority, margin {MARGIN} point: one-sided Wilcoxon of "
+                                           "(difference - margin) < 0, BCa bootstrap CI; supported if the CI lies "
+                                           "below the margin"),
+    stated=MARGIN, stated_text="no degradation (a true difference of 0, one margin below it)", known={
+        "quick": "inconclusive at quick tier: ResNet-20 - ResNet-8 training error 3.50 points [1.57, 8.25], above the "
+                 "1-point margin, p = 0.97, n = 5 (200 of 64k iterations); the interval alone would refute, but the "
+                 "test's power at no degradation is 0.32 [0.26, 0.39], below 0.8"})
+D1_CONTRAST = Claim(
+    "D1.contrast", source=SOURCES["D1"], procedure=PAIRED, unit="points", grid=GRID,
+    claim="the plain nets degrade with depth more than their residual twins",
+    statistic="training-error degradation with depth, plain minus residual (points)")
+D2 = Claim(
+    "D2", source=SOURCES["D2"], procedure=PAIRED, unit="points", grid=GRID,
+    quote="the degradation problem leads to higher training errors too (003)",
+    claim="the deeper plain net's degradation shows on the training set itself (not only on test data)",
+    statistic="final error on clean training images in eval mode, deep plain - shallow plain (points)")
+D3 = Claim(
+    "D3", source=SOURCES["D3"], unit="log10 above -1", grid=GRID,
+    quote="The vanishing gradient problem ... has now largely been solved through the use of ReLU activations and "
+          "batch normalization (003)",
+    claim="with BN, gradients do not vanish in the deep plain net",
+    statistic="min over checkpoints of log10(gradient RMS first conv / last conv)",
+    procedure=procedures.exceeds(VANISHING, what="each seed's log10 ratio",
+                                 test=f"one-sided Wilcoxon against {VANISHING} (a 10x decay), BCa bootstrap CI"),
+    known={"quick": "inconclusive at quick tier: min over checkpoints of log10(first / last conv gradient RMS) -1.85 "
+                    "[-2.95, -0.76] against -1, p = 0.84, n = 5 (at step 0 the ratio is +2.3: BN's gradients explode "
+                    "toward the input; by step 5 the first conv's has fallen to 10^-4.2)"})
+D3_NO_BN = Claim(
+    "D3.no_bn", source=SOURCES["D3"], procedure=PAIRED, unit="log10", grid=GRID,
+    claim="without BN the gradient reaching the first layer is relatively smaller",
+    statistic="min over checkpoints of log10(first / last conv gradient RMS), with BN - without BN", known={
+        "quick": "inconclusive at quick tier: with BN - without BN 0.39 [-1.12, 1.66], p = 0.41, n = 5"})
+H1_SHALLOW, H1_DEEP = min(TABLE6), max(TABLE6)
+H1 = Claim(
+    "H1", source=SOURCES["H1"], procedure=PAIRED, unit="points", grid=GRID,
+    quote="The ResNet architecture enables 110-layer convolutional networks to outperform 20-layer networks (001)",
+    claim=f"ResNet-{H1_DEEP} reaches a lower test error than ResNet-{H1_SHALLOW}",
+    statistic="final test error, shallowest - deepest ResNet (points)",
+    stated=TABLE6[H1_SHALLOW] - TABLE6[H1_DEEP],
+    stated_text=f"Table 6's {TABLE6[H1_SHALLOW]} - {TABLE6[H1_DEEP]} points")
 
 
 # -- runs ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def config(settings) -> cifar.HeFamily:
-    return settings.config(cifar.D_TIERS)
+    return cifar.D_TIERS[settings.tier]
+
+
+@pytest.fixture(scope="module")
+def n_seeds(settings) -> int:
+    return settings.n_seeds(cifar.D_SEEDS)
 
 
 @pytest.fixture(scope="module")
@@ -145,204 +175,122 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def runs(settings, config, data, report, run_cache, progress) -> pd.DataFrame:
+def protocol(config, n_seeds, data) -> str:
+    t = config.train
+    if t.steps == cifar.HE2015.steps:
+        scale = "He et al. 4.2 exactly"
+    else:
+        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
+                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
+    shallow, deep = config.depths
+    return f"{scale}; depths {shallow} vs {deep}; {n_seeds} seeds per arm, paired by seed; data: {data.name}"
+
+
+@pytest.fixture(scope="module")
+def d_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = cifar.train_cached("D", config.train, arms, settings.run_seeds("D", config.n_seeds), data, settings.device,
-                               run_cache, progress)  # fmt: skip
-    for split in ("train", "test", "val", "train_eval"):
-        frame[f"{split}_err"] = 100 * (1 - frame[f"{split}_acc"])
-    report.add_runs("D", frame)
-    report.note("D1", f"scale: {protocol(config, data)}")
-    return frame
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, stream="D", family="D", data=data)
+    report.note("D1", f"scale: {protocol}")
+    return with_errors(frame)
 
 
-def final(frame: pd.DataFrame, arm: str, column: str) -> np.ndarray:
-    """``column`` at the last logged epoch of every run of ``arm``, ordered by seed."""
-    last = frame[(frame.arm == arm) & (frame.step == frame.step.max())].sort_values("seed")
-    return last[column].to_numpy()
+@pytest.fixture(scope="module")
+def gradients(runs, config, n_seeds, data) -> pd.DataFrame:
+    """D3: plain nets at the gradient depth, with and without BN."""
+    arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
+                           partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
+                 for bn, suffix in ((True, ""), (False, "-no-bn")))
+    return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), n_seeds, stream="D3",
+                family="D3", data=data)
 
 
-def depth_gap(frame, kind: str, config, column: str) -> np.ndarray:
-    """Per seed, deep minus shallow; NaN where a run diverged."""
+@pytest.fixture(scope="module")
+def d3_protocol(config, n_seeds, data) -> str:
+    return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
+            f"of the step's batch at iterations {list(config.grad_checkpoints)}; {n_seeds} seeds; data: {data.name}")
+
+
+def depths(config) -> dict:
     shallow, deep = config.depths
-    return final(frame, f"{kind}-{deep}", column) - final(frame, f"{kind}-{shallow}", column)
+    return {"shallow": shallow, "deep": deep}
 
 
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D1.plain")
+def test_D1_plain_degrades(d_runs, config, report, judge):
     shallow, deep = config.depths
-    plain = runs[runs.arm.str.startswith("plain")]
-    plotting.plot_learning_curves(plain, report.figure_path("D1", "D1_plain_training_error"), x="step", y="train_err",
-                                  by="arm", title="plain nets: training error", ylabel="training error (%)")
-    twins = runs[runs.arm.isin([f"{k}-{d}" for k in ("plain", "resnet") for d in config.depths])]
-    plotting.plot_learning_curves(twins, report.figure_path("D1", "D1_test_error"), x="step", y="test_err",
-                                  by="arm", title="test error", ylabel="test error (%)")
-    report.verify(paired_result(
-        "D1.plain", f"plain-{deep} has a higher training error than plain-{shallow}",
-        final(runs, f"plain-{deep}", "train_err"), final(runs, f"plain-{shallow}", "train_err"),
-        f"final training error, plain-{deep} - plain-{shallow} (points)", settings, protocol(config, data), calibrate,
-        details={"test_error_gap": depth_gap(runs, "plain", config, "test_err").tolist()},
-    ))  # fmt: skip
+    plot_errors(d_runs[d_runs.arm.str.startswith("plain")], report.figure_path("D1", "D1_plain_training_error"),
+                "train_err", "plain nets: training error")
+    twins = d_runs[d_runs.arm.isin([f"{k}-{d}" for k in ("plain", "resnet") for d in config.depths])]
+    plot_errors(twins, report.figure_path("D1", "D1_test_error"), "test_err", "test error")
+    judge(D1_PLAIN, final(d_runs, f"plain-{deep}", "train_err"), final(d_runs, f"plain-{shallow}", "train_err"),
+          details={**depths(config), "test_error_gap": depth_gap(d_runs, "plain", config.depths, "test_err").tolist()})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D1.residual")
-    shallow, deep = config.depths
-    d = depth_gap(runs, "resnet", config, "train_err")
-    diverged, d = int((~np.isfinite(d)).sum()), d[np.isfinite(d)]
-    procedure = partial(below_margin, margin=MARGIN)
-    power = calibrate(
-        "D1.residual", procedure=procedure, null=calibration.reflect(d, MARGIN), null_label="at the margin",
-        null_text=f"each seed's difference reflected about the {MARGIN:g}-point margin at random (a sign flip of "
-                  "difference - margin)",
-        effect=lambda below: calibration.located(d)(MARGIN - below), stated_effect=MARGIN, grid=GRID,
-        unit="points below the margin",
-        effect_text="no degradation (a true difference of 0, one margin below it): the differences moved so their "
-                    "mean sits that far below the margin, spread kept; seeds resampled").power_rate
-    plotting.plot_learning_curves(runs[runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
-                                  x="step", y="train_err", by="arm", title="residual nets: training error",
-                                  ylabel="training error (%)")  # fmt: skip
-    report.verify(with_power(claim_result(
-        procedure(d),
-        id="D1.residual", claim=f"ResNet-{deep} does not have a higher training error than ResNet-{shallow}",
-        source=SOURCES["D1"], n=len(d), statistic=f"final training error, ResNet-{deep} - ResNet-{shallow} (points)",
-        test=f"non-inferiority, margin {MARGIN} point: one-sided Wilcoxon of (difference - margin) < 0, BCa bootstrap "
-             "CI; supported if the CI lies below the margin", tier=settings.tier, protocol=protocol(config, data),
-        details={"per_seed": d.tolist(), "margin": MARGIN, "diverged_seeds_excluded": diverged},
-    ), power))  # fmt: skip
+def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
+    d = depth_gap(d_runs, "resnet", config.depths, "train_err")
+    plot_errors(d_runs[d_runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
+                "train_err", "residual nets: training error")
+    judge(D1_RESIDUAL, d, details={**depths(config), "per_seed": d[np.isfinite(d)].tolist(), "margin": MARGIN})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D1.contrast")
-    report.verify(paired_result(
-        "D1.contrast", "the plain nets degrade with depth more than their residual twins",
-        depth_gap(runs, "plain", config, "train_err"), depth_gap(runs, "resnet", config, "train_err"),
-        "training-error degradation with depth, plain minus residual (points)", settings, protocol(config, data),
-        calibrate,
-    ))  # fmt: skip
+def test_D1_contrast(d_runs, config, judge):
+    judge(D1_CONTRAST, depth_gap(d_runs, "plain", config.depths, "train_err"),
+          depth_gap(d_runs, "resnet", config.depths, "train_err"), details=depths(config))
 
 
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(runs, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D2")
+def test_D2_degradation_is_on_training_error(d_runs, config, judge, protocol):
     shallow, deep = config.depths
-    test_gap = depth_gap(runs, "plain", config, "test_err")
-    report.verify(paired_result(
-        "D2", f"plain-{deep}'s degradation shows on the training set itself (not only on test data)",
-        final(runs, f"plain-{deep}", "train_eval_err"), final(runs, f"plain-{shallow}", "train_eval_err"),
-        f"final error on clean training images in eval mode, plain-{deep} - plain-{shallow} (points)",
-        settings, protocol(config, data) + f"; {config.train.train_eval_size} fixed training images", calibrate,
-        details={"test_error_gap": test_gap.tolist(), "test_error_gap_mean": float(np.nanmean(test_gap))},
-    ))  # fmt: skip
+    test_gap = depth_gap(d_runs, "plain", config.depths, "test_err")
+    judge(D2, final(d_runs, f"plain-{deep}", "train_eval_err"), final(d_runs, f"plain-{shallow}", "train_eval_err"),
+          protocol=protocol + f"; {config.train.train_eval_size} fixed training images",
+          details={**depths(config), "test_error_gap": test_gap.tolist(),
+                   "test_error_gap_mean": float(np.nanmean(test_gap))})
 
 
 # -- D3 -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def gradients(settings, config, data, report, run_cache) -> pd.DataFrame:
-    arms = [cifar.Arm(f"plain-{config.grad_depth}{suffix}", partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
-            for bn, suffix in ((True, ""), (False, "-no-bn"))]  # fmt: skip
-    seeds = settings.run_seeds("D3", config.n_seeds)
-    frame = cifar.gradient_norms_cached(config.grad, arms, seeds, data, config.grad_checkpoints, settings.device, run_cache)
-    report.add_runs("D3", frame)
-    return frame
-
-
-def first_over_last(frame: pd.DataFrame, arm: str) -> np.ndarray:
-    """Per seed: the minimum over checkpoints of log10(gradient RMS of the first conv / the last conv)."""
-    convs = frame[(frame.arm == arm) & frame.name.str.contains("conv")]
-    first, last = convs.layer.min(), convs.layer.max()
-    rms = convs.pivot_table(index=["seed", "step"], columns="layer", values="grad_rms")
-    ratio = np.log10(rms[first] / rms[last])  # (seed, step)
-    return ratio.groupby("seed").min().sort_index().to_numpy()
-
-
-def d3_protocol(config, data) -> str:
-    return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
-            f"of the step's batch at iterations {list(config.grad_checkpoints)}; {config.n_seeds} seeds; data: {data.name}")
+@pytest.mark.quick
+@pytest.mark.full
+def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_protocol):
+    x = first_over_last(gradients, f"plain-{config.grad_depth}")
+    plot_gradients(gradients, report.figure_path("D3", "D3_gradient_by_layer"), config.grad_depth)
+    judge(D3, x, protocol=d3_protocol, details={**gradient_details(gradients), "depth": config.grad_depth})
 
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D3")
-    arm = f"plain-{config.grad_depth}"
-    x = first_over_last(gradients, arm)
-    non_finite, x = int((~np.isfinite(x)).sum()), x[np.isfinite(x)]
-    procedure = partial(exceeds, null=VANISHING)
-    calibrate(
-        "D3", procedure=procedure, null=calibration.reflect(x, VANISHING), null_label=f"centred on {VANISHING:g}",
-        null_text=f"each seed's log10 ratio reflected about {VANISHING:g} at random (a sign flip of x - ({VANISHING:g}))",
-        effect=lambda above: calibration.located(x)(VANISHING + above), grid=GRID, unit="log10 above -1",
-        effect_text="none stated; searched: the seeds' log10 ratios moved so their mean is the effect above -1, "
-                    "spread kept; seeds resampled")
-    figure = gradients[gradients.step == 0].assign(log10_grad_rms=lambda f: np.log10(f.grad_rms))
-    plotting.plot_learning_curves(figure, report.figure_path("D3", "D3_gradient_by_layer"), x="layer", y="log10_grad_rms",
-                                  by="arm", title=f"plain-{config.grad_depth} at initialisation: gradient RMS per layer",
-                                  ylabel="log10 gradient RMS")  # fmt: skip
-    report.verify(claim_result(
-        procedure(x),
-        id="D3", claim=f"with BN, gradients do not vanish in plain-{config.grad_depth}", source=SOURCES["D3"], n=len(x),
-        statistic="min over checkpoints of log10(gradient RMS first conv / last conv)",
-        test=f"one-sided Wilcoxon against {VANISHING} (a 10x decay), BCa bootstrap CI", tier=settings.tier,
-        protocol=d3_protocol(config, data), details={**_gradient_details(gradients), "non_finite_excluded": non_finite},
-    ))  # fmt: skip
-
-
-@pytest.mark.quick
-@pytest.mark.full
-def test_D3_contrast_without_bn(gradients, config, data, settings, report, calibrate, known_outcome):
-    known_outcome(KNOWN_OUTCOMES, "D3.no_bn")
+def test_D3_contrast_without_bn(gradients, config, judge, d3_protocol):
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
-    result = paired_result(
-        "D3.no_bn", "without BN the gradient reaching the first layer is relatively smaller", bn, no_bn,
-        "min over checkpoints of log10(first / last conv gradient RMS), with BN - without BN", settings,
-        d3_protocol(config, data), calibrate, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()},
-        unit="log10",
-    )  # fmt: skip
-    report.verify(result)
-
-
-def _gradient_details(frame: pd.DataFrame) -> dict:
-    """Mean log10 gradient RMS of the first and last conv per arm and checkpoint."""
-    convs = frame[frame.name.str.contains("conv")]
-    ends = convs[convs.layer.isin([convs.layer.min(), convs.layer.max()])]
-    table = ends.assign(log10=np.log10(ends.grad_rms)).groupby(["arm", "step", "layer"]).log10.mean()
-    return {f"{arm} step {step} layer {layer}": round(float(v), 3) for (arm, step, layer), v in table.items()}
+    judge(D3_NO_BN, bn, no_bn, protocol=d3_protocol, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()})
 
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(runs, config, data, settings, report, calibrate):
+def test_H1_resnet110_beats_resnet20(d_runs, config, report, judge):
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)
     table = {}
     for depth in config.table_depths:
-        err = final(runs, f"resnet-{depth}", "test_err")
+        err = final(d_runs, f"resnet-{depth}", "test_err")
         err = err[np.isfinite(err)]  # diverged runs left out (counted in the report's runs table)
         ci = bootstrap_ci(err, np.mean)
         table[depth] = {"mean": ci.estimate, "ci": list(ci.ci), "best": float(err.min()), "paper": TABLE6.get(depth)}
         report.note("H1", f"ResNet-{depth}: test error {ci.estimate:.2f}% [{ci.low:.2f}, {ci.high:.2f}] (best "
                           f"{err.min():.2f}%, n = {len(err)}); He et al. Table 6: {TABLE6.get(depth, math.nan):.2f}%")
-    report.verify(paired_result(
-        "H1", f"ResNet-{deep} reaches a lower test error than ResNet-{shallow}",
-        final(runs, f"resnet-{shallow}", "test_err"), final(runs, f"resnet-{deep}", "test_err"),
-        f"final test error, ResNet-{shallow} - ResNet-{deep} (points)", settings, protocol(config, data), calibrate,
-        details={"table": {str(k): v for k, v in table.items()}},
-        stated=TABLE6[shallow] - TABLE6[deep], stated_text=f"Table 6's {TABLE6[shallow]} - {TABLE6[deep]} points",
-    ))  # fmt: skip
+    judge(H1, final(d_runs, f"resnet-{shallow}", "test_err"), final(d_runs, f"resnet-{deep}", "test_err"),
+          details={"depths": [shallow, deep], "table": {str(k): v for k, v in table.items()}})
 
 
 # -- timing (pytest-benchmark) ------------------------------------------------------------------
@@ -368,7 +316,7 @@ def test_T_he_train_step(name, device_kind, benchmark, report):
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
 def test_T_he_stacked_step(stack, device_kind, benchmark, report, settings):
     """One step of 5 seeds of ResNet-20 at this tier's widths and image size: one after the other, or grouped."""
-    config = settings.config(cifar.D_TIERS)
+    config = cifar.D_TIERS[settings.tier]
     arm = cifar.he_arms([20], residual=True, widths=config.widths)[0]
     n, cfg = 5, config.train
     benchmark.group = f"T He ResNet-20 {'-'.join(map(str, config.widths))} step of {n} seeds, {device_kind}"

@@ -34,8 +34,12 @@ def kernel_version(module: ModuleType) -> str:
 
     A package's modules are hashed in the order of their paths inside it, each
     with that path, so that a change to any of them changes the version, wherever
-    the package lies.
+    the package lies. A kernel module that defines a string ``VERSION`` (say, the
+    version of the whole package it belongs to and of the models it trains) is
+    versioned by that instead.
     """
+    if isinstance(getattr(module, "VERSION", None), str):
+        return module.VERSION
     if not hasattr(module, "__path__"):  # a module
         return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()[:16]
     digest = hashlib.sha256()

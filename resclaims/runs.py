@@ -101,7 +101,9 @@ class Runs:
             handed = []
             total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))
             names = ", ".join(getattr(c, "name", type(c).__name__) for c in todo)
-            scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=job, **key)
+            # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
+            # fewer of them, and the next one must find the partial state of the condition it was training
+            scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=protocol, **key)
             with self.progress.track(label, names, len(missing), total) as on_epoch:
                 frame = kernel.train(job, missing, device, data=data, on_epoch=on_epoch, checkpoints=scratch,
                                      on_condition=lambda c, f: (handed.append(c), keep(c, f)))

@@ -16,6 +16,8 @@ import torch
 from resclaims import cifar
 from resclaims.cache import RunCache
 from resclaims.datasets.cifar10 import Cifar10
+from resclaims.runs import Runs
+from resclaims.seeding import derive_seeds
 from resclaims.models.cifar import CifarNet
 from resclaims.models.keras003 import Keras003
 
@@ -240,38 +242,67 @@ def test_cpu_threads_restores_the_setting():
     assert torch.get_num_threads() == before
 
 
+def cifar_runs(cache: RunCache, track=None) -> Runs:
+    """The ``runs`` fixture's engine on CPU, with ``cache`` and a progress that records nothing unless ``track``."""
+
+    @contextmanager
+    def quiet(*args):
+        yield lambda epoch: None
+
+    settings = SimpleNamespace(device=torch.device("cpu"), run_seeds=lambda stream, n: derive_seeds(1, stream, n))
+    return Runs(settings, cache, SimpleNamespace(track=track or quiet), SimpleNamespace(add_runs=lambda *a: None))
+
+
 def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):
     cache, epochs = RunCache(tmp_path), []
-    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)  # epochs are reported live, in order
+    monkeypatch.setattr(cifar.kernel, "default_workers", lambda device: 1)  # epochs are reported live, in order
 
     @contextmanager
     def track(claim, condition, seeds, n_epochs):
         assert n_epochs == len(HE_ARMS) * 2
         yield epochs.append
 
-    progress = SimpleNamespace(track=track)
-    cfg = replace(HE, steps=2, log_every=1)
-    first = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    runs, protocol = cifar_runs(cache, track), cifar.CifarRuns(replace(HE, steps=2, log_every=1), tuple(HE_ARMS))
+    first = runs.train(protocol, [1], data=data)
     assert epochs == [1, 2, 1, 2]
-    both = cifar.train_cached("D", cfg, HE_ARMS, [1, 2], data, torch.device("cpu"), cache, progress)
+    both = runs.train(protocol, [1, 2], data=data)
     assert (cache.trained, cache.reused) == (4, 2)  # (arm, seed) runs: seed 2 of both arms trained, seed 1 reused
     pd.testing.assert_frame_equal(both[both.seed == 1].reset_index(drop=True), first.reset_index(drop=True))
-    monkeypatch.setattr(cifar.cached, "train", lambda *a, **k: pytest.fail("trained although every seed was cached"))
-    cifar.train_cached("D", cfg, HE_ARMS, [2, 1], data, torch.device("cpu"), cache, progress)
+    monkeypatch.setattr(cifar.kernel, "train_arms", lambda *a, **k: pytest.fail("trained though every seed was cached"))
+    runs.train(protocol, [2, 1], data=data)
+
+
+def test_fewer_seeds_train_nothing_and_more_seeds_train_only_the_new_ones(data, tmp_path, monkeypatch):
+    """--seeds 2 after --seeds 5 trains nothing; --seeds 7 after --seeds 5 trains the 2 new seeds of each arm."""
+    monkeypatch.setattr(cifar.kernel, "default_workers", lambda device: 1)
+    cache = RunCache(tmp_path)
+    runs, protocol = cifar_runs(cache), cifar.CifarRuns(replace(HE, steps=1, log_every=1), tuple(HE_ARMS))
+    five = runs(protocol, 5, stream="D", family="D", data=data)
+    assert cache.trained == 5 * len(HE_ARMS)
+    two = runs(protocol, 2, stream="D", family="D", data=data)
+    assert cache.trained == 5 * len(HE_ARMS)  # nothing trained
+    pd.testing.assert_frame_equal(two.reset_index(drop=True),
+                                  five[five.seed.isin(two.seed.unique())].reset_index(drop=True))
+    trained = []
+    monkeypatch.setattr(cifar.kernel, "train_arms", partial(spy, cifar.kernel.train_arms, trained))
+    runs(protocol, 7, stream="D", family="D", data=data)
+    assert cache.trained == 7 * len(HE_ARMS)
+    assert trained == [(tuple(a.name for a in HE_ARMS), tuple(derive_seeds(1, "D", 7)[5:]))]
+
+
+def spy(train, calls, cfg, arms, seeds, *args, **kwargs):
+    calls.append((tuple(a.name for a in arms), tuple(seeds)))
+    return train(cfg, arms, seeds, *args, **kwargs)
 
 
 def test_a_stopped_session_keeps_the_arms_it_finished(data, tmp_path, monkeypatch):
-    @contextmanager
-    def track(*args):
-        yield lambda epoch: None
-
-    progress, cache, cfg = SimpleNamespace(track=track), RunCache(tmp_path), replace(HE, steps=2, log_every=1)
+    cache, cfg = RunCache(tmp_path), replace(HE, steps=2, log_every=1)
     broken = cifar.Arm("broken", partial(CifarNet, 7))  # depth 7 is not 6n+2: fails when it starts training
-    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)
+    monkeypatch.setattr(cifar.kernel, "default_workers", lambda device: 1)
     with pytest.raises(ValueError, match="6n\\+2"):
-        cifar.train_cached("D", cfg, [HE_ARMS[0], broken], [1, 2], data, torch.device("cpu"), cache, progress)
-    monkeypatch.setattr(cifar.cached, "train", lambda *a, **k: pytest.fail("retrained an arm that had finished"))
-    kept = cifar.train_cached("D", cfg, HE_ARMS[:1], [1, 2], data, torch.device("cpu"), cache, progress)
+        cifar_runs(cache).train(cifar.CifarRuns(cfg, (HE_ARMS[0], broken)), [1, 2], data=data)
+    monkeypatch.setattr(cifar.kernel, "train_arms", lambda *a, **k: pytest.fail("retrained an arm that had finished"))
+    kept = cifar_runs(cache).train(cifar.CifarRuns(cfg, (HE_ARMS[0],)), [1, 2], data=data)
     assert cache.reused == 2 and sorted(kept.seed.unique()) == [1, 2]
 
 
@@ -313,7 +344,7 @@ def test_checkpoints_are_written_at_most_every_so_often(data, tmp_path, monkeypa
 
 def test_a_stopped_session_resumes_the_arm_it_was_training(data, tmp_path, monkeypatch):
     cfg = replace(HE, steps=4, log_every=1)
-    monkeypatch.setattr(cifar.cached, "default_workers", lambda device: 1)
+    monkeypatch.setattr(cifar.kernel, "default_workers", lambda device: 1)
     monkeypatch.setattr(cifar.training, "CHECKPOINT_SECONDS", 0)
     seen = []
 
@@ -326,11 +357,11 @@ def test_a_stopped_session_resumes_the_arm_it_was_training(data, tmp_path, monke
 
         yield on_epoch
 
-    progress, cache = SimpleNamespace(track=track), RunCache(tmp_path)
+    runs, protocol = cifar_runs(RunCache(tmp_path), track), cifar.CifarRuns(cfg, tuple(HE_ARMS))
     with pytest.raises(Stop):
-        cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+        runs.train(protocol, [1], data=data)
     seen.clear()
-    resumed = cifar.train_cached("D", cfg, HE_ARMS, [1], data, torch.device("cpu"), cache, progress)
+    resumed = runs.train(protocol, [1], data=data)
     assert seen == [(HE_ARMS[1].name, 3), (HE_ARMS[1].name, 4)]  # arm 1 stored; arm 2 resumed after epoch 2
     pd.testing.assert_frame_equal(resumed, cifar.train(cfg, HE_ARMS, [1], data), check_exact=True)
     assert not list(tmp_path.rglob("*.pt"))

@@ -30,7 +30,7 @@ from functools import partial
 
 from resclaims import calibration, cifar
 
-cifar.cached.train = partial(cifar.cached.train, stack="grouped", amp=True, channels_last=True)  # as CUDA runs train
+cifar.kernel.train_arms = partial(cifar.kernel.train_arms, stack="grouped", amp=True, channels_last=True)  # as CUDA trains
 
 calibration.N_SIMS["full"] = 20
 cifar.K_TIERS["full"] = replace(
@@ -78,8 +78,10 @@ def test_cifar_full_tier_runs_every_claim(pytester, tmp_path, monkeypatch):
                 "D1.plain", "D1.residual", "D1.contrast", "D2", "D3", "D3.no_bn", "H1"}  # fmt: skip
     assert expected <= claims.keys(), sorted(claims)
     assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(expected)
-    verdict_failures = [line for line in result.stdout.lines  # a claim test fails on its verdict, not an exception
-                        if re.match(r"E\s+AssertionError: \S+ (refuted|inconclusive)", line)]
+    verdict_failures = [line for line in result.stdout.lines  # a claim test fails on its verdict (or, at this toy
+                        # scale, on its calibration: a type-I error above alpha), not on an exception
+                        if re.match(r"E\s+resclaims\.claims\.(NotSupported: \S+ (refuted|inconclusive)|"
+                                    r"DefectiveProcedure: \S+: the procedure)", line)]
     assert len(verdict_failures) == outcomes.get("failed", 0), result.stdout.str()
     assert all(c["tier"] == "full" and c["n"] == 3 for c in claims.values() if c["id"] in expected)
     assert "Table 6" in json.dumps(summary)  # H1's per-depth errors next to the paper's

@@ -56,17 +56,19 @@ arms, tiers), :mod:`~resclaims.cifar.optim` (optimisers), :mod:`~resclaims.cifar
 models, :class:`ModelStack`), :mod:`~resclaims.cifar.checkpoint` (an arm's state,
 saved and resumed), :mod:`~resclaims.cifar.workers` (arms in worker processes),
 :mod:`~resclaims.cifar.training` (:func:`train`, :func:`gradient_norms`),
-:mod:`~resclaims.cifar.cached` (both through the run cache) and
+:mod:`~resclaims.cifar.kernel` (both as the :mod:`resclaims.runs` kernel, through the
+run cache: protocols :class:`CifarRuns` and :class:`GradientRuns`) and
 :mod:`~resclaims.cifar.timing` (timed steps). This package re-exports what callers
 use; to replace a name for a test, patch the module that uses it (e.g.
-``resclaims.cifar.cached.train``), not the package.
+``resclaims.cifar.kernel.train_arms``), not the package.
 """
 
-from resclaims.cifar.cached import MODELS_VERSION, gradient_norms_cached, train_cached
 from resclaims.cifar.checkpoint import checkpoint_path, resume, save_checkpoint
 from resclaims.cifar.config import (
+    D_SEEDS,
     D_TIERS,
     HE2015,
+    K_SEEDS,
     K_TIERS,
     ORDERS,
     RECIPES,
@@ -90,6 +92,7 @@ from resclaims.cifar.data import (
     to_device,
     train_transform,
 )
+from resclaims.cifar.kernel import MODELS_VERSION, CifarRuns, GradientRuns
 from resclaims.cifar.optim import KerasAdam, he_lr, make_optimizer
 from resclaims.cifar.stack import ModelStack, build, run_seed, seeded_device
 from resclaims.cifar.timing import cpu_threads, step_closure, time_step, timing_threads
@@ -97,11 +100,11 @@ from resclaims.cifar.training import CHECKPOINT_SECONDS, EVAL_CHUNK, gradient_no
 from resclaims.cifar.workers import default_workers, map_arms
 
 __all__ = [
-    "CHECKPOINT_SECONDS", "D_TIERS", "DATA_SEED", "EVAL_CHUNK", "HE2015", "K_TIERS", "MODELS_VERSION", "ORDERS",
-    "RECIPES", "STACKS", "Arm", "DeviceData", "HeFamily", "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig",
-    "batch_order", "build", "central_crop_flip", "checkpoint_path", "cpu_threads", "default_workers",
-    "fixed_permutation", "gradient_norms", "gradient_norms_cached", "he_arms", "he_lr", "keras_arms", "make_optimizer",
-    "map_arms", "pad_crop_flip", "resume", "run_batches", "run_seed", "save_checkpoint", "seeded_device",
-    "step_closure", "test_transform", "time_step", "timing_threads", "to_device", "train", "train_cached",
-    "train_transform",
+    "CHECKPOINT_SECONDS", "DATA_SEED", "D_SEEDS", "D_TIERS", "EVAL_CHUNK", "HE2015", "K_SEEDS", "K_TIERS",
+    "MODELS_VERSION", "ORDERS", "RECIPES", "STACKS", "Arm", "CifarRuns", "DeviceData", "GradientRuns", "HeFamily",
+    "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig", "batch_order", "build", "central_crop_flip",
+    "checkpoint_path", "cpu_threads", "default_workers", "fixed_permutation", "gradient_norms", "he_arms", "he_lr",
+    "keras_arms", "make_optimizer", "map_arms", "pad_crop_flip", "resume", "run_batches", "run_seed",
+    "save_checkpoint", "seeded_device", "step_closure", "test_transform", "time_step", "timing_threads", "to_device",
+    "train", "train_transform",
 ]  # fmt: skip

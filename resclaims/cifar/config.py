@@ -86,9 +86,8 @@ def he_arms(depths: Sequence[int], residual: bool, widths: tuple[int, int, int] 
 
 @dataclass(frozen=True)
 class KerasFamily:
-    """Claims K1-K3: source 003's network and protocol at one tier."""
+    """Claims K1-K3: source 003's network and protocol at one tier (seeds per arm: :data:`K_SEEDS`)."""
 
-    n_seeds: int  # runs per arm, paired by seed across arms
     train: TrainConfig
     width: float = 1.0  # channel multiplier (source: 1.0)
     blocks: int = 10  # K1, K2 (source: num_res_net_blocks = 10)
@@ -98,9 +97,8 @@ class KerasFamily:
 
 @dataclass(frozen=True)
 class HeFamily:
-    """Claims D1-D3 and H1: He et al.'s CIFAR nets and recipe at one tier."""
+    """Claims D1-D3 and H1: He et al.'s CIFAR nets and recipe at one tier (seeds per arm: :data:`D_SEEDS`)."""
 
-    n_seeds: int  # runs per arm, paired by seed across arms
     train: TrainConfig
     depths: tuple[int, int] = (20, 56)  # D1, D2: (shallow, deep), plain and residual
     widths: tuple[int, int, int] = WIDTHS  # stage widths (He: 16, 32, 64)
@@ -114,11 +112,12 @@ K_TIERS = {
     # 2-core CPU, about 60 s: the first 400 of 003's 5,850 steps, every channel count / 4 (8-16-64 for 32-64-256),
     # test accuracy on a fixed 2,000 of the 10,000 test images. K3 (2.5x the cost) and the order effect: full tier only.
     "quick": KerasFamily(
-        n_seeds=5, train=TrainConfig(steps=400, log_every=100, test_size=2_000), width=0.25,
+        train=TrainConfig(steps=400, log_every=100, test_size=2_000), width=0.25,
         depth_blocks=(), order_effect=False,
     ),
-    "full": KerasFamily(n_seeds=10, train=TrainConfig()),
+    "full": KerasFamily(train=TrainConfig()),
 }  # fmt: skip
+K_SEEDS = {"quick": 5, "full": 10}  # runs per arm, paired by seed across arms (settings.n_seeds)
 
 D_TIERS = {
     # 2-core CPU, about 70 s: depths 8 and 20 (ratio 2.5; He: 20 and 56, 2.8) at half width (8-16-32) on 16x16
@@ -126,11 +125,11 @@ D_TIERS = {
     # fixed 2,000-image subsets. D3 (10 s): plain-56 as He builds it, batch 32, gradients at steps 0 and 5.
     # H1: full tier only.
     "quick": HeFamily(
-        n_seeds=5,
         train=replace(HE2015, steps=200, log_every=100, eval_val=False, test_size=2_000, train_eval_size=2_000,
                       downsample=2),
         depths=(8, 20), widths=(8, 16, 32), table_depths=(),
         grad=replace(HE2015, batch_size=32), grad_checkpoints=(0, 5),
     ),
-    "full": HeFamily(n_seeds=5, train=replace(HE2015, train_eval_size=5_000)),
+    "full": HeFamily(train=replace(HE2015, train_eval_size=5_000)),
 }  # fmt: skip
+D_SEEDS = {"quick": 5, "full": 5}  # runs per arm, paired by seed across arms (settings.n_seeds)

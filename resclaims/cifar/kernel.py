@@ -1,0 +1,104 @@
+"""The CIFAR kernel of :mod:`resclaims.runs`: protocols (a recipe and its arms) in, tidy frames out.
+
+:class:`CifarRuns` trains every arm at every seed (claims K1-K3, D1, D2, H1);
+its conditions are its arms, so the run cache stores each (arm, seed) as soon as
+its arm has trained, and a session stopped part-way keeps the arms it finished.
+An arm in training checkpoints into the cache's scratch folder (see
+:func:`resclaims.cifar.training.train`), so the next session resumes it.
+:class:`GradientRuns` records per-layer gradient norms (claim D3), one condition.
+
+Cached runs are keyed by :data:`VERSION`: the source of every module of
+:mod:`resclaims.cifar` and of the models it trains (any change to one retrains).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pandas as pd
+import torch
+
+from resclaims.cache import kernel_version
+from resclaims.cifar.config import Arm, TrainConfig
+from resclaims.cifar.training import gradient_norms as gradient_arms
+from resclaims.cifar.training import train as train_arms
+from resclaims.cifar.workers import default_workers
+from resclaims.datasets.cifar10 import Cifar10
+from resclaims.models import cifar as he_models
+from resclaims.models import grouped as grouped_models
+from resclaims.models import keras003
+
+# cached runs depend on the model code too
+MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models) + kernel_version(grouped_models)
+VERSION = kernel_version(sys.modules[__package__]) + MODELS_VERSION  # the whole package, and the models
+
+
+@dataclass(frozen=True)
+class CifarRuns:
+    """Every arm trained under one recipe; arms at the same seed see the same batches (paired by seed)."""
+
+    train: TrainConfig
+    arms: tuple[Arm, ...]
+    kernel: ClassVar[str] = __name__
+
+    @property
+    def name(self) -> str:
+        return ", ".join(arm.name for arm in self.arms)
+
+    def conditions(self) -> list["CifarRuns"]:
+        """One protocol per arm: each (arm, seed) is cached on its own."""
+        return [CifarRuns(self.train, (arm,)) for arm in self.arms]
+
+    def select(self, conditions: Sequence["CifarRuns"]) -> "CifarRuns":
+        """The protocol of a subset of :meth:`conditions`."""
+        return CifarRuns(self.train, tuple(arm for c in conditions for arm in c.arms))
+
+
+@dataclass(frozen=True)
+class GradientRuns:
+    """Per-layer weight-gradient norms of every arm at the 0-based steps ``checkpoints`` (claim D3)."""
+
+    train: TrainConfig
+    arms: tuple[Arm, ...]
+    checkpoints: tuple[int, ...]
+    kernel: ClassVar[str] = __name__
+
+    @property
+    def name(self) -> str:
+        return "gradients of " + ", ".join(arm.name for arm in self.arms)
+
+
+def progress_total(protocol: CifarRuns | GradientRuns, n_seeds: int) -> int:
+    """``on_epoch`` calls: one per logged epoch of each arm (gradients: one per arm)."""
+    if isinstance(protocol, GradientRuns):
+        return len(protocol.arms)
+    return len(protocol.arms) * protocol.train.steps // protocol.train.log_every
+
+
+def train(protocol: CifarRuns | GradientRuns, seeds: Sequence[int], device: torch.device, *, data: Cifar10,
+          on_epoch: Callable[[int], None] | None = None,
+          on_condition: Callable[[Any, pd.DataFrame], None] | None = None,
+          checkpoints: Path | None = None) -> pd.DataFrame:
+    """The :mod:`resclaims.runs` kernel: one row per (arm, seed, logged epoch), or (gradients) per layer and step.
+
+    Arms train in worker processes on CPU (:func:`default_workers`); each finished
+    arm is handed to ``on_condition`` as its one-arm :class:`CifarRuns`.
+    """
+    if isinstance(protocol, GradientRuns):
+        frame = gradient_arms(protocol.train, protocol.arms, seeds, data, protocol.checkpoints, device,
+                              workers=default_workers(device))
+        for i, _ in enumerate(protocol.arms, start=1):
+            if on_epoch is not None:
+                on_epoch(i)
+        return frame  # one condition: handed over by returning it
+    by_name = {arm.name: arm for arm in protocol.arms}
+
+    def hand_over(frame: pd.DataFrame) -> None:  # an arm's frame, as its one-arm protocol
+        if on_condition is not None:
+            on_condition(CifarRuns(protocol.train, (by_name[frame.arm.iloc[0]],)), frame)
+    return train_arms(protocol.train, protocol.arms, seeds, data, device, workers=default_workers(device),
+                      on_epoch=on_epoch, on_arm=hand_over, checkpoints=checkpoints)
