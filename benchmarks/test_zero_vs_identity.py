@@ -78,12 +78,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings as hypothesis_settings, strategies as st
-from hypothesis.extra.numpy import arrays
 
 from resclaims import plotting, procedures
 from resclaims.claims import Claim
 from resclaims.families.zero_identity import (
+    check_property,
+    epoch_problem,
+    kernel,
+    run_sequential,
     SD_RATIOS,
     SHIFTS,
     censored_crossings,
@@ -104,13 +106,8 @@ from resclaims.zero_identity import (
     SOURCE_PROTOCOL,
     SOURCE_SEEDS,
     OneConv,
-    ZeroIdentityProtocol,
-    arm_data,
-    experiment_inputs,
     finite_pairs,
-    initial_weights,
     train_batched,
-    train_sequential,
 )
 
 SOURCE = "001"
@@ -337,38 +334,6 @@ def test_Z2_identity_has_greater_variance(z1, judge):
 
 
 # -- Z3 -------------------------------------------------------------------------------------------
-images = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(3, 12), st.integers(3, 12)),
-                elements=st.floats(-1e3, 1e3, width=32))
-PROPERTY_PROTOCOL = "exact check on random images of 1-4 samples, 3x3 to 12x12, values in [-1000, 1000]"
-
-
-def kernel(values: list[float]) -> OneConv:
-    model = OneConv()
-    with torch.no_grad():
-        model.conv1.weight.copy_(torch.tensor(values).reshape(1, 1, 3, 3))
-    return model
-
-
-def check_property(claim: Claim, prop, judge, examples: int = 300) -> None:
-    """Run a hypothesis property; "supported" over the examples it checked, or "refuted" with the counterexample."""
-    checked = []
-
-    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=True)
-    @given(images)
-    def check(x):
-        prop(torch.from_numpy(x).unsqueeze(1))  # (B, 1, H, W)
-        checked.append(1)
-
-    error = None
-    try:
-        check()
-    except AssertionError as failure:
-        error = str(failure)
-    judge.exact(claim, error is None, float(error is None), n=len(checked), protocol=PROPERTY_PROTOCOL,
-                details={"counterexample": error} if error else {},
-                why="exact, no sampling: the property is checked on every input")
-
-
 @pytest.mark.quick
 @pytest.mark.full
 def test_Z3_zero_kernel_outputs_zero(judge):
@@ -427,21 +392,6 @@ def test_Z4_target_variance_or_weight_configuration(factorial_runs, judge, repor
 
 
 # -- timing (pytest-benchmark) ---------------------------------------------------------
-def epoch_problem(n_experiments: int, device) -> tuple[torch.Tensor, ...]:
-    """Inputs, targets, kernels and shortcut flags for n experiments x (identity, zero)."""
-    seeds = range(n_experiments)
-    data = [arm_data(ARMS[t], experiment_inputs(s, 200)) for t in ("identity", "zero") for s in seeds]
-    weights = torch.cat([initial_weights(s, t) for t in ("identity", "zero") for s in seeds])
-    as_tensor = lambda a: torch.tensor(np.stack(a), device=device)  # noqa: E731
-    shortcut = torch.zeros(2 * n_experiments, dtype=torch.bool, device=device)
-    return as_tensor([d[0] for d in data]), as_tensor([d[1] for d in data]), weights.to(device), shortcut
-
-
-def run_sequential(inputs, targets, weights, epochs) -> None:
-    for x, y, w in zip(inputs, targets, weights):
-        train_sequential(x.reshape(-1, 1, 1, 3, 3), y.reshape(-1, 1, 1, 3, 3), w, epochs)
-
-
 @pytest.mark.quick
 @pytest.mark.full
 @pytest.mark.parametrize("n", [1, 100, 1000])

@@ -50,6 +50,7 @@ from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, ClaimResult, wit
 # "Z1", "Z1.direction", "A4.share-of-vgg19" (a part may hold hyphens), "Z1.direction@adam" (a variant)
 ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*(@[A-Za-z0-9_]+)?$")
 TIERS = ("quick", "full")
+DEFECTIVE = "defective"  # a recorded outcome: the procedure's calibration fails on this tier's runs
 
 
 class ClaimError(ValueError):
@@ -98,9 +99,9 @@ class Claim:
         for tier, reason in self.known.items():
             if tier not in TIERS:
                 raise ClaimError(f"claim {name}: known outcome for unknown tier {tier!r}: use 'quick' or 'full'")
-            if recorded_verdict(reason) not in (REFUTED, INCONCLUSIVE):
-                raise ClaimError(f"claim {name}: known outcome at {tier} must start with 'refuted' or 'inconclusive', "
-                                 f"got {reason[:40]!r}")
+            if recorded_verdict(reason) not in (REFUTED, INCONCLUSIVE, DEFECTIVE):
+                raise ClaimError(f"claim {name}: known outcome at {tier} must start with 'refuted', 'inconclusive' or "
+                                 f"'defective', got {reason[:40]!r}")
 
     def variant(self, suffix: str, **changes: Any) -> "Claim":
         """The same claim decided on other runs, as a row of its own: id ``<id>@<suffix>``."""
@@ -137,7 +138,7 @@ class Judge:
     tier: str
     report: Any  # resclaims.report.Report
     calibration_seed: Callable[[str], int]  # claim id -> the seed of its calibration
-    expect: Callable[[str], None]  # marks the running test xfail(strict=True) with a reason
+    expect: Callable[[str, type], None]  # marks the running test xfail(strict=True, raises=...) with a reason
     protocol: str | None = None  # the module's protocol text (its ``protocol`` fixture), if any
     default_seeds: bool = True  # the tier's own seeds and base seed: recorded outcomes must hold exactly
     n_sims: int = 0  # simulated data sets per calibrated rate
@@ -166,6 +167,8 @@ class Judge:
         ), calibrated.power_rate)
         self.report.record(result)
         if calibrated.defective:
+            if recorded_verdict(claim.known.get(self.tier, "")) == DEFECTIVE:
+                self.expect(claim.known[self.tier], DefectiveProcedure)
             raise DefectiveProcedure(f"{claim.id}: the procedure '{claim.procedure.name}' said supported in "
                                      f"{calibrated.type_one} of {calibrated.n_sims} simulated nulls, above alpha + "
                                      f"{calibration.TOLERANCE}: fix the procedure before trusting its verdict")
@@ -187,13 +190,13 @@ class Judge:
     def calibrate(self, claim: Claim, *data: np.ndarray) -> calibration.Calibration:
         """The claim's calibration on its data (once per claim id and session), recorded in the report."""
         if claim.id not in self.calibrated:
-            wiring = claim.procedure.calibration(claim, *data)
-            if wiring.get("null") is None:
-                result = calibration.Calibration(claim.id, null=wiring.get("null_text", "no null constructible"),
+            worlds = claim.procedure.calibration(claim, *data)
+            if worlds.get("null") is None:
+                result = calibration.Calibration(claim.id, null=worlds.get("null_text", "no null constructible"),
                                                  null_label="no null constructible")
             else:
                 result = calibration.calibrate(claim.id, claim.procedure.decide, n_sims=self.n_sims,
-                                               seed=self.calibration_seed(claim.id), **wiring)
+                                               seed=self.calibration_seed(claim.id), **worlds)
             self.calibrated[claim.id] = result
             self.report.add_calibration(result)
         return self.calibrated[claim.id]
@@ -202,7 +205,7 @@ class Judge:
         """Turn the verdict into the test's outcome, against the outcome recorded for this tier."""
         recorded = claim.known.get(self.tier)
         if recorded:
-            self.expect(recorded)
+            self.expect(recorded, NotSupported)
             if self.default_seeds and result.verdict != recorded_verdict(recorded):
                 raise OutcomeChanged(f"{claim.id}: recorded as {recorded_verdict(recorded)} at the {self.tier} tier, "
                                      f"now {result.summary()}: update its known outcome")

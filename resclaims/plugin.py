@@ -6,25 +6,22 @@ group, ``resclaims``; ``pytest --help`` shows each with its default.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import os
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from tqdm.auto import tqdm
 
 from resclaims import calibration, compare
 from resclaims.cache import RunCache
 from resclaims.catalogue import declared_claims
-from resclaims.claims import Judge, NotSupported
+from resclaims.claims import Judge
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
+from resclaims.progress import Progress
 from resclaims.runs import Runs
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.settings import (
@@ -261,7 +258,7 @@ def dataset(settings: Settings, report: Report) -> Callable[..., T]:
 
 
 @pytest.fixture(scope="session")
-def runs(settings: Settings, run_cache: RunCache, progress: "Progress", report: Report) -> Runs:
+def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Report) -> Runs:
     """``runs(protocol, n, stream=..., family=..., data=None)``: a tidy frame of ``n`` seeds' runs.
 
     Seeds derive from the base seed and ``stream``; runs in the cache are read,
@@ -283,8 +280,8 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     except pytest.FixtureLookupError:
         protocol = None
 
-    def expect(reason: str) -> None:
-        request.applymarker(pytest.mark.xfail(strict=True, raises=NotSupported, reason=reason))
+    def expect(reason: str, raises: type[Exception]) -> None:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
 
     return Judge(
         tier=settings.tier, report=report, expect=expect, protocol=protocol,
@@ -294,83 +291,10 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     )
 
 
-@pytest.fixture
-def known_outcome(request: pytest.FixtureRequest, settings: Settings) -> Callable[[dict, str], None]:
-    """``known_outcome(outcomes, claim_id)``: expect the outcome recorded for this tier, if any.
-
-    ``outcomes`` maps ``(tier, claim_id)`` to the reason a claim is not supported
-    at that tier, with the numbers that showed it; the test is then marked
-    ``xfail(strict=True)`` with that reason, so it turns red if the claim starts to hold.
-    """
-
-    def mark(outcomes: dict[tuple[str, str], str], claim_id: str) -> None:
-        reason = outcomes.get((settings.tier, claim_id))
-        if reason:
-            request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-    return mark
-
-
-@pytest.fixture(scope="session")
-def calibrate(settings: Settings, report: Report) -> Callable[..., calibration.Calibration]:
-    """``calibrate(claim_id, procedure=..., null=..., null_text=..., ...)``: a claim's calibration, recorded in the report.
-
-    :func:`resclaims.calibration.calibrate` with the tier's number of simulations
-    and a seed derived from the base seed and the claim id. ``null=None`` records
-    that no null could be built from the claim's runs (``null_text`` says why).
-    """
-
-    def run(claim_id: str, **wiring) -> calibration.Calibration:
-        if wiring.get("null") is None:
-            result = calibration.Calibration(claim_id, null=wiring["null_text"], null_label="no null constructible")
-        else:
-            seed = settings.run_seeds(f"calibration {claim_id}", 1)[0]
-            result = calibration.calibrate(claim_id, n_sims=calibration.N_SIMS[settings.tier], seed=seed, **wiring)
-        report.add_calibration(result)
-        return result
-
-    return run
-
-
 @pytest.fixture(scope="session")
 def run_cache(pytestconfig: pytest.Config) -> RunCache:
     """Trained runs, reused across sessions and claims (off with --no-run-cache)."""
     return pytestconfig.stash[CACHE_KEY]
-
-
-class Progress:
-    """Training progress: a bar in a terminal, one line per training in logs (CI)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.capture = config.pluginmanager.getplugin("capturemanager")
-        self.terminal = config.pluginmanager.getplugin("terminalreporter")
-        self.interactive = sys.__stderr__ is not None and sys.__stderr__.isatty() and not os.environ.get("CI")
-
-    @contextlib.contextmanager
-    def track(self, claim: str, condition: str, seeds: int, epochs: int) -> Iterator[Callable[[int], None]]:
-        """Yields ``on_epoch`` for a kernel; prints a line when training happened."""
-        bar, trained, start = None, [], time.perf_counter()
-
-        def on_epoch(epoch: int) -> None:
-            nonlocal bar
-            with self._uncaptured():
-                if bar is None:
-                    bar = tqdm(total=epochs, desc=f"{claim}: {condition}, {seeds} seeds", unit="epoch",
-                               leave=False, disable=not self.interactive, file=sys.__stderr__)
-                bar.update(1)
-            trained.append(epoch)
-
-        yield on_epoch
-        if bar is not None:
-            with self._uncaptured():
-                bar.close()
-        if trained and self.terminal is not None:
-            with self._uncaptured():
-                self.terminal.write_line(f"resclaims: {claim}: trained {condition}, {seeds} seeds x {epochs} epochs "
-                                         f"in {time.perf_counter() - start:.1f} s")
-
-    def _uncaptured(self):
-        return self.capture.global_and_fixture_disabled() if self.capture else contextlib.nullcontext()
 
 
 @pytest.fixture(scope="session")

@@ -38,7 +38,7 @@ from resclaims.verdict import Decision, directional, within_band
 __all__ = ["Procedure", "exceeds_paired", "exceeds", "below_margin", "mean_in_band", "sd_in_band", "increasing",
            "exact", "custom"]
 
-Wiring = Callable[..., dict[str, Any]]  # (claim, *data) -> keyword arguments of calibration.calibrate
+Worlds = Callable[..., dict[str, Any]]  # (claim, *data) -> keyword arguments of calibration.calibrate
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,13 @@ class Procedure:
     name: str  # what it decides, in words: "a exceeds b, paired"
     test: str  # the test and the rule, for the report's test column
     decide: Callable[..., Decision]
-    calibration: Wiring  # (claim, *data) -> null and effect worlds (calibration.calibrate's keywords)
+    calibration: Worlds  # (claim, *data) -> null and effect worlds (calibration.calibrate's keywords)
 
     def __call__(self, *data: np.ndarray) -> Decision:
         return self.decide(*data)
 
 
-def _no_null(why: str) -> Wiring:
+def _no_null(why: str) -> Worlds:
     return lambda claim, *data: {"null": None, "null_text": why}
 
 
@@ -136,12 +136,12 @@ def exceeds_paired(*, center: str = "mean", members: str = "the two runs of a pa
     """
     decide, centre = {"mean": (paired_difference, np.mean), "median": (median_paired_difference, np.median)}[center]
 
-    def wiring(claim, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-        return cal.paired_wiring(a, b, members=members, grid=claim.grid, unit=claim.unit, stated=claim.stated,
+    def worlds(claim, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+        return cal.paired_worlds(a, b, members=members, grid=claim.grid, unit=claim.unit, stated=claim.stated,
                                  stated_text=claim.stated_text, center=centre)
 
     return Procedure("a exceeds b, paired", test or "one-sided Wilcoxon signed-rank, paired by run; BCa bootstrap CI",
-                     decide, wiring)
+                     decide, worlds)
 
 
 def exceeds(null: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
@@ -151,7 +151,7 @@ def exceeds(null: float, *, what: str = "each run's value", test: str | None = N
     the runs moved so that their mean lies the effect above ``null``.
     """
 
-    def wiring(claim, x: np.ndarray) -> dict[str, Any]:
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
         return dict(null=cal.reflect(x, null), null_label=f"centred on {null:g}",
                     null_text=f"{what} reflected about {null:g} at random (a sign flip of x - ({null:g}))",
                     effect=lambda above: cal.located(x)(null + above), stated_effect=claim.stated, grid=claim.grid,
@@ -159,7 +159,7 @@ def exceeds(null: float, *, what: str = "each run's value", test: str | None = N
                     f"effect above {null:g}, spread kept; runs resampled")
 
     return Procedure(f"x is above {null:g}", test or f"one-sided Wilcoxon against {null:g}, BCa bootstrap CI",
-                     partial(_exceeds, null=null), wiring)
+                     partial(_exceeds, null=null), worlds)
 
 
 def below_margin(margin: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
@@ -171,7 +171,7 @@ def below_margin(margin: float, *, what: str = "each run's value", test: str | N
     claim's ``stated`` effect: how far below the margin "no change" is).
     """
 
-    def wiring(claim, x: np.ndarray) -> dict[str, Any]:
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
         return dict(null=cal.reflect(x, margin), null_label="at the margin",
                     null_text=f"{what} reflected about the {margin:g} margin at random (a sign flip of x - margin)",
                     effect=lambda below: cal.located(x)(margin - below), stated_effect=claim.stated, grid=claim.grid,
@@ -180,31 +180,31 @@ def below_margin(margin: float, *, what: str = "each run's value", test: str | N
 
     return Procedure(f"x is below {margin:g}", test or f"non-inferiority, margin {margin:g}: one-sided Wilcoxon of "
                      "(x - margin) < 0, BCa bootstrap CI; supported if the CI lies below the margin",
-                     partial(_below_margin, margin=margin), wiring)
+                     partial(_below_margin, margin=margin), worlds)
 
 
 def mean_in_band(band: tuple[float, float], *, what: str = "every run", how: str = "shift",
                  test: str | None = None) -> Procedure:
     """"x is about X": the mean's Student t interval inside ``band`` (equivalence); calibrated on the band's edges."""
 
-    def wiring(claim, x: np.ndarray) -> dict[str, Any]:
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
         return dict(unit=claim.unit, grid=claim.grid,
-                    **cal.band_wiring((x,), 0, np.mean, band, claim.stated, what, stated_text=claim.stated_text, how=how))
+                    **cal.band_worlds((x,), 0, np.mean, band, claim.stated, what, stated_text=claim.stated_text, how=how))
 
     return Procedure(f"mean in [{band[0]:g}, {band[1]:g}]",
                      test or f"Student t interval of the mean inside the band {list(band)} (equivalence)",
-                     partial(_mean_in_band, band=band), wiring)
+                     partial(_mean_in_band, band=band), worlds)
 
 
 def sd_in_band(band: tuple[float, float], *, what: str = "every run", test: str | None = None) -> Procedure:
     """"x is consistent": the SD (ddof 1) with its chi-square CI inside ``band``; calibrated by rescaling x."""
 
-    def wiring(claim, x: np.ndarray) -> dict[str, Any]:
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
         return dict(unit=claim.unit, grid=claim.grid,
-                    **cal.band_wiring((x,), 0, _sd, band, claim.stated, what, stated_text=claim.stated_text))
+                    **cal.band_worlds((x,), 0, _sd, band, claim.stated, what, stated_text=claim.stated_text))
 
     return Procedure(f"SD in [{band[0]:g}, {band[1]:g}]", test or f"chi-square CI of the SD inside {list(band)}",
-                     partial(_sd_in_band, band=band), wiring)
+                     partial(_sd_in_band, band=band), worlds)
 
 
 def increasing(positions: Sequence[float], *, test: str | None = None, effect_text: str | None = None) -> Procedure:
@@ -215,7 +215,7 @@ def increasing(positions: Sequence[float], *, test: str | None = None, effect_te
     """
     positions = np.asarray(positions, dtype=float)
 
-    def wiring(claim, rows: np.ndarray) -> dict[str, Any]:
+    def worlds(claim, rows: np.ndarray) -> dict[str, Any]:
         return dict(null=cal.permute_rows(rows), null_label="positions permuted",
                     null_text="each run's values put in a random order of positions (Page's test's null)",
                     effect=cal.row_trend(rows, positions), stated_effect=claim.stated, grid=claim.grid,
@@ -223,7 +223,7 @@ def increasing(positions: Sequence[float], *, test: str | None = None, effect_te
                     "with the mean slope replaced by the effect; runs resampled")
 
     return Procedure("the rows increase", test or "Page's trend test (increasing), BCa bootstrap CI over runs",
-                     partial(increasing_trend, positions=positions), wiring)
+                     partial(increasing_trend, positions=positions), worlds)
 
 
 def exact(test: str = "exact count") -> Procedure:
@@ -235,7 +235,7 @@ def exact(test: str = "exact count") -> Procedure:
     return Procedure("exact", test, decide, _no_null("exact, no sampling"))
 
 
-def custom(name: str, test: str, decide: Callable[..., Decision], calibration: Wiring | None = None,
+def custom(name: str, test: str, decide: Callable[..., Decision], calibration: Worlds | None = None,
            *, no_null: str = "no null constructible") -> Procedure:
     """A family's own procedure, where none of the shared ones fits."""
     return Procedure(name, test, decide, calibration or _no_null(no_null))

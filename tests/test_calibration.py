@@ -190,27 +190,14 @@ def test_a_calibration_is_a_frozen_record():
         Calibration("X", null="n").claim_id = "Y"
 
 
-def test_calibrations_are_computed_once_each_and_only_when_asked_for():
-    asked = []
-
-    def calibrate(claim_id, **wiring):
-        asked.append(claim_id)
-        return Calibration(claim_id, null=wiring["null_text"])
-
-    lazy = calibration.Calibrations(calibrate, {"A": lambda: {"null_text": "a"}, "B": lambda: {"null_text": "b"}})
-    assert list(lazy) == ["A", "B"] and asked == []
-    assert lazy["B"].null == "b" and lazy["B"] is lazy["B"] and asked == ["B"]
-    assert [c.claim_id for c in lazy.values()] == ["A", "B"] and asked == ["B", "A"]
-
-
-def test_band_wiring_names_the_edge_and_the_factor():
-    wiring = calibration.band_wiring((np.array([1.0, 2.0, 3.0]),), 0, np.mean, (2.5, 4.0), stated=3.0, what="x")
-    assert wiring["null_label"] == "at the band edge 2.5" and "multiplied by 1.25" in wiring["null_text"]
-    (x,) = wiring["null"](np.random.default_rng(0))
+def test_band_worlds_names_the_edge_and_the_factor():
+    worlds = calibration.band_worlds((np.array([1.0, 2.0, 3.0]),), 0, np.mean, (2.5, 4.0), stated=3.0, what="x")
+    assert worlds["null_label"] == "at the band edge 2.5" and "multiplied by 1.25" in worlds["null_text"]
+    (x,) = worlds["null"](np.random.default_rng(0))
     assert set(np.round(x, 6)) <= {1.25, 2.5, 3.75}  # runs of the rescaled sample
-    (y,) = wiring["effect"](3.0)(np.random.default_rng(0))
+    (y,) = worlds["effect"](3.0)(np.random.default_rng(0))
     assert set(np.round(y, 6)) <= {1.5, 3.0, 4.5}
-    assert calibration.band_wiring((np.ones(3),), 0, lambda v: 9.0, (2.5, 4.0), 3.0, "x")["null"] is None
+    assert calibration.band_worlds((np.ones(3),), 0, lambda v: 9.0, (2.5, 4.0), 3.0, "x")["null"] is None
 
 
 def test_reflect_flips_about_the_centre():

@@ -16,7 +16,7 @@ from resclaims.cache import RunCache, kernel_version
 from resclaims.datasets.cifar10 import Cifar10
 from resclaims.datasets.membrane import Membrane
 from resclaims.report import Report, Timing
-from resclaims.zero_identity import ZeroIdentityConfig
+from resclaims.zero_identity import ZeroIdentityProtocol
 from resclaims.zero_identity import train as train_zero_identity
 
 def membrane_runs(seeds):
@@ -39,8 +39,8 @@ def cifar_runs(seeds):
 
 # Every training kernel, on a problem small enough to run twice in a second or two.
 KERNELS = {
-    "zero_identity": lambda seeds: train_zero_identity(ZeroIdentityConfig(n_seeds=3, n_samples=20, epochs=4), seeds,
-                                                       tasks=("identity", "zero", "residual_identity")),
+    "zero_identity": lambda seeds: train_zero_identity(
+        ZeroIdentityProtocol(arms=("identity", "zero", "residual_identity"), n_samples=20, epochs=4), seeds),
     "membrane": membrane_runs,
     "cifar": cifar_runs,
 }

@@ -16,23 +16,23 @@ from resclaims.datasets.membrane import Membrane
 from resclaims.models.cifar import CifarNet
 from resclaims.report import Report
 from resclaims.verdict import ClaimResult
-from resclaims.zero_identity import ZeroIdentityConfig, finite_pairs, train
+from resclaims.zero_identity import ZeroIdentityProtocol, finite_pairs, train
 
-ABSURD = ZeroIdentityConfig(n_seeds=6, n_samples=20, epochs=3, lr=3e37)  # one Adam step overflows float32
+ABSURD = ZeroIdentityProtocol(n_samples=20, epochs=3, lr=3e37)  # one Adam step overflows float32
 SEEDS = [1, 2, 3, 4, 5, 6]
 
 
 def test_the_default_learning_rate_is_adams():
-    assert ZeroIdentityConfig(n_seeds=1).lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
+    assert ZeroIdentityProtocol().lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
 
 
 def test_an_absurd_learning_rate_diverges_and_the_report_counts_it(tmp_path):
     frame = train(ABSURD, SEEDS)
-    first = frame[frame.epoch == 0].set_index(["setting", "seed"]).diverged
+    first = frame[frame.epoch == 0].set_index(["arm", "seed"]).diverged
     assert first.any(), "the absurd learning rate should make some run diverge"
     # a diverged run is blank from its first non-finite epoch on
-    for (setting, seed), diverged in first.items():
-        loss = frame[(frame.setting == setting) & (frame.seed == seed)].loss
+    for (arm, seed), diverged in first.items():
+        loss = frame[(frame.arm == arm) & (frame.seed == seed)].loss
         assert loss.isna().any() == diverged and np.isfinite(loss.dropna()).all()
     # ... and never enters a statistic: the claims see finite pairs only, and count the rest
     identity, zero, excluded = finite_pairs(frame, "identity", "zero")
@@ -53,7 +53,7 @@ def test_an_absurd_learning_rate_diverges_and_the_report_counts_it(tmp_path):
 
 def test_training_stops_once_every_run_has_diverged():
     epochs = []
-    frame = train(ABSURD, [1], tasks=("identity",), on_epoch=epochs.append)  # seed 1 diverges in its first epoch
+    frame = train(replace(ABSURD, arms=("identity",)), [1], on_epoch=epochs.append)  # seed 1 diverges in its first epoch
     assert frame.diverged.all() and frame.loss.isna().all()
     assert epochs == [0]  # no epoch after the one in which the last run diverged
 

@@ -6,14 +6,9 @@ import pytest
 
 CLAIM_MODULE = """
 import pytest
-from dataclasses import dataclass
 from resclaims.verdict import ClaimResult
 
-@dataclass(frozen=True)
-class Config:
-    n_seeds: int
-
-TIERS = {"quick": Config(3), "full": Config(30)}
+SEEDS = {"quick": 3, "full": 30}
 
 def result(verdict, tier):
     return ClaimResult(id="T1", claim="a claim", source="test", verdict=verdict, estimate=2.0, ci=(1.0, 3.0),
@@ -22,7 +17,7 @@ def result(verdict, tier):
 @pytest.mark.quick
 @pytest.mark.full
 def test_supported(settings, report):
-    assert settings.config(TIERS).n_seeds == {SEEDS}
+    assert settings.n_seeds(SEEDS) == {SEEDS}
     report.verify(result("supported", settings.tier))
 
 @pytest.mark.xfail(strict=True, reason="refuted: 2.0 [1, 3], n = 3")
@@ -115,28 +110,6 @@ def test_no_report_for_a_session_without_claims(pytester):
     pytester.makepyfile(test_x="def test_x(): pass")
     pytester.runpytest("-p", "resclaims.plugin", "--report-dir", "out").assert_outcomes(passed=1)
     assert not (pytester.path / "out").exists()
-
-
-KNOWN_OUTCOME_MODULE = """
-import pytest
-OUTCOMES = {("quick", "A"): "refuted at quick tier: 1.0 [0.5, 1.5], n = 3", ("full", "B"): "not at quick tier"}
-
-@pytest.mark.quick
-@pytest.mark.parametrize("claim, holds", [("A", False), ("A", True), ("B", False)])
-def test_claim(known_outcome, claim, holds):
-    known_outcome(OUTCOMES, claim)
-    assert holds
-"""
-
-
-def test_known_outcome_expects_this_tiers_reason_strictly(pytester):
-    pytester.makepyfile(test_known=KNOWN_OUTCOME_MODULE)
-    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "-rxX", "--device", "cpu",
-                                "--report-dir", "out")
-    # A fails as recorded (xfail); A holding turns red (strict XPASS); B's outcome is for another tier: a plain failure
-    result.assert_outcomes(xfailed=1, failed=2)
-    result.stdout.fnmatch_lines(["*test_claim?A-True?*", "*[[]XPASS(strict)[]] refuted at quick tier*",
-                                 "*XFAIL*test_claim?A-False?*refuted at quick tier: 1.0 [[]0.5, 1.5], n = 3*"])
 
 
 def test_dataset_records_the_provenance_of_what_it_loaded(pytester):

@@ -22,17 +22,17 @@ def test_paired_difference():
 
 def test_exceeds_and_below_margin():
     x = np.linspace(2.0, 3.0, 10)
-    assert procedures.exceeds(x, 1.0).verdict == SUPPORTED and procedures.exceeds(x, 4.0).verdict == REFUTED
-    assert procedures.below_margin(x, 4.0).verdict == SUPPORTED  # all well below the margin
-    assert procedures.below_margin(x, 1.0).verdict == REFUTED  # all above it
-    assert procedures.below_margin(x, 2.5).verdict == INCONCLUSIVE
+    assert procedures.exceeds(1.0)(x).verdict == SUPPORTED and procedures.exceeds(4.0)(x).verdict == REFUTED
+    assert procedures.below_margin(4.0)(x).verdict == SUPPORTED  # all well below the margin
+    assert procedures.below_margin(1.0)(x).verdict == REFUTED  # all above it
+    assert procedures.below_margin(2.5)(x).verdict == INCONCLUSIVE
 
 
 def test_bands():
     x = np.array([5.0, 5.2, 5.4, 5.6, 5.8])
-    assert procedures.mean_in_band(x, (4.0, 7.0)).verdict == SUPPORTED
-    assert procedures.mean_in_band(x, (7.0, 9.0)).verdict == REFUTED
-    sd = procedures.sd_in_band(x, (0.0, 0.75))  # SD 0.316; chi-square CI x [0.599, 2.874] on 4 df
+    assert procedures.mean_in_band((4.0, 7.0))(x).verdict == SUPPORTED
+    assert procedures.mean_in_band((7.0, 9.0))(x).verdict == REFUTED
+    sd = procedures.sd_in_band((0.0, 0.75))(x)  # SD 0.316; chi-square CI x [0.599, 2.874] on 4 df
     assert sd.estimate == pytest.approx(0.3162, abs=1e-4) and sd.ci[1] == pytest.approx(0.3162 * 2.874, abs=1e-3)
     assert sd.verdict == INCONCLUSIVE
 

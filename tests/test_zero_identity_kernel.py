@@ -1,5 +1,6 @@
 """The seed-batched Z kernel is the source's training loop, model by model."""
 
+from dataclasses import replace
 import dataclasses
 
 import numpy as np
@@ -7,13 +8,13 @@ import pytest
 import torch
 
 from resclaims.zero_identity import (
-    TASKS,
+    ARMS,
     OneConv,
-    ZeroIdentityConfig,
+    ZeroIdentityProtocol,
     curves,
     experiment_inputs,
     initial_weights,
-    task_data,
+    arm_data,
     tidy,
     train,
     train_sequential,
@@ -21,15 +22,15 @@ from resclaims.zero_identity import (
 
 SEEDS = [11, 22, 33]
 # All 20 epochs of the protocol; 60 samples per epoch instead of 200 keeps the sequential reference quick.
-PROTOCOL_64 = ZeroIdentityConfig(n_seeds=len(SEEDS), n_samples=60, dtype=torch.float64)
+PROTOCOL_64 = ZeroIdentityProtocol(n_samples=60, dtype=torch.float64)
 
 
-def sequential_curve(config: ZeroIdentityConfig, seed: int, task: str, init_stream: str) -> np.ndarray:
+def sequential_curve(config: ZeroIdentityProtocol, seed: int, task: str, init_stream: str) -> np.ndarray:
     """The source's loop for one model: its own nn.Module and its own Adam."""
-    inputs, targets = task_data(TASKS[task], experiment_inputs(seed, config.n_samples))
+    inputs, targets = arm_data(ARMS[task], experiment_inputs(seed, config.n_samples))
     as_source = lambda a: torch.tensor(a, dtype=config.dtype).reshape(-1, 1, 1, 3, 3)  # noqa: E731
     weight = initial_weights(seed, init_stream).to(config.dtype)
-    sums = train_sequential(as_source(inputs), as_source(targets), weight, config.epochs, shortcut=TASKS[task].shortcut)
+    sums = train_sequential(as_source(inputs), as_source(targets), weight, config.epochs, shortcut=ARMS[task].shortcut)
     return np.array(sums) / config.scale_factor()
 
 
@@ -42,7 +43,7 @@ def test_batched_equals_sequential_float64(tasks, shared):
     matmul, and the L1 gradient's sign amplifies that 1-ulp difference to ~1e-3
     after 20 epochs (see test_float32_identity_is_chaotic_at_the_last_bit).
     """
-    frame = train(PROTOCOL_64, SEEDS, tasks=tasks, shared_init=shared)
+    frame = train(replace(PROTOCOL_64, arms=tuple(tasks), shared_init=shared), SEEDS)
     for task in tasks:
         seeds, batched = curves(frame, task)
         for seed, curve in zip(seeds, batched):
@@ -53,42 +54,42 @@ def test_batched_equals_sequential_float64(tasks, shared):
 
 def test_batched_equals_sequential_float32_zero_setting():
     config = dataclasses.replace(PROTOCOL_64, dtype=torch.float32)
-    frame = train(config, SEEDS, tasks=("zero",))
+    frame = train(replace(config, arms=("zero",)), SEEDS)
     for seed, curve in zip(*curves(frame, "zero")):
         np.testing.assert_allclose(curve, sequential_curve(config, seed, "zero", "zero"), rtol=0, atol=1e-4)
 
 
 def test_float32_identity_is_chaotic_at_the_last_bit():
     """Documents why the equality test runs in float64: the first epochs agree, later ones drift."""
-    config = ZeroIdentityConfig(n_seeds=1, epochs=2)
-    frame = train(config, SEEDS[:1], tasks=("identity",))
+    config = ZeroIdentityProtocol(epochs=2)
+    frame = train(replace(config, arms=("identity",)), SEEDS[:1])
     curve = curves(frame, "identity")[1][0]
     np.testing.assert_allclose(curve, sequential_curve(config, SEEDS[0], "identity", "identity"), rtol=1e-4)
 
 
 def test_frame_is_tidy_and_scales_differ_by_a_constant():
-    source = train(ZeroIdentityConfig(n_seeds=2, n_samples=10, epochs=3), [1, 2])
-    mean = train(ZeroIdentityConfig(n_seeds=2, n_samples=10, epochs=3, loss_scale="mean"), [1, 2])
-    assert list(source.columns) == ["seed", "setting", "epoch", "loss", "diverged"]
-    assert len(source) == 2 * 2 * 3 and set(source.setting) == {"identity", "zero"}
+    source = train(ZeroIdentityProtocol(n_samples=10, epochs=3), [1, 2])
+    mean = train(ZeroIdentityProtocol(n_samples=10, epochs=3, loss_scale="mean"), [1, 2])
+    assert list(source.columns) == ["seed", "arm", "epoch", "loss", "diverged"]
+    assert len(source) == 2 * 2 * 3 and set(source.arm) == {"identity", "zero"}
     np.testing.assert_allclose(mean.loss, source.loss * 3 / 10)
 
 
 def test_same_seed_same_numbers_bit_for_bit():
-    config = ZeroIdentityConfig(n_seeds=3, n_samples=20, epochs=4)
+    config = ZeroIdentityProtocol(n_samples=20, epochs=4)
     first, second = train(config, [5, 6, 7]), train(config, [5, 6, 7])
     assert first.equals(second)
 
 
 def test_adding_seeds_leaves_earlier_runs_unchanged():
-    config = ZeroIdentityConfig(n_seeds=3, n_samples=20, epochs=3)
+    config = ZeroIdentityProtocol(n_samples=20, epochs=3)
     small, large = train(config, [5, 6]), train(config, [5, 6, 7])
     assert small.equals(large[large.seed.isin([5, 6])].reset_index(drop=True))
 
 
 def test_divergence_marks_the_run_and_blanks_later_epochs():
     losses = np.array([[1.0, 2.0], [np.inf, 1.0], [0.5, 0.5]])  # (epochs, runs): run 0 diverges at epoch 1
-    frame = tidy(losses, [(1, TASKS["identity"]), (2, TASKS["zero"])])
+    frame = tidy(losses, [(1, ARMS["identity"]), (2, ARMS["zero"])])
     run0 = frame[frame.seed == 1]
     assert run0.diverged.all() and run0.loss.isna().tolist() == [False, True, True]
     assert not frame[frame.seed == 2].diverged.any()
@@ -103,7 +104,7 @@ def test_one_conv_is_the_source_model():
 
 
 def test_unknown_task_and_scale_are_rejected():
-    with pytest.raises(ValueError, match="unknown tasks"):
-        train(ZeroIdentityConfig(n_seeds=1, n_samples=2, epochs=1), [1], tasks=("nope",))
+    with pytest.raises(ValueError, match="unknown arms"):
+        ZeroIdentityProtocol(arms=("nope",))
     with pytest.raises(ValueError, match="loss_scale"):
-        ZeroIdentityConfig(n_seeds=1, loss_scale="sum")
+        ZeroIdentityProtocol(loss_scale="sum")

@@ -50,17 +50,17 @@ def decide_share(share: np.ndarray) -> Decision:
     return Decision(within_band(estimate.ci, SHARE_BAND), estimate.estimate, estimate.ci)
 
 
-def _share_wiring(claim, share: np.ndarray) -> dict[str, Any]:
+def _share_worlds(claim, share: np.ndarray) -> dict[str, Any]:
     """Every seed's share rescaled so that the median of all seeds sits on the band edge (the null), or on the
     claim's ``stated`` value (the effect)."""
-    return dict(unit=claim.unit, grid=claim.grid, **calibration.band_wiring(
+    return dict(unit=claim.unit, grid=claim.grid, **calibration.band_worlds(
         (share,), 0, np.median, SHARE_BAND, claim.stated, "every seed's floor / final loss",
         stated_text=claim.stated_text))
 
 
 share_in_band = procedures.custom(
     f"median share in [{SHARE_BAND[0]:g}, {SHARE_BAND[1]:g}]",
-    f"BCa bootstrap CI of the median inside {list(SHARE_BAND)}", decide_share, _share_wiring)
+    f"BCa bootstrap CI of the median inside {list(SHARE_BAND)}", decide_share, _share_worlds)
 
 
 def plot_reconstructions(frame: pd.DataFrame, images: torch.Tensor, path: Path, epochs: int) -> None:

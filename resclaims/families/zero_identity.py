@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
+from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis.extra.numpy import arrays
 
 from resclaims import calibration as cal
 from resclaims.procedures import Procedure, custom, paired_difference
 from resclaims.stats import ALPHA, bootstrap_ci, bootstrap_mean_curves, crossing_epochs, paired_exchange_test, paired_signed_rank
 from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Decision, directional, within_band
-from resclaims.zero_identity import curves
+from resclaims.zero_identity import ARMS, OneConv, arm_data, curves, experiment_inputs, initial_weights, train_sequential
 
 SHIFTS = cal.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in cal.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
@@ -93,14 +96,14 @@ def mean_curve_ratio(band: tuple[float, float], threshold: float, budget: int) -
         return Decision(within_band(ratio.ci, band, lower_bound=censored), ratio.estimate, ratio.ci,
                         details={"band": list(band), "censored": bool(censored), **epochs})
 
-    def wiring(claim, identity: np.ndarray, zero: np.ndarray) -> dict:
+    def worlds(claim, identity: np.ndarray, zero: np.ndarray) -> dict:
         statistic = lambda i, z: float(ratio_of(i.mean(axis=0), z.mean(axis=0)))  # noqa: E731
-        return dict(unit=claim.unit, **cal.band_wiring((identity, zero), 0, statistic, band, claim.stated,
+        return dict(unit=claim.unit, **cal.band_worlds((identity, zero), 0, statistic, band, claim.stated,
                                                        "every identity run's loss"))
 
     return custom(f"mean-curve ratio in [{band[0]:.4g}, {band[1]:.4g}]",
                   f"bootstrap CI (BCa, experiments resampled) inside the source's band [{band[0]:.3g}, {band[1]:.3g}]",
-                  decide, wiring)
+                  decide, worlds)
 
 
 def per_run_ratio_in_band(band: tuple[float, float]) -> Procedure:
@@ -110,14 +113,14 @@ def per_run_ratio_in_band(band: tuple[float, float]) -> Procedure:
         ratio = bootstrap_ci((per_run_ratio(t_identity, t_zero),), np.median, vectorized=True)
         return Decision(within_band(ratio.ci, band), ratio.estimate, ratio.ci, details={"band": list(band)})
 
-    def wiring(claim, t_identity: np.ndarray, t_zero: np.ndarray) -> dict:
+    def worlds(claim, t_identity: np.ndarray, t_zero: np.ndarray) -> dict:
         statistic = lambda i, z: float(np.median(per_run_ratio(i, z)))  # noqa: E731
-        return dict(unit=claim.unit, **cal.band_wiring((t_identity, t_zero), 0, statistic, band, claim.stated,
+        return dict(unit=claim.unit, **cal.band_worlds((t_identity, t_zero), 0, statistic, band, claim.stated,
                                                        "every identity run's epochs to 0.01"))
 
     return custom(f"median per-run ratio in [{band[0]:.4g}, {band[1]:.4g}]",
                   f"bootstrap CI (BCa) of the median inside the source's band [{band[0]:.3g}, {band[1]:.3g}]",
-                  decide, wiring)
+                  decide, worlds)
 
 
 def mean_curve_crossing(band: tuple[float, float], threshold: float, budget: int, arm: str) -> Procedure:
@@ -129,14 +132,14 @@ def mean_curve_crossing(band: tuple[float, float], threshold: float, budget: int
         return Decision(within_band(crossing.ci, band, lower_bound=censored), crossing.estimate, crossing.ci,
                         details={"band": list(band), "censored": bool(censored)})
 
-    def wiring(claim, c: np.ndarray) -> dict:
+    def worlds(claim, c: np.ndarray) -> dict:
         statistic = lambda x: float(mean_crossing(x.mean(axis=0), threshold, budget))  # noqa: E731
-        return dict(unit=claim.unit, **cal.band_wiring((c,), 0, statistic, band, claim.stated,
+        return dict(unit=claim.unit, **cal.band_worlds((c,), 0, statistic, band, claim.stated,
                                                        f"every {arm} run's loss"))
 
     return custom(f"mean-curve crossing in [{band[0]:g}, {band[1]:g}]",
                   f"bootstrap CI (BCa) inside [{band[0]:g}, {band[1]:g}] (the source's reading ± half an epoch)",
-                  decide, wiring)
+                  decide, worlds)
 
 
 def decide_variance(auc_identity: np.ndarray, auc_zero: np.ndarray) -> Decision:
@@ -230,3 +233,52 @@ def plot_sweep(sweep: pd.DataFrame, path, threshold: float, band: tuple[float, f
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+# -- Z3: exact properties, checked with hypothesis ---------------------------------------------
+images = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(3, 12), st.integers(3, 12)),
+                elements=st.floats(-1e3, 1e3, width=32))
+PROPERTY_PROTOCOL = "exact check on random images of 1-4 samples, 3x3 to 12x12, values in [-1000, 1000]"
+
+
+def kernel(values: list[float]) -> OneConv:
+    model = OneConv()
+    with torch.no_grad():
+        model.conv1.weight.copy_(torch.tensor(values).reshape(1, 1, 3, 3))
+    return model
+
+
+def check_property(claim, prop, judge, examples: int = 300) -> None:
+    """Run a hypothesis property; "supported" over the examples it checked, or "refuted" with the counterexample."""
+    checked = []
+
+    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=True)
+    @given(images)
+    def check(x):
+        prop(torch.from_numpy(x).unsqueeze(1))  # (B, 1, H, W)
+        checked.append(1)
+
+    error = None
+    try:
+        check()
+    except AssertionError as failure:
+        error = str(failure)
+    judge.exact(claim, error is None, float(error is None), n=len(checked), protocol=PROPERTY_PROTOCOL,
+                details={"counterexample": error} if error else {},
+                why="exact, no sampling: the property is checked on every input")
+
+
+# -- timing -------------------------------------------------------------------------------------
+def epoch_problem(n_experiments: int, device) -> tuple[torch.Tensor, ...]:
+    """Inputs, targets, kernels and shortcut flags for n experiments x (identity, zero)."""
+    seeds = range(n_experiments)
+    data = [arm_data(ARMS[t], experiment_inputs(s, 200)) for t in ("identity", "zero") for s in seeds]
+    weights = torch.cat([initial_weights(s, t) for t in ("identity", "zero") for s in seeds])
+    as_tensor = lambda a: torch.tensor(np.stack(a), device=device)  # noqa: E731
+    shortcut = torch.zeros(2 * n_experiments, dtype=torch.bool, device=device)
+    return as_tensor([d[0] for d in data]), as_tensor([d[1] for d in data]), weights.to(device), shortcut
+
+
+def run_sequential(inputs, targets, weights, epochs) -> None:
+    for x, y, w in zip(inputs, targets, weights):
+        train_sequential(x.reshape(-1, 1, 1, 3, 3), y.reshape(-1, 1, 1, 3, 3), w, epochs)
