@@ -174,11 +174,11 @@ def k_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
     """Residual and plain at every block count (K1, K2: config.blocks; K3: config.depth_blocks), and (full tier)
     the K1 pair again with images reshuffled every pass, as arms "resnet-10-images" and "plain-10-images"."""
     arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, stream="K", family="K", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data)
     if config.order_effect:  # the same seeds as the K arms: paired by seed
         images = cifar.CifarRuns(replace(config.train, order="images"),
                                  tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-        frame = pd.concat([frame, runs(images, n_seeds, stream="K", family="K", data=data, label="K1.order")],
+        frame = pd.concat([frame, runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")],
                           ignore_index=True)
     report.note("K1", f"scale: {protocol}")
     return frame

@@ -192,7 +192,7 @@ def d_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, stream="D", family="D", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="D", family="D", data=data)
     report.note("D1", f"scale: {protocol}")
     return with_errors(frame)
 
@@ -203,7 +203,7 @@ def gradients(runs, config, n_seeds, data) -> pd.DataFrame:
     arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
                            partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
                  for bn, suffix in ((True, ""), (False, "-no-bn")))
-    return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), n_seeds, stream="D3",
+    return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), n_seeds, seed_name="D3",
                 family="D3", data=data)
 
 

@@ -177,7 +177,7 @@ def images(data, tier, settings) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def frame(runs, data, tier, n_seeds, settings, report) -> pd.DataFrame:
     """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
-    trained = runs(tier, n_seeds, stream="M", family="M", data=data)
+    trained = runs(tier, n_seeds, seed_name="M", family="M", data=data)
     report.note("M1", f"{settings.tier} tier: {tier.describe(n_seeds)}.")
     return trained
 

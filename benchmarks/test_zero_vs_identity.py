@@ -222,20 +222,20 @@ def protocol() -> str:
 @pytest.fixture(scope="module")
 def z_runs(runs, settings) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(SOURCE_PROTOCOL, settings.n_seeds(SEEDS), stream="Z", family="Z")
+    return runs(SOURCE_PROTOCOL, settings.n_seeds(SEEDS), seed_name="Z", family="Z")
 
 
 @pytest.fixture(scope="module")
 def source_runs(runs) -> pd.DataFrame:
     """The source's exact 100 experiments (full tier)."""
-    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, stream="Z-source-100", family="Z")
+    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", family="Z")
 
 
 @pytest.fixture(scope="module")
 def factorial_runs(runs, settings) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
     protocol = replace(SOURCE_PROTOCOL, arms=tuple(ARMS), shared_init=True)
-    return runs(protocol, settings.n_seeds(SEEDS), stream="Z4", family="Z")
+    return runs(protocol, settings.n_seeds(SEEDS), seed_name="Z4", family="Z")
 
 
 @dataclass(frozen=True)

@@ -259,9 +259,9 @@ def dataset(settings: Settings, report: Report) -> Callable[..., T]:
 
 @pytest.fixture(scope="session")
 def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Report) -> Runs:
-    """``runs(protocol, n, stream=..., family=..., data=None)``: a tidy frame of ``n`` seeds' runs.
+    """``runs(protocol, n, family=..., seed_name=None, data=None)``: a tidy frame of ``n`` seeds' runs.
 
-    Seeds derive from the base seed and ``stream``; runs in the cache are read,
+    Seeds derive from the base seed and ``seed_name`` (default: the family); runs in the cache are read,
     the rest trained (with progress); the frame joins the report's run table.
     See :mod:`resclaims.runs`.
     """

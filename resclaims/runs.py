@@ -20,7 +20,7 @@ resume partial state in. A kernel may define ``progress_total(protocol, n_seeds)
 
 A :class:`Job` (a protocol, seeds and a device) is the unit any engine can
 execute. The ``runs`` fixture (:class:`Runs`) gives a claim its runs: seeds
-derived from the base seed, the run cache (keyed by the protocol, never by how
+derived from the base seed and a seed name, the run cache (keyed by the protocol, never by how
 many seeds were asked for), progress, and the report's run table.
 """
 
@@ -74,9 +74,9 @@ class Job:
 
 
 class Runs:
-    """Trained runs for claims: ``runs(protocol, n, stream=..., family=..., data=None)`` -> a tidy frame.
+    """Trained runs for claims: ``runs(protocol, n, family=..., seed_name=None, data=None)`` -> a tidy frame.
 
-    The ``n`` seeds come from the base seed and ``stream`` (``--seeds 2`` gives
+    The ``n`` seeds come from the base seed and ``seed_name`` (default: the family; ``--seeds 2`` gives
     the first two of ``--seeds 5``); runs the cache holds are read, the others
     trained; the frame is added to the report's run table under ``family``.
     """
@@ -84,11 +84,12 @@ class Runs:
     def __init__(self, settings: Any, cache: Any, progress: Any, report: Any) -> None:
         self.settings, self.cache, self.progress, self.report = settings, cache, progress, report
 
-    def __call__(self, protocol: Any, n: int, *, stream: str, family: str, data: Any = None,
+    def __call__(self, protocol: Any, n: int, *, family: str, seed_name: str | None = None, data: Any = None,
                  label: str | None = None) -> pd.DataFrame:
-        seeds = self.settings.run_seeds(stream, n)
-        frame = self.train(protocol, seeds, data=data, label=label or stream)
-        self.report.add_runs(family, frame.assign(stream=stream) if "stream" not in frame else frame)
+        seed_name = seed_name or family
+        seeds = self.settings.run_seeds(seed_name, n)
+        frame = self.train(protocol, seeds, data=data, label=label or seed_name)
+        self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
         return frame
 
     def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "") -> pd.DataFrame:

@@ -53,9 +53,9 @@ class Settings:
         """Seeds per condition: --seeds, else this tier's count from ``{"quick": ..., "full": ...}``."""
         return self.seeds or per_tier[self.tier]
 
-    def run_seeds(self, stream: str, n: int) -> list[int]:
-        """``n`` run seeds for ``stream``, derived from the base seed."""
-        return derive_seeds(self.base_seed, stream, n)
+    def run_seeds(self, name: str, n: int) -> list[int]:
+        """``n`` run seeds named ``name``, derived from the base seed."""
+        return derive_seeds(self.base_seed, name, n)
 
 
 def parse_tier(value: str) -> str:

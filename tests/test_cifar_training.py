@@ -249,7 +249,7 @@ def cifar_runs(cache: RunCache, track=None) -> Runs:
     def quiet(*args):
         yield lambda epoch: None
 
-    settings = SimpleNamespace(device=torch.device("cpu"), run_seeds=lambda stream, n: derive_seeds(1, stream, n))
+    settings = SimpleNamespace(device=torch.device("cpu"), run_seeds=lambda name, n: derive_seeds(1, name, n))
     return Runs(settings, cache, SimpleNamespace(track=track or quiet), SimpleNamespace(add_runs=lambda *a: None))
 
 
@@ -277,15 +277,15 @@ def test_fewer_seeds_train_nothing_and_more_seeds_train_only_the_new_ones(data, 
     monkeypatch.setattr(cifar.kernel, "default_workers", lambda device: 1)
     cache = RunCache(tmp_path)
     runs, protocol = cifar_runs(cache), cifar.CifarRuns(replace(HE, steps=1, log_every=1), tuple(HE_ARMS))
-    five = runs(protocol, 5, stream="D", family="D", data=data)
+    five = runs(protocol, 5, seed_name="D", family="D", data=data)
     assert cache.trained == 5 * len(HE_ARMS)
-    two = runs(protocol, 2, stream="D", family="D", data=data)
+    two = runs(protocol, 2, seed_name="D", family="D", data=data)
     assert cache.trained == 5 * len(HE_ARMS)  # nothing trained
     pd.testing.assert_frame_equal(two.reset_index(drop=True),
                                   five[five.seed.isin(two.seed.unique())].reset_index(drop=True))
     trained = []
     monkeypatch.setattr(cifar.kernel, "train_arms", partial(spy, cifar.kernel.train_arms, trained))
-    runs(protocol, 7, stream="D", family="D", data=data)
+    runs(protocol, 7, seed_name="D", family="D", data=data)
     assert cache.trained == 7 * len(HE_ARMS)
     assert trained == [(tuple(a.name for a in HE_ARMS), tuple(derive_seeds(1, "D", 7)[5:]))]
 

@@ -69,7 +69,7 @@ def test_distinct_generated_claims_pass(pytester):
     ({"statistic": " "}, "claim U1: missing statistic"),
     ({"procedure": "exceeds_paired"}, "claim U1: unknown procedure 'exceeds_paired'"),
     ({"known": {"medium": "refuted: x"}}, "claim U1: known outcome for unknown tier 'medium'"),
-    ({"known": {"quick": "supported"}}, "claim U1: known outcome at quick must start with 'refuted' or 'inconclusive'"),
+    ({"known": {"quick": "supported"}}, "claim U1: known outcome at quick must start with 'refuted', 'inconclusive' or"),
 ])
 def test_bad_declarations_name_the_claim_and_the_field(fields, message):
     declaration = dict(source="mine", claim="a count", statistic="n", procedure=procedures.exact())

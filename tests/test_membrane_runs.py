@@ -57,16 +57,16 @@ def setup(tmp_path):
 
 def test_fewer_seeds_train_nothing_and_more_train_only_the_new_ones(setup, data):
     runs, cache, progress, report = setup
-    five = runs(TINY, 5, stream="M", family="M", data=data)
+    five = runs(TINY, 5, seed_name="M", family="M", data=data)
     assert (cache.trained, cache.reused) == (5, 0)  # one entry per seed: its four arms
     assert progress.calls == [("M", TINY.name, 5, TINY.epochs)] and progress.steps == [0, 1]
     assert len(five) == 5 * 4 * TINY.epochs and five.seed.nunique() == 5
 
-    two = runs(TINY, 2, stream="M", family="M", data=data)  # --seeds 2 after --seeds 5
+    two = runs(TINY, 2, seed_name="M", family="M", data=data)  # --seeds 2 after --seeds 5
     assert (cache.trained, cache.reused) == (5, 2) and len(progress.calls) == 1
     pd.testing.assert_frame_equal(two, five[five.seed.isin(two.seed.unique())].reset_index(drop=True), check_exact=True)
 
-    seven = runs(TINY, 7, stream="M", family="M", data=data)  # --seeds 7: only the 2 new seeds train
+    seven = runs(TINY, 7, seed_name="M", family="M", data=data)  # --seeds 7: only the 2 new seeds train
     assert (cache.trained, cache.reused) == (7, 7)
     assert progress.calls[1:] == [("M", TINY.name, 2, TINY.epochs)]
     shared = seven[seven.seed.isin(five.seed.unique())].reset_index(drop=True)
@@ -80,8 +80,8 @@ def test_fewer_seeds_train_nothing_and_more_train_only_the_new_ones(setup, data)
 
 def test_the_cache_keys_on_the_protocol_and_the_data(setup, data):
     runs, cache, _, _ = setup
-    runs(TINY, 2, stream="M", family="M", data=data)
-    runs(MembraneProtocol(arms=ARMS, epochs=2, crop=8), 2, stream="M", family="M", data=data)  # other arms
+    runs(TINY, 2, seed_name="M", family="M", data=data)
+    runs(MembraneProtocol(arms=ARMS, epochs=2, crop=8), 2, seed_name="M", family="M", data=data)  # other arms
     other = Membrane(1 - data.images, data.folder, data.source, "other labels")
-    runs(TINY, 2, stream="M", family="M", data=other)  # other labels
+    runs(TINY, 2, seed_name="M", family="M", data=other)  # other labels
     assert (cache.trained, cache.reused) == (6, 0)

@@ -1,11 +1,18 @@
 """The seed-batched Z kernel is the source's training loop, model by model."""
 
-from dataclasses import replace
+import contextlib
 import dataclasses
+from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+
+from resclaims.cache import RunCache
+from resclaims.report import Report
+from resclaims.runs import Runs
+from resclaims.settings import Settings
 
 from resclaims.zero_identity import (
     ARMS,
@@ -108,3 +115,27 @@ def test_unknown_task_and_scale_are_rejected():
         ZeroIdentityProtocol(arms=("nope",))
     with pytest.raises(ValueError, match="loss_scale"):
         ZeroIdentityProtocol(loss_scale="sum")
+
+
+def test_the_run_cache_is_keyed_by_the_protocol_not_the_number_of_seeds(tmp_path):
+    """--seeds 2 after --seeds 5 trains nothing; --seeds 7 after 5 trains only the 2 new seeds (the bug: n_seeds was
+    part of the config, so of the cache key, and any other count missed the cache)."""
+    class Quiet:
+        @contextlib.contextmanager
+        def track(self, *args):
+            yield lambda epoch: None
+
+    settings = Settings(tier="quick", device=torch.device("cpu"), base_seed=1, seeds=None, data_dir=None,
+                        report_dir=tmp_path / "report")
+    cache = RunCache(tmp_path / "runs")
+    runs = Runs(settings, cache, Quiet(), Report(tmp_path / "report", tier="quick", device="cpu", base_seed=1))
+    tiny = ZeroIdentityProtocol(n_samples=10, epochs=2)
+    five = runs(tiny, 5, family="Z")
+    assert cache.trained == 5
+    two = runs(tiny, 2, family="Z")
+    assert cache.trained == 5 and two.equals(five[five.seed.isin(two.seed.unique())].reset_index(drop=True))
+    seven = runs(tiny, 7, family="Z")
+    assert cache.trained == 7 and set(seven.seed) == set(settings.run_seeds("Z", 7))
+    shared = seven[seven.seed.isin(five.seed.unique())]
+    pd.testing.assert_frame_equal(shared.sort_values(["arm", "seed", "epoch"]).reset_index(drop=True),
+                                  five.sort_values(["arm", "seed", "epoch"]).reset_index(drop=True))
