@@ -14,7 +14,7 @@ Source sentences (Martyn 2019, "How residual shortcuts speed up learning"):
 
 Protocol: the source's, in both tiers (OneConv, kaiming_normal_ fan_out, Adam
 defaults, L1, batch 1, 200 uniform 3x3 images, 20 epochs, float32, loss recorded as
-epoch sum / 20). Experiments per setting: quick 400, full 2,000, plus (full) the
+epoch sum / 20). Experiments per arm: quick 400, full 2,000, plus (full) the
 source's exact 100 as rows of their own. Deviations: seeds come from the base seed
 (the source is unseeded), and each experiment's two fresh models draw their
 kernels from separate seeded streams; models train seed-batched (equal to the
@@ -72,7 +72,7 @@ there is below 0.8 reports "inconclusive" where it would have said "refuted".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -82,13 +82,13 @@ import torch
 from resclaims import plotting, procedures
 from resclaims.claims import Claim
 from resclaims.families.zero_identity import (
+    Z1Data,
     check_property,
     epoch_problem,
     kernel,
     run_sequential,
     SD_RATIOS,
     SHIFTS,
-    censored_crossings,
     convergence_counts,
     factorial_effects,
     mean_curve_crossing,
@@ -99,14 +99,12 @@ from resclaims.families.zero_identity import (
     threshold_sweep,
     variance_ratio_above_one,
 )
-from resclaims.stats import crossing_epochs
 from resclaims.zero_identity import (
     ARMS,
     SEEDS,
     SOURCE_PROTOCOL,
     SOURCE_SEEDS,
     OneConv,
-    finite_pairs,
     train_batched,
 )
 
@@ -238,50 +236,26 @@ def factorial_runs(runs, settings) -> pd.DataFrame:
     return runs(protocol, settings.n_seeds(SEEDS), seed_name="Z4", family="Z")
 
 
-@dataclass(frozen=True)
-class Z1Data:
-    """Z1's inputs: paired curves without diverged runs, their censored crossings, and the converged pairs."""
-
-    identity: np.ndarray
-    zero: np.ndarray
-    diverged: int
-
-    @classmethod
-    def of(cls, frame: pd.DataFrame) -> "Z1Data":
-        return cls(*finite_pairs(frame, "identity", "zero"))
-
-    @property
-    def t_identity(self) -> np.ndarray:
-        return censored_crossings(self.identity, THRESHOLD)
-
-    @property
-    def t_zero(self) -> np.ndarray:
-        return censored_crossings(self.zero, THRESHOLD)
-
-    @property
-    def converged(self) -> np.ndarray:
-        return np.isfinite(crossing_epochs(self.identity, THRESHOLD)) & np.isfinite(crossing_epochs(self.zero, THRESHOLD))
-
-    def rows(self, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:
-        """Each Z1 claim with its data and details, by id."""
-        ok, diverged = self.converged, {"diverged_pairs_excluded": self.diverged}
-        direction = {**diverged, "convergence": convergence_counts(frame, THRESHOLD),
-                     "median_epochs_identity": float(np.median(self.t_identity)),
-                     "median_epochs_zero": float(np.median(self.t_zero))}
-        return {claim.id: (claim, data, details) for claim, data, details in (
-            (Z1_DIRECTION, (self.t_identity, self.t_zero), direction),
-            (Z1_MAGNITUDE, (self.identity, self.zero), diverged),
-            (Z1_CONVERGED, (self.identity[ok], self.zero[ok]), {**diverged, "pairs_excluded": int((~ok).sum())}),
-            (Z1_PER_RUN, (self.t_identity, self.t_zero), diverged),
-            (Z1_ZERO_EPOCHS, (self.zero,), diverged),
-            (Z1_IDENTITY_EPOCHS, (self.identity,), diverged),
-        )}
+def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:
+    """Each Z1 claim with its data and details, by id."""
+    ok, diverged = z1.converged, {"diverged_pairs_excluded": z1.diverged}
+    direction = {**diverged, "convergence": convergence_counts(frame, THRESHOLD),
+                 "median_epochs_identity": float(np.median(z1.t_identity)),
+                 "median_epochs_zero": float(np.median(z1.t_zero))}
+    return {claim.id: (claim, data, details) for claim, data, details in (
+        (Z1_DIRECTION, (z1.t_identity, z1.t_zero), direction),
+        (Z1_MAGNITUDE, (z1.identity, z1.zero), diverged),
+        (Z1_CONVERGED, (z1.identity[ok], z1.zero[ok]), {**diverged, "pairs_excluded": int((~ok).sum())}),
+        (Z1_PER_RUN, (z1.t_identity, z1.t_zero), diverged),
+        (Z1_ZERO_EPOCHS, (z1.zero,), diverged),
+        (Z1_IDENTITY_EPOCHS, (z1.identity,), diverged),
+    )}
 
 
 @pytest.fixture(scope="module")
 def z1(z_runs, report) -> Z1Data:
     """Z1's data, with the sweep and the learning-curve figures and notes, computed once."""
-    data = Z1Data.of(z_runs)
+    data = Z1Data.of(z_runs, THRESHOLD)
     sweep = threshold_sweep(data.identity, data.zero)
     plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), THRESHOLD, RATIO_BAND)
     report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
@@ -309,14 +283,14 @@ def z1(z_runs, report) -> Z1Data:
 @pytest.mark.parametrize("claim", [Z1_DIRECTION, Z1_MAGNITUDE, Z1_CONVERGED, Z1_PER_RUN, Z1_ZERO_EPOCHS,
                                    Z1_IDENTITY_EPOCHS], ids=lambda c: c.id)
 def test_Z1(claim, z1, z_runs, judge):
-    claim, data, details = z1.rows(z_runs)[claim.id]
+    claim, data, details = z1_rows(z1, z_runs)[claim.id]
     judge(claim, *data, details=details)
 
 
 @pytest.mark.full
 def test_Z1_source_protocol_100(source_runs, judge):
     """The source's own 100 experiments, as rows of their own; the test's outcome is the magnitude's."""
-    rows = Z1Data.of(source_runs).rows(source_runs)
+    rows = z1_rows(Z1Data.of(source_runs, THRESHOLD), source_runs)
     for claim, data, details in rows.values():
         if claim is not Z1_MAGNITUDE:
             judge.record(claim.variant("source100"), *data, details=details)

@@ -9,6 +9,8 @@ refute but not support), and the Z procedures that no shared one fits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -19,7 +21,7 @@ from resclaims import calibration as cal
 from resclaims.procedures import Procedure, custom, paired_difference
 from resclaims.stats import ALPHA, bootstrap_ci, bootstrap_mean_curves, crossing_epochs, paired_exchange_test, paired_signed_rank
 from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, Decision, directional, within_band
-from resclaims.zero_identity import ARMS, OneConv, arm_data, curves, experiment_inputs, initial_weights, train_sequential
+from resclaims.zero_identity import ARMS, finite_pairs, OneConv, arm_data, curves, experiment_inputs, initial_weights, train_sequential
 
 SHIFTS = cal.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in cal.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
@@ -76,6 +78,34 @@ def factorial_effects(frame: pd.DataFrame, arms: tuple[str, ...], threshold: flo
         "target_variance": epochs["residual_identity"] - epochs["zero"],  # same optimum and start
         "diverged_seeds_excluded": int((~finite).sum()),
     }
+
+
+# -- Z1's data -----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Z1Data:
+    """Z1's inputs: paired curves without diverged runs, their censored crossings, and the converged pairs."""
+
+    identity: np.ndarray
+    zero: np.ndarray
+    diverged: int
+    threshold: float
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame, threshold: float) -> "Z1Data":
+        return cls(*finite_pairs(frame, "identity", "zero"), threshold)
+
+    @property
+    def t_identity(self) -> np.ndarray:
+        return censored_crossings(self.identity, self.threshold)
+
+    @property
+    def t_zero(self) -> np.ndarray:
+        return censored_crossings(self.zero, self.threshold)
+
+    @property
+    def converged(self) -> np.ndarray:
+        return (np.isfinite(crossing_epochs(self.identity, self.threshold))
+                & np.isfinite(crossing_epochs(self.zero, self.threshold)))
 
 
 # -- procedures -----------------------------------------------------------------------------
