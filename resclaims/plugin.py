@@ -218,7 +218,7 @@ def settings(pytestconfig: pytest.Config) -> Settings:
 
 @pytest.fixture(scope="session")
 def report(pytestconfig: pytest.Config) -> Report:
-    """The session's report; claim tests ``report.verify(result)``."""
+    """The session's report: notes (``report.note``) and figures (``report.figure_path``); claims go through ``judge``."""
     return pytestconfig.stash[REPORT_KEY]
 
 

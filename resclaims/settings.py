@@ -7,13 +7,11 @@ that says what to do.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
 
 import torch
 
@@ -28,13 +26,6 @@ class SettingsError(ValueError):
     """An option value the suite cannot run with; the message says what to do."""
 
 
-class TierConfig(Protocol):
-    n_seeds: int
-
-
-C = TypeVar("C", bound=TierConfig)
-
-
 @dataclass(frozen=True)
 class Settings:
     tier: str  # quick | full
@@ -43,11 +34,6 @@ class Settings:
     seeds: int | None  # overrides each tier's seed count
     data_dir: Path | None  # user-supplied data root (--data-dir or RESCLAIMS_DATA)
     report_dir: Path  # where this session's report goes
-
-    def config(self, tiers: Mapping[str, C]) -> C:
-        """This session's config from a family's ``{"quick": ..., "full": ...}``, with --seeds applied."""
-        config = tiers[self.tier]
-        return dataclasses.replace(config, n_seeds=self.seeds) if self.seeds else config
 
     def n_seeds(self, per_tier: Mapping[str, int]) -> int:
         """Seeds per condition: --seeds, else this tier's count from ``{"quick": ..., "full": ...}``."""

@@ -1,10 +1,9 @@
 """From a statistic to a verdict: the one path every claim takes.
 
-A claim test builds a :class:`ClaimResult` with one of the decision rules below,
-records it in the report, then calls :func:`require_supported`, which fails with
-the estimate, interval, p and n in its message. A claim the evidence refutes is
-marked ``xfail(strict=True)`` with those numbers, so it turns red if it starts to
-hold.
+A procedure (:mod:`resclaims.procedures`) returns a :class:`Decision` made with
+one of the decision rules below; :class:`resclaims.claims.Judge` turns it into the
+:class:`ClaimResult` the report carries, applies :func:`with_power`, and turns the
+verdict into the test's outcome.
 """
 
 from __future__ import annotations
@@ -119,13 +118,6 @@ def within_band(ci: tuple[float, float], band: tuple[float, float], *, lower_bou
     if high < band_low or low > band_high:
         return REFUTED
     return INCONCLUSIVE
-
-
-def claim_result(decision: Decision, **fields: Any) -> ClaimResult:
-    """A :class:`ClaimResult` from a procedure's decision and the claim's other fields."""
-    details = {**decision.details, **fields.pop("details", {})}
-    return ClaimResult(verdict=decision.verdict, estimate=decision.estimate, ci=decision.ci,
-                       p_value=decision.p_value, details=details, **fields)
 
 
 def power_aware(verdict: str, power: float | None, *, minimum: float = MIN_POWER) -> str:

@@ -10,8 +10,6 @@ from resclaims.verdict import (
     REFUTED,
     SUPPORTED,
     ClaimResult,
-    Decision,
-    claim_result,
     directional,
     power_aware,
     require_supported,
@@ -82,14 +80,6 @@ def test_with_power_keeps_the_numbers_and_says_what_changed():
     assert weak.details == {"power_at_stated_effect": 0.42, "verdict_before_power_check": REFUTED}
     strong = with_power(result(REFUTED), 0.95)
     assert strong.verdict == REFUTED and "verdict_before_power_check" not in strong.details
-
-
-def test_claim_result_from_a_decision():
-    decision = Decision(SUPPORTED, 2.0, (1.0, 3.0), 0.01, details={"band": [0, 1]})
-    record = claim_result(decision, id="X2", claim="c", source="s", n=4, statistic="s", test="t", tier="quick",
-                          protocol="p", details={"extra": 1})
-    assert (record.verdict, record.estimate, record.ci, record.p_value) == (SUPPORTED, 2.0, (1.0, 3.0), 0.01)
-    assert record.details == {"band": [0, 1], "extra": 1}
 
 
 @pytest.mark.parametrize("ci,p", [((math.nan, math.nan), math.nan), ((0.1, 0.5), math.nan), ((math.nan, 0.5), 0.01)])
