@@ -242,7 +242,10 @@ def entry_info(path: Path) -> dict[str, Any]:
 
 def _write_entry(frame: pd.DataFrame, path: Path, info: dict[str, Any]) -> None:
     """``frame`` as Parquet at ``path``, with ``info`` in its metadata; written atomically, its round trip checked."""
-    table = pa.Table.from_pandas(frame)
+    try:
+        table = pa.Table.from_pandas(frame)
+    except (pa.ArrowException, ValueError) as error:
+        raise TypeError(f"a run frame cannot be stored as Parquet: {error}") from None
     table = table.replace_schema_metadata({**table.schema.metadata, METADATA_KEY: json.dumps(info).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
