@@ -1,4 +1,4 @@
-"""A cache of trained runs, so that nothing is trained twice.
+"""A cache of trained runs, so that nothing is trained twice; a safe contract between training and verdicts.
 
 A run is one seed of one kernel under one config. Its key is the kernel's name,
 a hash of the kernel's source (a changed kernel changes every key; for a package,
@@ -8,26 +8,57 @@ version may give other numbers). Asking for seeds trains only the missing ones,
 in one batch, and stores each seed's rows on its own, so adding seeds reuses the
 earlier ones. Kernels whose conditions train one after the other (CIFAR's arms)
 store each (condition, seed) as the condition finishes, so a long session
-stopped part-way keeps its work. Entries are written through a temporary file
-and a rename, so a killed run leaves no half-written entry.
+stopped part-way keeps its work.
+
+Entries are tidy frames (a ``seed`` column) stored as Parquet, never pickle:
+reading a pickle from shared storage would run whatever code it holds. A
+frame's round trip is checked when it is written (exactly equal, dtypes and
+index included), and it is written through a temporary file and a rename, so a
+killed run leaves no half-written entry. Each entry's Parquet metadata
+(:func:`entry_info`) records what it is (the key), the wall time of the
+training that made it, how many seeds trained together in it, and the device
+(kind and name), for planning what a session will cost. An entry that cannot
+be read (random bytes, a truncated file, another format) is reported in one
+warning naming the file, removed, and trained again; old ``.pkl`` entries are
+ignored (they train again once).
+
+Two sessions may fill the same cache at once (pytest-xdist workers, two
+terminals, two machines on a shared folder): a group of entries (a condition's
+seeds) is trained under a lock, a ``filelock.FileLock`` in ``locks/`` next to
+the entries, and the cache is read again once the lock is held, so a run
+another session trained meanwhile is read, not trained again. A session that
+waits says so in one warning. The locks are the operating system's
+(``fcntl``/``LockFileEx``), released by the OS when the process holding them
+dies, however it dies: a killed session leaves no lock to expire, which is
+what a heartbeat or a timeout would otherwise have to guess (on network file
+systems this needs working ``fcntl`` locks, as NFSv4 has).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
 import os
+import platform
 import tempfile
-from collections.abc import Callable, Sequence
+import time
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
+from filelock import FileLock, Timeout
 
+METADATA_KEY = b"resclaims"  # the Parquet key-value metadata entry_info reads
 
 def kernel_version(module: ModuleType) -> str:
     """A short hash of a kernel's source code: a module's, or that of every module of a package.
@@ -61,35 +92,24 @@ class RunCache:
     def runs(
         self,
         kernel: ModuleType,
-        train: Callable[[list[int]], Any],
+        train: Callable[[list[int]], pd.DataFrame],
         seeds: Sequence[int],
         *,
         device_kind: str,
-        split: Callable[[Any], dict[int, Any]] | None = None,
-        merge: Callable[[list[Any]], Any] | None = None,
         **key: Any,
-    ) -> Any:
-        """The result of ``train(seeds)``, trained only for seeds not in the cache.
+    ) -> pd.DataFrame:
+        """``train(seeds)``'s tidy frame (a ``seed`` column), trained only for seeds not in the cache.
 
-        ``train`` takes a list of seeds and returns, by default, a tidy frame with
-        a ``seed`` column; for any other result, ``split`` cuts it into one part
-        per seed and ``merge`` joins parts in the order given. ``key`` holds
-        everything else that shapes the result (config, tasks, ...); values are
-        keyed by their ``repr``.
+        ``key`` holds everything else that shapes the result (config, tasks, ...);
+        values are keyed by their ``repr``.
         """
         seeds = list(seeds)
-        split = split or by_seed
-        merge = merge or (lambda frames: pd.concat(frames, ignore_index=True))
         if self.directory is None:
             self.trained += len(seeds)
             return train(seeds)
-        paths = self._paths(kernel, seeds, device_kind, key)
-        missing = [seed for seed, path in paths.items() if not path.exists()]
-        if missing:
-            self._store(split(train(missing)), paths)
-            self.trained += len(missing)
-        self.reused += len(seeds) - len(missing)
-        return merge([pd.read_pickle(paths[seed]) for seed in seeds])
+        groups = [self._group(kernel, seeds, device_kind, key)]
+        return self._fill(kernel, [None], groups, seeds, lambda todo, missing, keep: keep(None, train(missing)),
+                          device_kind)
 
     def runs_per_condition(
         self,
@@ -113,49 +133,82 @@ class RunCache:
         if self.directory is None:
             self.trained += len(seeds) * len(conditions)
             return train(conditions, seeds, lambda condition, frame: None)
-        paths = [self._paths(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
-        todo = [i for i, p in enumerate(paths) if not all(path.exists() for path in p.values())]
-        missing = [seed for seed in seeds if any(not paths[i][seed].exists() for i in todo)]
-        stored = []
-
-        def keep(condition: Any, frame: pd.DataFrame) -> None:
-            i = next(i for i in todo if conditions[i] == condition)
-            self._store(by_seed(frame), paths[i])
-            stored.append(i)
-
-        if todo:
-            train([conditions[i] for i in todo], missing, keep)
-            if sorted(stored) != todo:
-                raise RuntimeError(f"{kernel.__name__}: training returned without handing over every condition")
-        self.trained += len(todo) * len(missing)
-        self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
-        return pd.concat([pd.read_pickle(p[seed]) for p in paths for seed in seeds], ignore_index=True)
+        groups = [self._group(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
+        return self._fill(kernel, conditions, groups, seeds, train, device_kind)
 
     def scratch(self, kernel: ModuleType, *, device_kind: str, **key: Any) -> Path | None:
         """A folder for the partial state of training under this key (None when caching is off).
 
         Kernels write checkpoints there and resume from them; the key (including
         the seeds being trained) makes sure a checkpoint is only ever resumed by
-        the same training.
+        the same training. Training runs under the lock of its entries, so two
+        sessions never write the same checkpoint.
         """
         if self.directory is None:
             return None
         digest = hashlib.sha256(json.dumps(_base(kernel, device_kind, key), sort_keys=True).encode()).hexdigest()
         return self.directory / kernel.__name__ / "partial" / digest[:32]
 
-    def _paths(self, kernel: ModuleType, seeds: list[int], device_kind: str, key: dict[str, Any]) -> dict[int, Path]:
-        base = _base(kernel, device_kind, key)
-        return {seed: self._path(base, seed) for seed in seeds}
+    def _fill(self, kernel: ModuleType, conditions: list[Any], groups: list[tuple[Path, dict[int, Path]]],
+              seeds: list[int], train: Callable[..., Any], device_kind: str) -> pd.DataFrame:
+        """Every group's entries at ``seeds``: read where the cache holds them, trained (under the locks) where not."""
+        frames: dict[Path, pd.DataFrame] = {}
+
+        def pending() -> tuple[list[int], list[int]]:
+            for _, paths in groups:
+                for seed, path in paths.items():
+                    if path not in frames and (frame := _read_entry(path, seed)) is not None:
+                        frames[path] = frame
+            todo = [i for i, (_, paths) in enumerate(groups) if any(path not in frames for path in paths.values())]
+            return todo, [seed for seed in seeds if any(groups[i][1][seed] not in frames for i in todo)]
+
+        todo, missing = pending()
+        if todo:
+            with _locked(sorted({groups[i][0] for i in todo})):
+                todo, missing = pending()  # another session may have trained them while this one waited
+                if todo:
+                    self._train(kernel, conditions, groups, todo, missing, train, device_kind, frames)
+        self.trained += len(todo) * len(missing)
+        self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
+        return pd.concat([frames[paths[seed]] for _, paths in groups for seed in seeds], ignore_index=True)
 
     @staticmethod
-    def _store(parts: dict[int, Any], paths: dict[int, Path]) -> None:
-        for seed, part in parts.items():
-            if seed in paths:
-                _atomic_pickle(part, paths[seed])
+    def _train(kernel, conditions, groups, todo, missing, train, device_kind, frames) -> None:  # noqa: ANN001
+        stored, started = [], [time.perf_counter()]
+
+        def keep(condition: Any, frame: pd.DataFrame) -> None:
+            i = next(i for i in todo if conditions[i] == condition)
+            wall, started[0] = time.perf_counter() - started[0], time.perf_counter()
+            parts, paths = by_seed(frame), groups[i][1]
+            if set(missing) - set(parts):
+                raise RuntimeError(f"{kernel.__name__}: training handed over no rows for seeds "
+                                   f"{sorted(set(missing) - set(parts))}")  # fmt: skip
+            info = {"wall_seconds": wall, "seeds_in_batch": len(missing), "device_kind": device_kind,
+                    "device_name": device_name(device_kind), "written": datetime.now(timezone.utc).isoformat()}
+            for seed in missing:
+                _write_entry(parts[seed], paths[seed], {**info, "seed": seed})
+                frames[paths[seed]] = parts[seed]
+            stored.append(i)
+
+        train([conditions[i] for i in todo], missing, keep)
+        if sorted(stored) != todo:
+            raise RuntimeError(f"{kernel.__name__}: training returned without handing over every condition")
+
+    def _group(self, kernel: ModuleType, seeds: list[int], device_kind: str,
+               key: dict[str, Any]) -> tuple[Path, dict[int, Path]]:
+        """A group's lock file and its entries' paths, by seed."""
+        base = _base(kernel, device_kind, key)
+        digest = _digest(base)
+        return (self.directory / base["kernel"] / "locks" / f"{digest[:32]}.lock",
+                {seed: self._path(base, seed) for seed in seeds})
 
     def _path(self, base: dict[str, str], seed: int) -> Path:
-        digest = hashlib.sha256(json.dumps({**base, "seed": seed}, sort_keys=True).encode()).hexdigest()
-        return self.directory / base["kernel"] / digest[:2] / f"{digest}.pkl"
+        digest = _digest({**base, "seed": seed})
+        return self.directory / base["kernel"] / digest[:2] / f"{digest}.parquet"
+
+
+def _digest(value: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _base(kernel: ModuleType, device_kind: str, key: dict[str, Any]) -> dict[str, str]:
@@ -169,12 +222,74 @@ def by_seed(frame: pd.DataFrame) -> dict[int, pd.DataFrame]:
     return {int(s): rows.reset_index(drop=True) for s, rows in frame.groupby("seed", sort=False)}
 
 
-def _atomic_pickle(value: Any, path: Path) -> None:
+def device_name(device_kind: str) -> str:
+    """The device a run trains on, in words: the GPU's name, or the CPU's model."""
+    if device_kind == "cuda" and torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def entry_info(path: Path) -> dict[str, Any]:
+    """What a cache entry records about its training: wall_seconds (of the batch that trained it: every seed in
+    seeds_in_batch, one condition), device_kind, device_name, written (UTC), seed. A resumed training counts only
+    the time of the session that finished it."""
+    return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+
+
+def _write_entry(frame: pd.DataFrame, path: Path, info: dict[str, Any]) -> None:
+    """``frame`` as Parquet at ``path``, with ``info`` in its metadata; written atomically, its round trip checked."""
+    try:
+        table = pa.Table.from_pandas(frame)
+    except (pa.ArrowException, ValueError) as error:
+        raise TypeError(f"a run frame cannot be stored as Parquet: {error}") from None
+    table = table.replace_schema_metadata({**table.schema.metadata, METADATA_KEY: json.dumps(info).encode()})
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        pd.to_pickle(value, tmp)
+        pq.write_table(table, tmp)
+        try:
+            pd.testing.assert_frame_equal(pq.read_table(tmp).to_pandas(), frame, check_exact=True)
+        except AssertionError as error:
+            raise TypeError(f"a run frame does not come back from Parquet as it went in: {error}") from None
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def _read_entry(path: Path, seed: int) -> pd.DataFrame | None:
+    """The entry at ``path`` (None: there is none); an unreadable one is reported in one line and removed."""
+    try:
+        frame = pq.read_table(path).to_pandas()
+        if "seed" not in frame or set(frame["seed"]) != {seed}:
+            raise ValueError(f"it does not hold the rows of seed {seed}")
+        return frame
+    except FileNotFoundError:
+        return None
+    except Exception as error:  # noqa: BLE001 - whatever a damaged file raises, the run is trained again
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        warnings.warn(f"run cache: {path} is unreadable ({reason}); removed, this run will be trained again",
+                      RuntimeWarning, stacklevel=4)  # fmt: skip
+        path.unlink(missing_ok=True)
+        return None
+
+
+@contextlib.contextmanager
+def _locked(locks: list[Path]) -> Iterator[None]:
+    """Hold every lock in ``locks`` (taken in sorted order, so two sessions cannot deadlock)."""
+    with contextlib.ExitStack() as held:
+        for path in locks:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            lock = FileLock(path)
+            try:
+                lock.acquire(timeout=0)
+            except Timeout:
+                warnings.warn(f"run cache: waiting for another session training these runs (lock {path})",
+                              RuntimeWarning, stacklevel=4)  # fmt: skip
+                lock.acquire()
+            held.callback(lock.release)
+        yield

@@ -331,6 +331,30 @@ def test_a_resumed_arm_gives_the_numbers_of_an_uninterrupted_one(recipe, data, t
     assert epochs == [3] and not folder.exists()  # resumed after epoch 2; the checkpoint and its folder are gone
 
 
+@pytest.mark.parametrize("damage", ["random bytes", "cut in half"])
+def test_an_unreadable_checkpoint_is_reported_and_the_arm_starts_afresh(data, tmp_path, damage):
+    cfg, folder = replace(HE, steps=4, log_every=2), tmp_path / "partial"
+    train = partial(cifar.train, cfg, HE_ARMS[:1], SEEDS[:1], data, checkpoints=folder, checkpoint_seconds=0)
+
+    def stop_at(epoch):
+        if epoch == 1:
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(on_epoch=stop_at)
+    (checkpoint,) = folder.glob("*.pt")
+    assert torch.load(checkpoint, weights_only=True)["steps_done"] == 2  # plain tensors and containers only
+    good = checkpoint.read_bytes()
+    checkpoint.write_bytes(np.random.default_rng(0).bytes(800) if damage == "random bytes" else good[: len(good) // 2])
+    epochs = []
+    with pytest.warns(RuntimeWarning) as caught:
+        frame = train(on_epoch=epochs.append)
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 1 and str(checkpoint) in messages[0] and "from the start" in messages[0], messages
+    assert epochs == [1, 2]  # started afresh
+    pd.testing.assert_frame_equal(frame, cifar.train(cfg, HE_ARMS[:1], SEEDS[:1], data), check_exact=True)
+
+
 def test_checkpoints_are_written_at_most_every_so_often(data, tmp_path, monkeypatch):
     saves = []
     monkeypatch.setattr(cifar.training, "save_checkpoint", lambda path, steps, *args: saves.append(steps))

@@ -58,7 +58,7 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
     with seeded_device(device, run_seed("dropout", seeds[0], arm.name)), cudnn:
         first = 0
         if checkpoint is not None and checkpoint.exists():
-            rows, first = resume(checkpoint, stack, optimizer, diverged, device)
+            rows, first = resume(checkpoint, stack, optimizer, diverged, device) or (rows, first)
         batches = [run_batches(cfg, dev, seed, skip=first // cfg.log_every) for seed in seeds]
         saved = time.monotonic()
         for step in range(first, cfg.steps):
