@@ -153,6 +153,7 @@ def test_two_processes_filling_one_cache_train_each_run_once(tmp_path):
         assert worker.exitcode == 0
     assert sum(trained for trained, *_ in got) == 4  # every seed trained once, by one of the two
     assert sorted(trained for trained, *_ in got) == [0, 4]  # the second found them all, once it held the lock
-    assert sorted(waited for *_, waited in got) == [False, True]  # it did wait: the two overlapped
+    assert sorted(waited for *_, waited in got) in ([False, True], [False, False])  # at most one waited (on a
+    # loaded machine the second may even start after the first has finished: then it waited for nothing)
     pd.testing.assert_frame_equal(got[0][2], got[1][2], check_exact=True)
     assert len(entries(tmp_path / "runs")) == 4
