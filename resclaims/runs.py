@@ -59,6 +59,14 @@ def data_key(data: Any) -> str | None:
     return checksum
 
 
+def _describe(condition: Any) -> str:
+    """A condition in a few words, for progress lines: its name, or the names of its arms."""
+    if hasattr(condition, "name"):
+        return str(condition.name)
+    arms = getattr(condition, "arms", ())
+    return ", ".join(getattr(a, "name", str(a)) for a in arms) or type(condition).__name__
+
+
 @dataclass(frozen=True)
 class Job:
     """A protocol, seeds and a device: one unit of training that any engine can execute."""
@@ -101,7 +109,7 @@ class Runs:
             job = protocol.select(todo) if len(parts) > 1 else protocol
             handed = []
             total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))
-            names = ", ".join(getattr(c, "name", type(c).__name__) for c in todo)
+            names = ", ".join(_describe(c) for c in todo)
             # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
             # fewer of them, and the next one must find the partial state of the condition it was training
             scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=protocol, **key)
