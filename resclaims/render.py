@@ -68,6 +68,8 @@ def sections(document: dict[str, Any]) -> list[Section]:
             rows=[[t["name"], t["group"], f"{t['seconds']:.4g}", str(t["experiments"]),
                    f"{t['seconds_per_experiment']:.3g}", str(t["rounds"])] for t in document["timings"]],
         ))
+    elif prov.get("timings"):  # none taken, and why (pytest-benchmark does not time under xdist)
+        out.append(Section("Timings (pytest-benchmark)", items=[f"timings {prov['timings']}"]))
     if document.get("speedups"):
         out.append(Section(
             "Seed batching speed-up (per experiment, same run)",

@@ -14,6 +14,12 @@ writes the report folder:
 Everything is written into a hidden staging folder beside the destination and
 renamed into place at the end, so a run that is killed leaves no half-written
 report that looks finished, and an earlier report in the same place survives.
+
+Under pytest-xdist each worker has a :class:`Report` that keeps a journal of
+what its tests added (:meth:`Report.sent`); the plugin sends it to the
+controller on each test's report, and the controller's report replays it
+(:meth:`Report.replay`) and writes the one report. Workers save figures into
+the controller's staging folder (the same destination gives the same folder).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +111,8 @@ class Report:
         self.data: dict[str, dict[str, Any]] = {}
         self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
         self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
+        self.journal: list[dict[str, Any]] | None = None  # a list on an xdist worker: what to send (see sent())
+        self.run_keys: list[tuple] = []  # on the xdist controller: the serial order of each frame in runs
         self.provenance: dict[str, Any] = {
             "git_commit": git_commit(),
             "torch": torch.__version__,
@@ -123,6 +131,7 @@ class Report:
         """Add a claim result, replacing an earlier one with the same id; the running test is recorded with it."""
         self.claims = [c for c in self.claims if c.id != result.id] + [result]
         self.nodeids[result.id] = self.running
+        self._log("claim", result=asdict(result), nodeid=self.running)
         return result
 
     def verify(self, result: ClaimResult) -> None:
@@ -135,14 +144,17 @@ class Report:
         path = self.directory / "figures" / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
         self.figures.setdefault(claim_id, []).append(path.relative_to(self.directory).as_posix())
+        self._log("figure", claim_id=claim_id, path=self.figures[claim_id][-1])
         return path
 
     def note(self, claim_id: str, text: str) -> None:
         """A sentence for a claim's section of the report (a scale, a caveat)."""
         self.notes.setdefault(claim_id, []).append(text)
+        self._log("note", claim_id=claim_id, text=text)
 
     def add_timing(self, timing: Timing) -> None:
         self.timings.append(timing)
+        self._log("timing", timing=asdict(timing))
 
     def add_benchmark(self, benchmark, name: str, group: str | None = None, experiments: int = 1,
                       images: int | None = None, **extra: Any) -> None:
@@ -164,6 +176,7 @@ class Report:
         directory, so a report (and the committed baseline) names no machine's paths.
         """
         self.data[name] = {k: portable_paths(v) if isinstance(v, str) else v for k, v in info.items()}
+        self._log("data", name=name, info=self.data[name])
 
     def add_runs(self, family: str, frame: pd.DataFrame) -> None:
         """The tidy per-run data behind a family's claims (written to results.csv).
@@ -173,6 +186,8 @@ class Report:
         one row, or with an ``epoch`` column one row of its first epoch.
         """
         self.runs.append(frame.assign(family=family))
+        self._log("runs", family=family, columns=list(frame.columns), dtypes=[str(t) for t in frame.dtypes],
+                  rows=frame.to_numpy(dtype=object).tolist())
         if "diverged" in frame.columns:
             first = frame[frame.epoch == frame.epoch.min()] if "epoch" in frame.columns else frame
             counts = self.run_counts.setdefault(family, {"runs": 0, "diverged": 0})
@@ -182,6 +197,54 @@ class Report:
     def add_calibration(self, calibration: Any) -> None:
         """A claim's calibration (:class:`resclaims.calibration.Calibration`), replacing an earlier one."""
         self.calibrations = [c for c in self.calibrations if c.claim_id != calibration.claim_id] + [calibration]
+        self._log("calibration", calibration=asdict(calibration))
+
+    def set_provenance(self, key: str, value: Any) -> None:
+        """A provenance field that a worker's collection knows (the selection), sent like a result."""
+        self.provenance[key] = value
+        self._log("provenance", key=key, value=value)
+
+    # -- xdist: from the workers to the controller ----------------------
+    def _log(self, kind: str, **entry: Any) -> None:
+        if self.journal is not None:
+            self.journal.append({"kind": kind, **entry})
+
+    def sent(self) -> list[dict[str, Any]]:
+        """What was added since the last call (encode it with :func:`to_json_text`), and the journal emptied."""
+        entries, self.journal = self.journal or [], [] if self.journal is not None else None
+        return entries
+
+    def replay(self, sent: list[dict[str, Any]], key: tuple = ()) -> None:
+        """Add what a worker :meth:`sent`; ``key`` (the test's place in a serial session) orders the run table."""
+        from resclaims.calibration import Calibration, Rate  # local: calibration imports the stats stack
+
+        for seq, entry in enumerate(sent):
+            kind = entry["kind"]
+            if kind == "claim":
+                self.running = entry["nodeid"]
+                self.record(ClaimResult(**{**entry["result"], "ci": tuple(entry["result"]["ci"])}))
+                self.running = None
+            elif kind == "figure":
+                self.figures.setdefault(entry["claim_id"], []).append(entry["path"])
+            elif kind == "note":
+                self.note(entry["claim_id"], entry["text"])
+            elif kind == "timing":
+                self.add_timing(Timing(**entry["timing"]))
+            elif kind == "data":
+                self.data[entry["name"]] = entry["info"]
+            elif kind == "runs":
+                frame = pd.DataFrame(entry["rows"], columns=entry["columns"])
+                frame = frame.astype(dict(zip(entry["columns"], entry["dtypes"])))
+                self.add_runs(entry["family"], frame)
+                at = sum(1 for k in self.run_keys if k <= (*key, seq))  # after every frame that came before it
+                self.runs.insert(at, self.runs.pop())
+                self.run_keys.insert(at, (*key, seq))
+            elif kind == "calibration":
+                fields = entry["calibration"]
+                rates = {k: None if fields[k] is None else Rate(**fields[k]) for k in ("type_one", "test_size", "power")}
+                self.add_calibration(Calibration(**{**fields, **rates, "grid": tuple(fields["grid"])}))
+            elif kind == "provenance":
+                self.provenance[entry["key"]] = entry["value"]
 
     # -- writing ---------------------------------------------------------
     def speedups(self) -> list[dict[str, Any]]:
@@ -257,6 +320,22 @@ class Report:
         if self.benchmarks is not None:
             (self.directory / "benchmarks.json").write_text(json.dumps(self.benchmarks, indent=2, default=str))
         _replace_folder(self.directory, self.destination)
+
+
+def to_json_text(value: Any) -> str:
+    """``value`` as JSON text, numpy values as Python ones and NaN kept (a worker's journal, for the controller)."""
+    return json.dumps(value, default=_plain)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays as Python values, for json.dumps."""
+    if isinstance(value, (np.generic, np.ndarray)):
+        return value.tolist()
+    if value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, (pd.Timestamp, pd.Timedelta)):
+        return str(value)
+    raise TypeError(f"cannot send {type(value).__name__} from a worker: {value!r}")
 
 
 def _replace_folder(staging: Path, destination: Path) -> None:
