@@ -88,6 +88,7 @@ class RunCache:
         self.directory = Path(directory) if directory is not None else None
         self.trained = 0  # runs (seeds x conditions calls) trained in this session
         self.reused = 0  # runs read from the cache
+        self.sent = (0, 0)  # (trained, reused) as last sent to an xdist controller (resclaims.xdist)
 
     def runs(
         self,

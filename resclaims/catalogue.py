@@ -33,6 +33,21 @@ def declared_claims(module: ModuleType) -> list[Claim]:
     return list(found.values())
 
 
+def unique_ids(modules) -> None:
+    """Raise ``ValueError`` naming the first claim id declared twice, in one module or across ``modules``."""
+    declared: dict[str, str] = {}
+    for module in sorted(modules, key=lambda m: m.__name__):
+        claims = declared_claims(module)
+        ids = [c.id for c in claims]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"claim {twice[0]}: duplicate id, declared twice in {module.__name__}")
+        for claim in claims:
+            where = declared.setdefault(claim.id, module.__name__)
+            if where != module.__name__:
+                raise ValueError(f"claim {claim.id}: duplicate id, declared in {where} and {module.__name__}")
+
+
 def load_modules(folder: Path) -> list[ModuleType]:
     """The family modules ``folder/test_*.py``, imported by path (in sorted order)."""
     modules = []

@@ -7,22 +7,20 @@ group, ``resclaims``; ``pytest --help`` shows each with its default.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
-import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
 
-from resclaims import calibration, compare
+from resclaims import calibration, compare, xdist
 from resclaims.cache import RunCache
-from resclaims.catalogue import declared_claims
+from resclaims.catalogue import unique_ids
 from resclaims.claims import Judge
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
-from resclaims.report import Report, ReportWriteError, git_commit, to_json_text
+from resclaims.report import Report, ReportWriteError, git_commit
 from resclaims.progress import Progress
 from resclaims.runs import Runs
 from resclaims.seeding import DEFAULT_BASE_SEED
@@ -45,10 +43,6 @@ CACHE_KEY = pytest.StashKey[RunCache]()
 BASELINE_KEY = pytest.StashKey["Path | None"]()
 CALIBRATED_KEY = pytest.StashKey[dict]()
 DESELECTED_KEY = pytest.StashKey[list[str]]()
-SENT_KEY = pytest.StashKey[tuple[int, int]]()  # xdist worker: runs trained and read from the cache, as last sent
-PROPERTY = "resclaims"  # the user property that carries a worker's results to the controller
-PHASES = {"setup": 0, "call": 1, "teardown": 2}
-TIMINGS_UNDER_XDIST = "disabled: pytest-benchmark does not time under xdist"
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
     "quick": "the claim at reduced scale; runs on a laptop CPU in minutes (the default tier)",
@@ -110,10 +104,10 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CALIBRATED_KEY] = {}
     if hasattr(config, "workerinput"):
         config.stash[REPORT_KEY].journal = []  # sent to the controller with each test's report
-        config.stash[SENT_KEY] = (0, 0)
     elif _xdist_controller(config):
-        config.pluginmanager.register(XdistController(config), "resclaims-xdist-controller")
-        if config.option.dist == "load" and not _dist_given(config):
+        config.pluginmanager.register(xdist.Controller(config, config.stash[REPORT_KEY], config.stash[CACHE_KEY],
+                                                       config.stash[SETTINGS_KEY].report_dir), "resclaims-xdist")
+        if config.option.dist == "load" and not xdist.dist_given(config):
             config.option.dist = "loadfile"  # a module's fixtures (its runs) set up once, as in a serial session
 
 
@@ -121,59 +115,14 @@ def _xdist_controller(config: pytest.Config) -> bool:
     return config.getoption("dist", "no") != "no" and not hasattr(config, "workerinput")
 
 
-def _dist_given(config: pytest.Config) -> bool:
-    """--dist was given (on the command line, in PYTEST_ADDOPTS or in addopts), not implied by -n."""
-    args = [*config.invocation_params.args, *shlex.split(os.environ.get("PYTEST_ADDOPTS", "")),
-            *config.getini("addopts")]
-    return any(str(a) == "--dist" or str(a).startswith("--dist=") for a in args)
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """xdist worker: what the report gained in this phase goes to the controller as a user property."""
+    """xdist worker: what the report gained in this phase goes to the controller (:mod:`resclaims.xdist`)."""
     test_report = yield
     report = item.config.stash.get(REPORT_KEY, None)
     if report is not None and report.journal is not None:
-        cache = item.config.stash[CACHE_KEY]
-        trained, reused = item.config.stash[SENT_KEY]
-        item.config.stash[SENT_KEY] = (cache.trained, cache.reused)
-        entries = report.sent()
-        if entries or cache.trained != trained or cache.reused != reused:
-            test_report.user_properties.append((PROPERTY, to_json_text(
-                {"report": entries, "runs_trained": cache.trained - trained, "runs_from_cache": cache.reused - reused})))
+        xdist.send(report, item.config.stash[CACHE_KEY], test_report)
     return test_report
-
-
-class XdistController:
-    """The xdist controller's part: workers write into its report folder, and their results join its report."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        self.config = config
-        self.order: dict[str, int] = {}  # node id -> its place in the collection (a serial session's order)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node) -> None:
-        """The controller's report folder (timestamp included), so workers save figures into its staging folder."""
-        node.workerinput["resclaims_report_dir"] = str(self.config.stash[SETTINGS_KEY].report_dir)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_xdist_node_collection_finished(self, node, ids) -> None:
-        self.order = self.order or {nodeid: i for i, nodeid in enumerate(ids)}
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Add what a worker sent with a test's report to the session's report, and take it off the test's report."""
-        sent = [value for name, value in report.user_properties if name == PROPERTY]
-        if not sent:
-            return
-        report.user_properties[:] = [(n, v) for n, v in report.user_properties if n != PROPERTY]
-        key = (self.order.get(report.nodeid, len(self.order)), report.nodeid, PHASES.get(report.when, 3))
-        cache = self.config.stash[CACHE_KEY]
-        for text in sent:
-            message = json.loads(text)
-            self.config.stash[REPORT_KEY].replay(message["report"], key)
-            cache.trained += message["runs_trained"]
-            cache.reused += message["runs_from_cache"]
 
 
 def _baseline(config: pytest.Config) -> Path | None:
@@ -213,24 +162,12 @@ def pytest_make_collect_report(collector: pytest.Collector):
     return report
 
 
-def _check_claim_ids(items: list[pytest.Item]) -> None:
-    """Every claim id is declared once, across all collected modules."""
-    declared: dict[str, str] = {}
-    for module in {item.module for item in items if getattr(item, "module", None) is not None}:
-        claims = declared_claims(module)
-        for value in claims:
-            where = declared.setdefault(value.id, module.__name__)
-            if where != module.__name__:
-                raise pytest.UsageError(f"claim {value.id}: duplicate id, declared in {where} and {module.__name__}")
-        ids = [v.id for v in claims]
-        twice = sorted({i for i in ids if ids.count(i) > 1})
-        if twice:
-            raise pytest.UsageError(f"claim {twice[0]}: duplicate id, declared twice in {module.__name__}")
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     s = config.stash[SETTINGS_KEY]
-    _check_claim_ids(items)
+    try:
+        unique_ids({item.module for item in items if getattr(item, "module", None) is not None})
+    except ValueError as error:
+        raise pytest.UsageError(str(error)) from None
     for item in items:
         tiers = {m.name for m in item.iter_markers() if m.name in TIER_MARKERS}
         if tiers and s.tier not in tiers:
@@ -385,7 +322,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache = config.stash[CACHE_KEY]  # under xdist: the workers' counts, sent with the tests' reports
     report.provenance["runs_trained"], report.provenance["runs_from_cache"] = cache.trained, cache.reused
     if _xdist_controller(config):
-        report.provenance["timings"] = TIMINGS_UNDER_XDIST
+        report.provenance["timings"] = xdist.TIMINGS_UNDER_XDIST
     report.benchmarks = _benchmark_json(config)
     problem = _compare_with_baseline(config, report)
     try:
