@@ -60,6 +60,7 @@ from resclaims.worlds import (  # noqa: F401 (the worlds are part of this module
     located,
     permute_rows,
     row_trend,
+    mixed,
     paired_shift,
     paired_scale,
     rescaled,
@@ -248,6 +249,45 @@ def calibrate(
         stated_effect=stated_effect, power=power, detectable=detectable, grid=tuple(sorted(grid)), unit=unit,
         seconds=time.perf_counter() - start,
     )
+
+
+SEEDS_FOR_POWER_MAX = 64  # seeds_for_power searches up to this many times the runs a claim has
+
+
+def seeds_for_power(claim: Any, procedure: Procedure, *data: np.ndarray, seed: int, power: float = MIN_POWER,
+                    n_sims: int = SEARCH_SIMS) -> tuple[int | None, str]:
+    """The number of runs at which ``procedure`` says "supported" with probability >= ``power`` at the claim's
+    stated effect, in the claim's own effect world (its runs resampled, n of them), and how it was found.
+
+    A bisection over n from the claim's runs up to ``SEEDS_FOR_POWER_MAX`` times them, with common random numbers
+    (power grows with n for the sign and binomial tests). None, with the reason, where the claim states no effect,
+    no world has it, or even the largest n lacks the power.
+    """
+    worlds = procedure.calibration(claim, *data)
+    effect, stated = worlds.get("effect"), worlds.get("stated_effect", claim.stated)
+    if effect is None or stated is None:
+        return None, "no effect stated: nothing to aim the power at"
+    world = effect(stated)
+    if world is None:
+        return None, f"no simulated world has the stated {stated:.4g}"
+    start = time.perf_counter()
+    procedure.decide(*world(np.random.default_rng(seed)))
+    if time.perf_counter() - start > 0.02:  # a bootstrap over hundreds of runs: too slow to search
+        return None, "not searched: the procedure is a bootstrap over many runs"
+
+    def powered(n: int) -> bool:
+        rng = np.random.default_rng(seed)
+        return sum(supported(procedure.decide(*world(rng, n))) for _ in range(n_sims)) >= power * n_sims
+
+    low, high = len(data[0]) - 1, len(data[0]) * SEEDS_FOR_POWER_MAX
+    with threadpool_limits(limits=1, user_api="blas"):
+        if not powered(high):
+            return None, f"even {high} runs give less than {power:.0%} power at {stated:.4g}"
+        while high - low > 1:
+            mid = (low + high) // 2
+            low, high = (low, mid) if powered(mid) else (mid, high)
+    return high, (f"{power:.0%} power at the stated {stated:.4g} {claim.unit}, {n_sims} simulations per n in the "
+                  "claim's effect world (its runs resampled)")
 
 
 def geometric_grid(start: float, stop: float, ratio: float = 2**0.5) -> tuple[float, ...]:

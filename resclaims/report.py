@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from resclaims import multiplicity
 from resclaims.verdict import ClaimResult, require_supported
 
 SCHEMA_VERSION = 1
@@ -269,10 +270,12 @@ class Report:
         return rows
 
     def to_json(self) -> dict[str, Any]:
+        claims, family_wise = multiplicity.adjust(self.claims)
         return {
             "schema": SCHEMA_VERSION,
             "claims": [{**c.to_json(), "nodeid": self.nodeids.get(c.id)}
-                       for c in sorted(self.claims, key=lambda c: _claim_order(c.id))],
+                       for c in sorted(claims, key=lambda c: _claim_order(c.id))],
+            "multiplicity": family_wise,
             "timings": [
                 {
                     "name": t.name,
@@ -308,10 +311,12 @@ class Report:
         return self.destination
 
     def _write(self) -> None:
-        from resclaims.render import render_html, render_markdown  # local: only needed when writing
+        from resclaims.plotting import forest_plots  # local: only needed when writing
+        from resclaims.render import render_html, render_markdown
 
         self.directory.mkdir(parents=True, exist_ok=True)
         document = self.to_json()
+        document["figures"] = forest_plots(document, self.directory)  # drawn now: the renderers only read
         (self.directory / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False))
         (self.directory / "summary.md").write_text(render_markdown(document), encoding="utf-8")
         (self.directory / "summary.html").write_text(render_html(document, self.directory), encoding="utf-8")

@@ -35,7 +35,7 @@ def runs(settings, run_cache, report):
 @pytest.mark.quick
 def test_T1(runs, settings, report):
     mean = float(runs.value.mean())
-    report.record(ClaimResult(id="T1", claim="positive", source="toy", verdict=directional((mean - 0.1, mean + 0.1), 0.01),
+    report.record(ClaimResult(id="T1", claim="positive", source="toy", verdict=directional((mean - 0.1, mean + 0.1)),
                               estimate=mean, ci=(mean - 0.1, mean + 0.1), p_value=0.01, n=len(runs), statistic="mean",
                               test="toy", tier=settings.tier, protocol="toy"))
 '''

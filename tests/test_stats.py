@@ -126,7 +126,7 @@ def test_vectorised_bootstrap_gives_the_same_interval(x):
 def test_bootstrap_of_nan_data_cannot_support_anything():
     interval = bootstrap_ci(np.array([1.0, np.nan, 2.0, 3.0]), np.mean, n_resamples=100, vectorized=True)
     assert np.isnan(interval.estimate)
-    assert directional(interval.ci, paired_signed_rank(np.array([1.0, np.nan, 2.0]), np.zeros(3))) != SUPPORTED
+    assert directional(interval.ci) != SUPPORTED
 
 
 @settings(max_examples=20, deadline=None)
