@@ -187,7 +187,7 @@ class Judge:
         seeds = None
         if verdict == INCONCLUSIVE:
             seeds, extra["seeds_for_power_how"] = calibration.seeds_for_power(
-                claim, claim.procedure, *data, seed=self.calibration_seed(claim.id))
+                claim, claim.procedure, *data, seed=self.calibration_seed(claim.id), decision=decision)
         result = with_power(ClaimResult(
             id=claim.id, claim=claim.claim, source=claim.source, verdict=verdict,
             estimate=decision.estimate, ci=decision.ci, p_value=p_value, n=len(data[0]),

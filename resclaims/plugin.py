@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from resclaims import calibration, compare, xdist
+from resclaims import calibration, compare, validation, xdist
 from resclaims.cache import RunCache
 from resclaims.catalogue import unique_ids
 from resclaims.claims import Judge
@@ -331,6 +331,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _xdist_controller(config):
         report.provenance["timings"] = xdist.TIMINGS_UNDER_XDIST
     report.benchmarks = _benchmark_json(config)
+    if any(c.ci_level < 1 for c in report.claims):  # sampled verdicts: show the validation table they rest on
+        report.validation = validation.cached(None if config.option.no_run_cache else cache_dir())
     problem = _compare_with_baseline(config, report)
     try:
         written = report.write()

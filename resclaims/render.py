@@ -139,9 +139,14 @@ def scope_of(claim: dict[str, Any]) -> str:
 def _verdict_text(claim: dict[str, Any]) -> str:
     """The verdict, and for an inconclusive claim how many seeds would decide it."""
     seeds = claim.get("seeds_for_power")
-    if claim["verdict"] == "inconclusive" and seeds:
-        return f"inconclusive; about {seeds} seeds would decide it"
-    return claim["verdict"]
+    if claim["verdict"] != "inconclusive":
+        return claim["verdict"]
+    if not seeds:
+        return "inconclusive; no number of seeds would decide it" if claim.get("details", {}).get(
+            "seeds_for_power_how", "").startswith("no number") else "inconclusive"
+    if seeds <= claim.get("n", 0):  # the design had the power at the stated effect: the effect is smaller
+        return f"inconclusive, although {seeds} seeds have 80% power at the stated effect"
+    return f"inconclusive; about {seeds} seeds would decide it"
 
 
 def _p_text(claim: dict[str, Any]) -> str:
@@ -399,7 +404,7 @@ def _heading(document: dict[str, Any]) -> str:
 
 def _marked(text: str) -> str:
     """A verdict, or a cell that starts with one, with its mark."""
-    verdict = next((v for v in VERDICT_MARK if text == v or text.startswith(v + ";")), None)
+    verdict = next((v for v in VERDICT_MARK if text == v or text.startswith((v + ";", v + ","))), None)
     return text if verdict is None else VERDICT_MARK[verdict] + text[len(verdict):]
 
 

@@ -111,6 +111,7 @@ class Report:
         self.notes: dict[str, list[str]] = {}
         self.data: dict[str, dict[str, Any]] = {}
         self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
+        self.validation: dict[str, Any] | None = None  # resclaims.validation.run(): procedure x world x both errors
         self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
         self.journal: list[dict[str, Any]] | None = None  # a list on an xdist worker: what to send (see sent())
         self.run_keys: list[tuple] = []  # on the xdist controller: the serial order of each frame in runs
@@ -294,6 +295,7 @@ class Report:
             "provenance": {**self.provenance, "data": self.data},
             "comparison": self.comparison,
             "calibration": [c.to_json() for c in sorted(self.calibrations, key=lambda c: _claim_order(c.claim_id))],
+            "validation": self.validation,
             "runs": self.run_counts,
         }
 

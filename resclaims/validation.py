@@ -24,9 +24,16 @@ simulations a true rate of 7.5% fails with probability 0.98.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import scipy
 
 import numpy as np
 from scipy import stats
@@ -144,3 +151,46 @@ def run(*, sims: int = SIMS, seed: int = 0) -> dict[str, Any]:
             "failures": [r for r in rows if max(r["false_supported"]["rate"], r["false_refuted"]["rate"]) > limit],
             "statement": f"each row: {sims} simulated data sets with the claim exactly on its boundary; a rate above "
                          f"alpha + {margin(sims=sims):.4f} (Monte Carlo margin, z = {Z_MARGIN}) fails the suite"}
+
+
+def fingerprint() -> str:
+    """What the table depends on: this module, the procedures and tests it runs, and numpy's and scipy's versions."""
+    import resclaims.families.zero_identity as z
+    import resclaims.procedures as p
+    import resclaims.stats as st
+    import resclaims.verdict as v
+
+    digest = hashlib.sha256(f"{np.__version__} {scipy.__version__}".encode())
+    for module in (__import__(__name__, fromlist=["_"]), p, st, v, z):
+        digest.update(Path(module.__file__).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+_MEMO: dict[str, dict[str, Any]] = {}  # fingerprint -> table, within one process
+
+
+def cached(directory: Path | None) -> dict[str, Any]:
+    """:func:`run`, kept in ``directory`` under the code's :func:`fingerprint` (atomic write; None: no cache).
+
+    The table depends only on code, so a session whose procedures did not change reads it back
+    instead of spending half a minute on it again.
+    """
+    key = fingerprint()
+    if key in _MEMO:
+        return _MEMO[key]
+    path = None if directory is None else Path(directory) / f"validation-{key}.json"
+    if path is not None and path.exists():
+        try:
+            return _MEMO.setdefault(key, json.loads(path.read_text()))
+        except (OSError, ValueError):
+            pass  # unreadable: simulate again and replace it
+    table = _MEMO.setdefault(key, run())
+    if path is not None:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+                json.dump(table, tmp)
+            os.replace(tmp.name, path)
+        except OSError:
+            pass  # a read-only cache: the report still gets the table
+    return table
