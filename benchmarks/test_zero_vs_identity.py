@@ -74,6 +74,10 @@ epochs) so that the statistic of all runs sits on the band edge nearer the estim
 are resampled. Power at the source's numbers (10 - 3.5 epochs; ratio 10 / 3.5; 3.5 and 10
 epochs; for Z4 the whole gap as target variance) is injected the same way and reported; an
 inconclusive claim reports the experiments at which it would reach 80% power.
+At the full tier this calibration flags Z1.magnitude.converged's BCa mean-curve ratio (it said
+"supported" in 0.083 of 1000 nulls at the band edge 2.375), recorded as a known defect. The
+validation suite does not cover the mean-curve procedures yet: a 2,000-resample bootstrap per
+simulated data set is too slow for CI.
 """
 
 from __future__ import annotations
@@ -156,8 +160,8 @@ Z1_CONVERGED = Claim(
     procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET), known={
         "quick": "inconclusive: without pairs that never reach 0.01, ratio 2.34 [1.93, 2.62], n = 393, "
                  "p = 0.517, p_refute = 0.483; band [2.375, 3.5]",
-        "full": "refuted: without pairs that never reach 0.01, ratio 2.12 [1.91, 2.31], n = 1972 (no rescaled world "
-                "has 2.857: the mean curve's crossing jumps from 2.67 to the 20-epoch budget); band [2.375, 3.5]"})
+        "full": "defective: the BCa mean-curve ratio said supported in 0.083 [0.067, 0.102] of 1000 nulls "
+                "rescaled to the band edge 2.375 (its proxy verdict: refuted, 2.12 [1.94, 2.28], n = 1972)"})
 Z1_PER_RUN = Claim(
     "Z1.magnitude.per_run", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
     statistic="median over experiments of the identity/zero ratio of epochs to 0.01 (censored at the budget)",
@@ -172,9 +176,6 @@ Z1_ZERO_EPOCHS = Claim(
     procedure=mean_curve_crossing((ZERO_EPOCHS - READING, ZERO_EPOCHS + READING), THRESHOLD, BUDGET, "zero"), known={
         "quick": "refuted: the zero mean curve reaches 0.01 at epoch 6.45 [6.17, 6.71], n = 400, not 3.5 ± 0.5",
         "full": "refuted: the zero mean curve reaches 0.01 at epoch 6.73 [6.59, 6.88], n = 2000, not 3.5 ± 0.5"})
-_IDENTITY_CENSORED = ("inconclusive: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not "
-                      "10 ± 0.5, but the procedure cannot refute: its power where the true crossing is 10 epochs is "
-                      "0.00 ({}): dead-ReLU runs keep resampled mean curves above 0.01")
 Z1_IDENTITY_EPOCHS = Claim(
     "Z1.identity_epochs", source=SOURCE, quote=READS, unit="epochs", stated=IDENTITY_EPOCHS, confirmatory=True,
     protocol_bound=True,
@@ -184,7 +185,8 @@ Z1_IDENTITY_EPOCHS = Claim(
                                   "identity"),
     known={"quick": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
                     "crossing >= 20 [20, 20], p_refute = 0.00025, n = 400",
-           "full": _IDENTITY_CENSORED.format("[0.00, 0.004], n = 2000")})
+           "full": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
+                   "crossing >= 20 [20, 20], p_refute = 0.00025, n = 2000"})
 Z2 = Claim(
     "Z2", source=SOURCE, quote="The wider confidence interval indicates greater variance in the identity setting.",
     claim="greater variance across runs in the identity setting", unit="loss", confirmatory=True,
@@ -217,8 +219,8 @@ Z4 = Claim(
         "quick": "inconclusive: both parts slow learning, weight configuration a little more: weight configuration "
                  "1.04 [0.99, 1.42], target variance 0.80 [0.52, 1.00] epochs, difference -0.30 [-0.48, -0.01], "
                  "p_refute = 0.099, n = 400",
-        "full": "refuted: weight configuration 1.20 [1.09, 1.33] vs target variance 1.05 [0.94, 1.15] epochs, "
-                "difference -0.15 [-0.28, -0.02], n = 2000"})
+        "full": "inconclusive: weight configuration 1.01 [0.99, 1.03] vs target variance 0.78 [0.64, 0.91] epochs, "
+                "difference -0.15 [-0.31, 0.0001], p_refute = 0.103, n = 2000"})
 SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean curve censored, ratio >= 2.77 [1.73, 3.33]"
 
 

@@ -190,7 +190,7 @@ def headline(document: dict[str, Any]) -> Section:
 
 def _headline_sentences(document: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
     """What the counts cover, the family-wise statement, the exact facts and the changes, one sentence each."""
-    out = [f"{len(claims)} claims decided from sampled runs. Confirmatory: the sentences a source asserts; "
+    out = [f"{len(claims)} claims from sampled runs. Confirmatory: the sentences a source asserts; "
            "exploratory: the rest. Source protocol: the source's own experiment; reduced: a smaller one, named in "
            "the claim's scope. Full tier only: a magnitude measured at a reduced protocol, given as information."]
     statement = (document.get("multiplicity") or {}).get("statement")
