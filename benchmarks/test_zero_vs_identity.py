@@ -20,26 +20,31 @@ source's exact 100 as rows of their own. Deviations: seeds come from the base se
 kernels from separate seeded streams; models train seed-batched (equal to the
 source's loop: tests/test_zero_identity_kernel.py).
 
-Statistics (alpha = 0.05, 95% intervals, decision rules fixed from the source's
-text before any run):
+Fidelity: both tiers run the source's protocol (more experiments than its 100), so every
+claim, magnitudes included, gets a verdict at both.
+
+Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose ends
+are the one-sided 95% bounds; decision rules fixed from the source's text before any run):
   Z1.direction  per-experiment epochs to 0.01 (sub-epoch interpolation; a run that
                 never gets there is censored at the 20-epoch budget), identity minus
-                zero, paired by experiment. Estimate: median difference, BCa bootstrap
-                CI; test: one-sided Wilcoxon signed-rank. Supported if p < alpha and
-                the CI is above 0.
-  Z1.magnitude  identity/zero ratio of the mean curves' crossing epochs (the source
-                reads its plot's mean curves). The source states 3.5 and 10 epochs, read
-                to half an epoch, so its ratio lies in [9.5/4, 10.5/3] = [2.375, 3.5].
-                Supported if the bootstrap CI lies in that band, refuted if disjoint.
-  Z1.zero_epochs, Z1.identity_epochs  the mean curves' crossing epochs against
-                3.5 ± 0.5 and 10 ± 0.5, same rule.
+                zero, paired by experiment: the median difference, exact sign tests
+                both ways (exploratory: the direction the sentence implies).
+  Z1.magnitude  (confirmatory) identity/zero ratio of the mean curves' crossing epochs
+                (the source reads its plot's mean curves). The source states 3.5 and 10
+                epochs, read to half an epoch, so its ratio lies in [9.5/4, 10.5/3] =
+                [2.375, 3.5]. Two one-sided BCa-bootstrap tests (experiments
+                resampled) put it inside the band (supported) or one puts it outside
+                (refuted); a censored mean curve can only refute.
+  Z1.zero_epochs, Z1.identity_epochs  (confirmatory) the mean curves' crossing epochs
+                against 3.5 ± 0.5 and 10 ± 0.5, same rule.
   Z1 sweep      the ratio at thresholds from 0.001 to 1 (a figure and a table).
-  Z2            SD of the per-run mean loss over the 20 epochs, identity / zero. Paired
-                bootstrap CI; one-sided exchange test of the SD ratio (identity and zero
-                swapped within experiments at random). Supported if p < alpha and the CI
-                is above 1. (The first version used Pitman-Morgan's test, which assumes
-                normal data: calibration showed it rejecting 38% of simulated nulls, because
-                a few dead-ReLU identity runs have mean losses near 5.)
+  Z2            (confirmatory) "greater variance in the identity setting": experiments
+                in disjoint pairs i, j, and per pair |identity_i - identity_j| -
+                |zero_i - zero_j|; its median, exact sign tests both ways. Blind to a
+                difference in means and to heavy tails (the exchange test of the SD
+                ratio it replaced rejected 14.7% of worlds where only the means
+                differed; centring on each arm's median instead of pairing failed the
+                validation suite's skewed worlds, 10-12%).
   Z3            exact facts, as hypothesis property tests.
   Z4            the source's gap splits exactly in two. Three models per seed, all from
                 the seed's same initial kernel:
@@ -50,9 +55,10 @@ text before any run):
                 and starting distance, so in epochs to 0.01 (censored), per seed,
                   identity - zero = (identity - shortcut) + (shortcut - zero)
                                   = weight configuration + target variance.
-                Wilcoxon + BCa bootstrap on each part. The source's guess is supported if
-                the target-variance part is > 0 and larger than the weight-configuration
-                part (paired), refuted if it is <= 0 or smaller, else inconclusive.
+                Sign tests on each part's median. The source's guess (exploratory: "my
+                guess") is supported if the target-variance part is > 0 and larger than
+                the weight-configuration part (both tests at alpha), refuted if either
+                shows the opposite (each at alpha / 2), else inconclusive.
                 A fourth cell (one image repeated, x0 -> x0: centre optimum, constant target)
                 was in the first design; it also removes input diversity, which leaves a
                 9x9 system that is ill-conditioned and slow to fit, so it is reported only.
@@ -66,8 +72,12 @@ two members of each pair are exchanged at random; for the band claims one settin
 quantity is rescaled (the loss of every run, or for the per-run ratio every identity run's
 epochs) so that the statistic of all runs sits on the band edge nearer the estimate, and runs
 are resampled. Power at the source's numbers (10 - 3.5 epochs; ratio 10 / 3.5; 3.5 and 10
-epochs; for Z4 the whole gap as target variance) is injected the same way; a claim whose power
-there is below 0.8 reports "inconclusive" where it would have said "refuted".
+epochs; for Z4 the whole gap as target variance) is injected the same way and reported; an
+inconclusive claim reports the experiments at which it would reach 80% power.
+At the full tier this calibration flags Z1.magnitude.converged's BCa mean-curve ratio (it said
+"supported" in 0.083 of 1000 nulls at the band edge 2.375), recorded as a known defect. The
+validation suite does not cover the mean-curve procedures yet: a 2,000-resample bootstrap per
+simulated data set is too slow for CI.
 """
 
 from __future__ import annotations
@@ -130,55 +140,58 @@ Z1_DIRECTION = Claim(
     "Z1.direction", source=SOURCE, quote=FASTER,
     claim="the zero mapping reaches loss 0.01 sooner than the identity mapping",
     statistic="median paired difference in epochs to 0.01, identity - zero", unit="epochs",
-    procedure=procedures.exceeds_paired(center="median", members="identity and zero runs of an experiment",
-                                        test="one-sided Wilcoxon signed-rank (Pratt), BCa bootstrap CI; censored at "
-                                             "the budget"),
+    procedure=procedures.exceeds_paired(members="identity and zero runs of an experiment",
+                                        test=f"median paired difference above 0: {procedures.SIGN}; censored at the "
+                                             "budget"),
     stated=IDENTITY_EPOCHS - ZERO_EPOCHS, stated_text="the source's 10 - 3.5 epochs", grid=SHIFTS)
 Z1_MAGNITUDE = Claim(
-    "Z1.magnitude", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
+    "Z1.magnitude", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO, confirmatory=True,
+    protocol_bound=True,
     statistic="identity/zero ratio of the mean curves' epochs to 0.01 (all runs, as the source plots it)",
     procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET), known={
         "quick": "inconclusive: dead-ReLU identity runs (5/400) keep the identity mean curve (all runs, as the "
                  "source plots it) above 0.01 for all 20 epochs, so the ratio is only a lower bound: >= 3.10 "
-                 "[2.95, 3.27], n = 400; band [2.375, 3.5]",
+                 "[2.98, 3.24], n = 400; band [2.375, 3.5]",
         "full": "inconclusive: the identity mean curve (all runs) never reaches 0.01 in 20 epochs: ratio >= 2.97 "
                 "[2.91, 3.03], n = 2000; band [2.375, 3.5]"})
 Z1_CONVERGED = Claim(
     "Z1.magnitude.converged", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
     statistic="identity/zero ratio of the mean curves' epochs to 0.01 (only the pairs in which both runs reach it)",
     procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET), known={
-        "quick": "inconclusive: without pairs that never reach 0.01, ratio 2.34 [1.88, 2.68], n = 393 (power 0.69 "
-                 "at 2.857); band [2.375, 3.5]",
-        "full": "refuted: without pairs that never reach 0.01, ratio 2.12 [1.91, 2.31], n = 1972 (no rescaled world "
-                "has 2.857: the mean curve's crossing jumps from 2.67 to the 20-epoch budget); band [2.375, 3.5]"})
+        "quick": "inconclusive: without pairs that never reach 0.01, ratio 2.34 [1.93, 2.62], n = 393, "
+                 "p = 0.517, p_refute = 0.483; band [2.375, 3.5]",
+        "full": "defective: the BCa mean-curve ratio said supported in 0.083 [0.067, 0.102] of 1000 nulls "
+                "rescaled to the band edge 2.375 (its proxy verdict: refuted, 2.12 [1.94, 2.28], n = 1972)"})
 Z1_PER_RUN = Claim(
     "Z1.magnitude.per_run", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
     statistic="median over experiments of the identity/zero ratio of epochs to 0.01 (censored at the budget)",
     procedure=per_run_ratio_in_band(RATIO_BAND), known={
-        "quick": "refuted: median per-run ratio 1.56 [1.39, 1.73], n = 400; band [2.375, 3.5]",
+        "quick": "refuted: median per-run ratio 1.56 [1.41, 1.67], n = 400; band [2.375, 3.5]",
         "full": "refuted: median per-run ratio 1.45 [1.39, 1.51], n = 2000; band [2.375, 3.5]"})
 Z1_ZERO_EPOCHS = Claim(
-    "Z1.zero_epochs", source=SOURCE, quote=READS, unit="epochs", stated=ZERO_EPOCHS,
+    "Z1.zero_epochs", source=SOURCE, quote=READS, unit="epochs", stated=ZERO_EPOCHS, confirmatory=True,
+    protocol_bound=True,
     claim="in the zero setting the mean loss gets below 0.01 in 3.5 epochs",
     statistic="zero mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)",
     procedure=mean_curve_crossing((ZERO_EPOCHS - READING, ZERO_EPOCHS + READING), THRESHOLD, BUDGET, "zero"), known={
-        "quick": "refuted: the zero mean curve reaches 0.01 at epoch 6.45 [6.11, 6.77], n = 400, not 3.5 ± 0.5",
+        "quick": "refuted: the zero mean curve reaches 0.01 at epoch 6.45 [6.17, 6.71], n = 400, not 3.5 ± 0.5",
         "full": "refuted: the zero mean curve reaches 0.01 at epoch 6.73 [6.59, 6.88], n = 2000, not 3.5 ± 0.5"})
-_IDENTITY_CENSORED = ("inconclusive: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not "
-                      "10 ± 0.5, but the procedure cannot refute: its power where the true crossing is 10 epochs is "
-                      "0.00 ({}): dead-ReLU runs keep resampled mean curves above 0.01")
 Z1_IDENTITY_EPOCHS = Claim(
-    "Z1.identity_epochs", source=SOURCE, quote=READS, unit="epochs", stated=IDENTITY_EPOCHS,
+    "Z1.identity_epochs", source=SOURCE, quote=READS, unit="epochs", stated=IDENTITY_EPOCHS, confirmatory=True,
+    protocol_bound=True,
     claim="in the identity setting the mean loss gets below 0.01 in 10 epochs",
     statistic="identity mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)",
     procedure=mean_curve_crossing((IDENTITY_EPOCHS - READING, IDENTITY_EPOCHS + READING), THRESHOLD, BUDGET,
                                   "identity"),
-    known={"quick": _IDENTITY_CENSORED.format("[0.00, 0.02], n = 400"),
-           "full": _IDENTITY_CENSORED.format("[0.00, 0.004], n = 2000")})
+    known={"quick": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
+                    "crossing >= 20 [20, 20], p_refute = 0.00025, n = 400",
+           "full": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
+                   "crossing >= 20 [20, 20], p_refute = 0.00025, n = 2000"})
 Z2 = Claim(
     "Z2", source=SOURCE, quote="The wider confidence interval indicates greater variance in the identity setting.",
-    claim="greater variance across runs in the identity setting", unit="(SD ratio)",
-    statistic="SD across runs of the per-run mean loss over 20 epochs, identity / zero",
+    claim="greater variance across runs in the identity setting", unit="loss", confirmatory=True,
+    statistic="median over disjoint pairs of experiments i, j of |identity_i - identity_j| - |zero_i - zero_j|, "
+              "per-run mean loss over 20 epochs",
     procedure=variance_ratio_above_one, stated_text="none stated (the source reads a wider band off its plot)",
     grid=SD_RATIOS)
 PROPERTY = procedures.exact("hypothesis property test (exact)")
@@ -191,27 +204,32 @@ Z3_CENTRE_KERNEL = Claim("Z3.centre_kernel", source=SOURCE, quote="the central k
                          procedure=PROPERTY)
 Z3_PARAMETERS = Claim("Z3.parameters", source=SOURCE, quote="only 9 parameters", claim="the model has only 9 parameters",
                       statistic="parameters of OneConv(1)", procedure=procedures.exact("exact count"))
-_PART = procedures.exceeds_paired(members="the part's two models of a seed",
-                                  test="one-sided Wilcoxon signed-rank of per-seed parts, BCa bootstrap CI")
+_PART = procedures.exceeds_paired(members="the part's two models of a seed")
 Z4_PARTS = {factor: Claim(
     f"Z4.{factor}", source=SOURCE, claim=f"{factor.replace('_', ' ')} slows learning", unit="epochs", procedure=_PART,
-    statistic=f"{factor.replace('_', ' ')} part of the identity - zero gap, epochs to 0.01 (mean over seeds)",
+    statistic=f"{factor.replace('_', ' ')} part of the identity - zero gap, epochs to 0.01 (median over seeds)",
     stated_text="none stated (the source names the causes, not their sizes)", grid=SHIFTS)
     for factor in ("target_variance", "weight_configuration")}
 Z4 = Claim(
     "Z4", source=SOURCE, quote="Further investigation is needed. My guess would be that the target variance is the cause.",
     claim="the target variance, not the weight configuration, is the cause (the source's guess)", unit="epochs",
-    statistic="target-variance part minus weight-configuration part of the gap, epochs to 0.01",
+    statistic="median over seeds of the target-variance part minus the weight-configuration part of the gap, "
+              "epochs to 0.01",
     procedure=target_variance_is_the_cause, grid=SHIFTS, known={
         "quick": "inconclusive: both parts slow learning, weight configuration a little more: weight configuration "
-                 "1.25 [1.02, 1.49], target variance 1.07 [0.86, 1.32] epochs, difference -0.18 [-0.44, 0.14], "
-                 "n = 400",
-        "full": "refuted: weight configuration 1.20 [1.09, 1.33] vs target variance 1.05 [0.94, 1.15] epochs, "
-                "difference -0.15 [-0.28, -0.02], n = 2000"})
+                 "1.04 [0.99, 1.42], target variance 0.80 [0.52, 1.00] epochs, difference -0.30 [-0.48, -0.01], "
+                 "p_refute = 0.099, n = 400",
+        "full": "inconclusive: weight configuration 1.01 [0.99, 1.03] vs target variance 0.78 [0.64, 0.91] epochs, "
+                "difference -0.15 [-0.31, 0.0001], p_refute = 0.103, n = 2000"})
 SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean curve censored, ratio >= 2.77 [1.73, 3.33]"
 
 
 # -- runs ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fidelity() -> str:
+    return "source protocol"  # both tiers: the source's protocol, with more experiments than its 100
+
+
 @pytest.fixture(scope="module")
 def protocol() -> str:
     return PROTOCOL

@@ -20,7 +20,10 @@ from resclaims.claims import Claim
 HEADER = ("# Claims catalogue\n\nGenerated from the claim declarations in `benchmarks/` by "
           "`python -m resclaims list --markdown > benchmarks/CLAIMS.md`; do not edit by hand. Each row is one "
           "claim as the suite decides it. A recorded outcome is the verdict a tier gave at its own seeds "
-          "(base seed 20190403); the test is then `xfail(strict=True)` with those numbers.\n")
+          "(base seed 20190403); the test is then `xfail(strict=True)` with those numbers. Role: a confirmatory "
+          "claim is a sentence its source asserts, adjusted with Holm across that source's confirmatory claims; an "
+          "exploratory one (another reading, a variant, the suite's own question) is not; \"full tier only\": its "
+          "number holds only at the source's protocol, so a reduced run reports it without a verdict.\n")
 
 
 def declared_claims(module: ModuleType) -> list[Claim]:
@@ -72,6 +75,14 @@ def _protocol(doc: str) -> str:
     return next((p for p in paragraphs if p.startswith("Protocol")), "")
 
 
+def _role(claim: Claim) -> str:
+    """Confirmatory (in its source's Holm family) or exploratory, and whether only the source's protocol judges it."""
+    if claim.procedure.name == "exact":
+        return "exact"
+    role = f"confirmatory ({claim.source_family})" if claim.confirmatory else "exploratory"
+    return role + (", full tier only" if claim.protocol_bound else "")
+
+
 def markdown(modules: list[ModuleType]) -> str:
     """The catalogue of ``modules`` as markdown."""
     parts = [HEADER]
@@ -84,11 +95,12 @@ def markdown(modules: list[ModuleType]) -> str:
         protocol = _protocol(doc)
         if protocol:
             parts.append(f"\n{protocol}\n")
-        parts.append("\n| id | source | source's words | claim as tested | statistic | procedure | recorded outcomes |\n"
-                     "|---|---|---|---|---|---|---|\n")
+        parts.append("\n| id | source | role | source's words | claim as tested | statistic | procedure | "
+                     "recorded outcomes |\n|---|---|---|---|---|---|---|---|\n")
         for c in claims:
             known = "; ".join(f"{tier}: {_cell(reason)}" for tier, reason in c.known.items()) or "-"
             statistic = f"{c.statistic} ({c.unit})" if c.unit and c.unit not in c.statistic else c.statistic
-            parts.append(f"| {c.id} | {c.source} | {_cell(c.quote) or '-'} | {_cell(c.claim)} | {_cell(statistic)} | "
+            parts.append(f"| {c.id} | {c.source} | {_role(c)} | {_cell(c.quote) or '-'} | {_cell(c.claim)} | "
+                         f"{_cell(statistic)} | "
                          f"{_cell(c.procedure.name)}: {_cell(c.procedure.test)} | {known} |\n")
     return "".join(parts)

@@ -11,10 +11,19 @@ claim its data through the ``judge`` fixture, and everything else happens in
 2. the procedure is calibrated on the claim's own data (type-I error, power
    at the stated effect, smallest detectable effect) and recorded in the report;
    a procedure whose type-I error is significantly above alpha fails the test;
-3. the procedure decides; a test whose power at the stated effect is below 0.8
-   may not refute (:func:`resclaims.verdict.with_power`);
-4. the result is recorded in the report with the tier and the protocol;
-5. the verdict becomes the test outcome: "supported" passes, anything else
+3. the procedure decides with two one-sided tests, each at alpha: "supported"
+   when the claim's falsehood (at its boundary) is rejected, "refuted" when its
+   truth is; the power at the stated effect goes in the report, and an
+   inconclusive claim gets ``seeds_for_power``, the runs at which the procedure
+   would reach 80% power (:func:`resclaims.calibration.seeds_for_power`);
+4. a ``protocol_bound`` claim (a magnitude or an epoch count) measured at a
+   reduced protocol gets no verdict: "full tier only", the estimate kept as
+   information, and the test is skipped;
+5. the result is recorded in the report with the tier, the protocol and its
+   fidelity ("source protocol" or "reduced: ..."); confirmatory claims are
+   adjusted with Holm across their source's family when the report is written
+   (:mod:`resclaims.multiplicity`);
+6. the verdict becomes the test outcome: "supported" passes, anything else
    raises :class:`NotSupported` with the estimate, interval, p and n.
 
 A claim the evidence does not support at a tier records that next to its
@@ -45,7 +54,7 @@ import numpy as np
 
 from resclaims import calibration, procedures
 from resclaims.procedures import Procedure
-from resclaims.verdict import INCONCLUSIVE, REFUTED, SUPPORTED, ClaimResult, with_power
+from resclaims.verdict import FULL_TIER_ONLY, INCONCLUSIVE, REFUTED, SOURCE_PROTOCOL, SUPPORTED, ClaimResult, with_power
 
 # "Z1", "Z1.direction", "A4.share-of-vgg19" (a part may hold hyphens), "Z1.direction@adam" (a variant)
 ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*(@[A-Za-z0-9_]+)?$")
@@ -84,6 +93,8 @@ class Claim:
     stated_text: str = "none stated"  # where the stated effect comes from
     grid: tuple[float, ...] = ()  # effects searched for the smallest detectable one
     known: Mapping[str, str] = field(default_factory=dict)  # tier -> "verdict: the numbers that showed it"
+    confirmatory: bool = False  # a sentence the source asserts: Holm across its source's confirmatory claims
+    protocol_bound: bool = False  # its number holds only at the source's protocol (a magnitude, an epoch count)
 
     def __post_init__(self) -> None:
         name = self.id if isinstance(self.id, str) and self.id else "<no id>"
@@ -102,6 +113,8 @@ class Claim:
             if recorded_verdict(reason) not in (REFUTED, INCONCLUSIVE, DEFECTIVE):
                 raise ClaimError(f"claim {name}: known outcome at {tier} must start with 'refuted', 'inconclusive' or "
                                  f"'defective', got {reason[:40]!r}")
+        if self.confirmatory and self.procedure.name == "exact":
+            raise ClaimError(f"claim {name}: an exact claim has no error to control: drop confirmatory=True")
 
     def variant(self, suffix: str, **changes: Any) -> "Claim":
         """The same claim decided on other runs, as a row of its own: id ``<id>@<suffix>``."""
@@ -111,6 +124,11 @@ class Claim:
     def family(self) -> str:
         """The claim family: the id's leading letters ("Z" for "Z1.direction")."""
         return re.match(r"[A-Z]+", self.id).group(0)
+
+    @property
+    def source_family(self) -> str:
+        """The source whose confirmatory family the claim belongs to: the first document ``source`` names."""
+        return re.split(r"[,/ ]+", self.source.strip())[0]
 
 
 _HELP = {"source": "which document it comes from, e.g. source='001' (or 'mine')",
@@ -140,6 +158,8 @@ class Judge:
     calibration_seed: Callable[[str], int]  # claim id -> the seed of its calibration
     expect: Callable[[str, type], None]  # marks the running test xfail(strict=True, raises=...) with a reason
     protocol: str | None = None  # the module's protocol text (its ``protocol`` fixture), if any
+    fidelity: str = SOURCE_PROTOCOL  # the module's ``fidelity`` fixture: "source protocol" or "reduced: ..."
+    skip: Callable[[str], None] = lambda reason: None  # ends the running test as skipped (pytest.skip)
     default_seeds: bool = True  # the tier's own seeds and base seed: recorded outcomes must hold exactly
     n_sims: int = 0  # simulated data sets per calibrated rate
     calibrated: dict[str, calibration.Calibration] = field(default_factory=dict)
@@ -157,14 +177,26 @@ class Judge:
         data, dropped = finite_rows(*data)
         calibrated = self.calibrate(claim, *data)
         decision = claim.procedure(*data)
+        extra = {**decision.details, **(details or {}),
+                 "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)}
+        verdict, p_value, p_refute = decision.verdict, decision.p_value, decision.p_refute
+        if claim.protocol_bound and self.fidelity != SOURCE_PROTOCOL:
+            # a sentence about the source's protocol gets no verdict from a reduced one: the estimate is information
+            extra.update(proxy_verdict=verdict, proxy_p_value=p_value, proxy_p_refute=p_refute)
+            verdict, p_value, p_refute = FULL_TIER_ONLY, None, None
+        seeds = None
+        if verdict == INCONCLUSIVE:
+            seeds, extra["seeds_for_power_how"] = calibration.seeds_for_power(
+                claim, claim.procedure, *data, seed=self.calibration_seed(claim.id), decision=decision)
         result = with_power(ClaimResult(
-            id=claim.id, claim=claim.claim, source=claim.source, verdict=decision.verdict,
-            estimate=decision.estimate, ci=decision.ci, p_value=decision.p_value, n=len(data[0]),
+            id=claim.id, claim=claim.claim, source=claim.source, verdict=verdict,
+            estimate=decision.estimate, ci=decision.ci, p_value=p_value, n=len(data[0]),
             statistic=claim.statistic, test=claim.procedure.test, tier=self.tier,
-            protocol=protocol or self.protocol or "not stated",
-            details={**decision.details, **(details or {}),
-                     "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)},
+            protocol=protocol or self.protocol or "not stated", details=extra, p_refute=p_refute,
+            fidelity=self.fidelity, seeds_for_power=seeds,
+            family="confirmatory" if claim.confirmatory else "exploratory",
         ), calibrated.power_rate)
+        result.details["holm_family"] = claim.source_family
         self.report.record(result)
         if calibrated.defective:
             if recorded_verdict(claim.known.get(self.tier, "")) == DEFECTIVE:
@@ -182,7 +214,7 @@ class Judge:
             id=claim.id, claim=claim.claim, source=claim.source, verdict=SUPPORTED if holds else REFUTED,
             estimate=float(value), ci=(float(value), float(value)), p_value=None, n=n, statistic=claim.statistic,
             test=claim.procedure.test, tier=self.tier, protocol=protocol or self.protocol or "not stated",
-            details=dict(details or {}))
+            details=dict(details or {}), fidelity=self.fidelity, ci_level=1.0)
         self.report.record(result)
         self.outcome(claim, result)
         return result
@@ -203,6 +235,9 @@ class Judge:
 
     def outcome(self, claim: Claim, result: ClaimResult) -> None:
         """Turn the verdict into the test's outcome, against the outcome recorded for this tier."""
+        if result.verdict == FULL_TIER_ONLY:
+            self.skip(f"{claim.id}: full tier only: a sentence about the source's protocol, measured at "
+                      f"{self.fidelity}; proxy estimate {result.estimate:.4g} [{result.ci[0]:.4g}, {result.ci[1]:.4g}]")
         recorded = claim.known.get(self.tier)
         if recorded:
             self.expect(recorded, NotSupported)

@@ -10,11 +10,11 @@ import datetime as dt
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
-from resclaims import calibration, compare, xdist
+from resclaims import calibration, compare, validation, xdist
 from resclaims.cache import RunCache
 from resclaims.catalogue import unique_ids
 from resclaims.claims import Judge
@@ -24,6 +24,7 @@ from resclaims.report import Report, ReportWriteError, git_commit
 from resclaims.progress import Progress
 from resclaims.runs import Runs
 from resclaims.seeding import DEFAULT_BASE_SEED
+from resclaims.verdict import SOURCE_PROTOCOL
 from resclaims.settings import (
     DATA_ENV,
     Settings,
@@ -286,20 +287,26 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     The protocol text comes from the module's ``protocol`` fixture when it has one
     (or ``protocol=...``). See :mod:`resclaims.claims` for every step.
     """
-    try:
-        protocol = request.getfixturevalue("protocol")
-    except pytest.FixtureLookupError:
-        protocol = None
+    protocol, fidelity = (_module_fixture(request, name) for name in ("protocol", "fidelity"))
 
     def expect(reason: str, raises: type[Exception]) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
 
     return Judge(
-        tier=settings.tier, report=report, expect=expect, protocol=protocol,
+        tier=settings.tier, report=report, expect=expect, protocol=protocol, fidelity=fidelity or SOURCE_PROTOCOL,
+        skip=lambda reason: pytest.skip(reason),
         calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
         default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
     )
+
+
+def _module_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """The value of the test module's fixture ``name``, or None where it has none."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        return None
 
 
 @pytest.fixture(scope="session")
@@ -324,6 +331,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if _xdist_controller(config):
         report.provenance["timings"] = xdist.TIMINGS_UNDER_XDIST
     report.benchmarks = _benchmark_json(config)
+    if any(c.ci_level < 1 for c in report.claims):  # sampled verdicts: show the validation table they rest on
+        report.validation = validation.cached(None if config.option.no_run_cache else cache_dir())
     problem = _compare_with_baseline(config, report)
     try:
         written = report.write()

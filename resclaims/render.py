@@ -3,18 +3,38 @@
 Both renderers read only the JSON document (and, for HTML, the figure files), so a
 report can be re-rendered later without retraining. They share one layout:
 :func:`sections` turns the document into titled tables and lists, and each
-renderer only decides how a table looks.
+renderer only decides how a table looks. The page reads top down:
+
+1. a headline: how many sampled claims got each verdict, confirmatory and
+   exploratory, at the source's protocol and at a reduced one;
+2. one section per claim family (the claim id's leading capitals: Z, K, D, M...):
+   its sentences, verdicts, estimates and intervals, a forest plot and its figures;
+3. the exact architecture facts (counted, not sampled) in one compact table;
+4. what the reference sections were before: changes against the baseline,
+   protocols, calibration, runs, tests, timings, speed-ups and provenance.
+
+Fields that later documents add (``fidelity``, ``family``, ``p_adjusted``,
+``p_refute``, ``seeds_for_power``, ``ci_level``, ``details.null``, the top-level
+``multiplicity`` and ``validation``) are read with fallbacks, so older reports
+render too.
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-VERDICT_MARK = {"supported": "✅ supported", "refuted": "❌ refuted", "inconclusive": "❔ inconclusive"}
+VERDICTS = ("supported", "refuted", "inconclusive", "full tier only")
+VERDICT_MARK = {"supported": "✅ supported", "refuted": "❌ refuted", "inconclusive": "❔ inconclusive",
+                "full tier only": "ℹ️ full tier only"}
+SCOPES = ("source protocol", "reduced")  # a claim's fidelity, in the headline's columns
+EXACT, NOTES = "exact facts", "notes"  # where notes that belong to no family section go
+NUMBER = r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?"
+EXACT_TESTS = ("exact", "property holds on every", "hypothesis property test (exact)")  # how exact facts' tests begin
 
 
 @dataclass
@@ -24,15 +44,232 @@ class Section:
     rows: list[list[str]] = field(default_factory=list)
     items: list[str] = field(default_factory=list)  # a bulleted list, after the table
     figures: list[tuple[str, str]] = field(default_factory=list)  # (caption, relative path)
+    paragraphs: list[str] = field(default_factory=list)  # sentences before the table
+    level: int = 2  # heading level: 2 for a section, 3 for a part of the one before
 
 
 def _num(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4g}"
 
 
+def _value(value: float | None) -> str:
+    """A counted value as printed: whole numbers in full with thousands separators."""
+    if value is None:
+        return "n/a"
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:.6g}"
+
+
+# -- reading claims ------------------------------------------------------------
+def family_of(claim_id: str) -> str:
+    """A claim's family: its id's leading capital letters ("Z1.direction" -> "Z", "A4.flops" -> "A")."""
+    match = re.match(r"[A-Z]+", claim_id)
+    return match.group(0) if match else claim_id
+
+
+def is_exact(claim: dict[str, Any], document: dict[str, Any]) -> bool:
+    """An exact fact: no p-value, and a count or property check rather than a sample (its test or calibration says so)."""
+    if claim.get("p_value") is not None:
+        return False
+    nulls = {c["claim"]: str(c.get("null", "")) for c in document.get("calibration") or []}
+    return nulls.get(claim["id"], "").startswith("exact") or claim.get("test", "").lower().startswith(EXACT_TESTS)
+
+
+def sampled_claims(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Claims decided from sampled runs (everything but the exact facts), in the document's order."""
+    return [c for c in document["claims"] if not is_exact(c, document)]
+
+
+def families(document: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Sampled claims by family, families in order of their first claim."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for claim in sampled_claims(document):
+        out.setdefault(family_of(claim["id"]), []).append(claim)
+    return out
+
+
+def reference(claim: dict[str, Any]) -> tuple[float, float] | float:
+    """What the estimate is judged against: the band ``(lo, hi)``, or the null (boundary) value.
+
+    ``details.band`` for band claims; else ``details.null``, else a non-inferiority
+    ``details.margin``; for reports written before those fields, the band or value
+    the test's description names ("... inside [0.9, 1.0]", "Wilcoxon against -1.0"), else 0.
+    """
+    details = claim.get("details") or {}
+    band = details.get("band")
+    if isinstance(band, (list, tuple)) and len(band) == 2:
+        return (float(band[0]), float(band[1]))
+    for key in ("null", "margin"):
+        if isinstance(details.get(key), (int, float)):
+            return float(details[key])
+    test = str(claim.get("test", ""))
+    if match := re.search(rf"inside[^\[]*\[({NUMBER}), ({NUMBER})\]", test):
+        return (float(match[1]), float(match[2]))
+    if match := re.search(rf"against ({NUMBER})", test):
+        return float(match[1])
+    return 0.0
+
+
+def reference_text(claim: dict[str, Any]) -> str:
+    ref = reference(claim)
+    return f"band [{_num(ref[0])}, {_num(ref[1])}]" if isinstance(ref, tuple) else f"null {_num(ref)}"
+
+
+def ci_level(claim: dict[str, Any], document: dict[str, Any]) -> float:
+    """The interval's level: the claim's ``ci_level``, the document's, or 0.95."""
+    return float(claim.get("ci_level") or document.get("ci_level") or 0.95)
+
+
+def unit_of(claim: dict[str, Any], document: dict[str, Any]) -> str:
+    """The estimate's unit: the calibration's where it names one, else the statistic."""
+    units = {c["claim"]: c.get("unit") for c in document.get("calibration") or []}
+    unit = (units.get(claim["id"]) or claim.get("statistic") or "").strip()
+    return unit[1:-1] if unit.startswith("(") and unit.endswith(")") else unit
+
+
+def confirmatory(claim: dict[str, Any]) -> bool:
+    return claim.get("family") == "confirmatory"
+
+
+def scope_of(claim: dict[str, Any]) -> str:
+    """"source protocol", "reduced" or "not stated" (a report written before claims carried their fidelity)."""
+    fidelity = str(claim.get("fidelity") or "")
+    return next((s for s in SCOPES if fidelity.startswith(s)), "not stated")
+
+
+def _verdict_text(claim: dict[str, Any]) -> str:
+    """The verdict, and for an inconclusive claim how many seeds would decide it."""
+    seeds = claim.get("seeds_for_power")
+    if claim["verdict"] != "inconclusive":
+        return claim["verdict"]
+    if not seeds:
+        return "inconclusive; no number of seeds would decide it" if claim.get("details", {}).get(
+            "seeds_for_power_how", "").startswith("no number") else "inconclusive"
+    if seeds <= claim.get("n", 0):  # the design had the power at the stated effect: the effect is smaller
+        return f"inconclusive, although {seeds} seeds have 80% power at the stated effect"
+    return f"inconclusive; about {seeds} seeds would decide it"
+
+
+def _p_text(claim: dict[str, Any]) -> str:
+    """p, with the Holm-adjusted p and the refutation test's p where the claim has them."""
+    parts = [] if claim.get("p_value") is None else [_num(claim["p_value"])]
+    if claim.get("p_adjusted") is not None:
+        parts.append(f"Holm {_num(claim['p_adjusted'])}")
+    if claim.get("p_refute") is not None:
+        parts.append(f"refute {_num(claim['p_refute'])}")
+    return "; ".join(parts) or "n/a"
+
+
+def _estimate_text(claim: dict[str, Any], level: str) -> str:
+    lo, hi = claim["ci"]
+    text = f"{_num(claim['estimate'])} [{_num(lo)}, {_num(hi)}]" + level
+    return text + " (information only)" if claim["verdict"] == "full tier only" else text
+
+
+def _percent(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+# -- sections -------------------------------------------------------------------
+def headline(document: dict[str, Any]) -> Section:
+    """Counts per verdict of the sampled claims: confirmatory and exploratory, at the source's protocol and reduced."""
+    claims = sampled_claims(document)
+    scopes = list(SCOPES) + (["not stated"] if any(scope_of(c) == "not stated" for c in claims) else [])
+    columns = [(kind, scope) for kind in (True, False) for scope in scopes  # "not stated": only where there is one
+               if scope != "not stated" or any(confirmatory(c) == kind and scope_of(c) == scope for c in claims)]
+    count = lambda verdict, kind, scope: sum(  # noqa: E731
+        1 for c in claims if c["verdict"] == verdict and confirmatory(c) == kind and scope_of(c) == scope)
+    verdicts = [v for v in VERDICTS if any(c["verdict"] == v for c in claims)] or list(VERDICTS[:3])
+    rows = [[v] + [str(count(v, k, s)) for k, s in columns] + [str(sum(c["verdict"] == v for c in claims))]
+            for v in verdicts]
+    totals = [str(sum(1 for c in claims if confirmatory(c) == k and scope_of(c) == s)) for k, s in columns]
+    rows.append(["all"] + totals + [str(len(claims))])
+    return Section("Headline", headers=["verdict"] + [f"{'confirmatory' if k else 'exploratory'}, {s}"
+                                                      for k, s in columns] + ["all"],
+                   rows=rows, paragraphs=_headline_sentences(document, claims))
+
+
+def _headline_sentences(document: dict[str, Any], claims: list[dict[str, Any]]) -> list[str]:
+    """What the counts cover, the family-wise statement, the exact facts and the changes, one sentence each."""
+    out = [f"{len(claims)} claims from sampled runs. Confirmatory: the sentences a source asserts; "
+           "exploratory: the rest. Source protocol: the source's own experiment; reduced: a smaller one, named in "
+           "the claim's scope. Full tier only: a magnitude measured at a reduced protocol, given as information."]
+    statement = (document.get("multiplicity") or {}).get("statement")
+    if statement:
+        out.append(statement)
+    exact = [c for c in document["claims"] if is_exact(c, document)]
+    if exact:
+        tally = ", ".join(f"{sum(c['verdict'] == v for c in exact)} {v}" for v in VERDICTS
+                          if any(c["verdict"] == v for c in exact))
+        out.append(f"{len(exact)} exact architecture facts (counted, not sampled): {tally}; see their table.")
+    comparison = document.get("comparison")
+    if comparison is not None:
+        n = len(comparison["changes"])
+        out.append(f"{n} change(s) against the baseline {comparison['baseline']}" + ("; listed below." if n else "."))
+    return out
+
+
+def family_section(document: dict[str, Any], family: str, claims: list[dict[str, Any]]) -> Section:
+    """One family's sampled claims: sentence, verdict, estimate and interval, reference, p, n and scope; its figures."""
+    levels = {ci_level(c, document) for c in claims}
+    shared = len(levels) == 1
+    header = f"estimate [{_percent(levels.pop())} CI]" if shared else "estimate [CI, level]"
+    rows = [[c["id"], f"“{c['claim']}” ({c['source']})", _verdict_text(c),
+             _estimate_text(c, "" if shared else f" ({_percent(ci_level(c, document))})"), reference_text(c),
+             _p_text(c), str(c["n"]),
+             f"{'confirmatory' if confirmatory(c) else 'exploratory'}; {c.get('fidelity') or c['tier'] + ' tier'}"]
+            for c in claims]
+    exact = [c["id"] for c in document["claims"] if family_of(c["id"]) == family and is_exact(c, document)]
+    items = notes_by_place(document).get(family, [])
+    if exact:
+        items.append(f"exact facts of this family ({', '.join(exact)}): in the table of exact architecture facts")
+    sources = ", ".join(sorted({s.strip() for c in claims for s in str(c["source"]).split(",")}))
+    return Section(f"Family {family} (source {sources})",
+                   headers=["id", "claim (source)", "verdict", header, "against", "p (Holm; refute)", "n", "scope"],
+                   rows=rows, items=items, figures=_family_figures(document, family))
+
+
+def _family_figures(document: dict[str, Any], family: str) -> list[tuple[str, str]]:
+    """The family's figures, its forest plot first."""
+    figures = [(k, p) for k, paths in (document.get("figures") or {}).items() if family_of(k) == family for p in paths]
+    return sorted(figures, key=lambda f: not Path(f[1]).name.startswith("forest_"))
+
+
+def exact_section(document: dict[str, Any], exact: list[dict[str, Any]]) -> Section:
+    """The exact facts in one compact table: id, verdict, value and what was counted; their notes below."""
+    return Section("Exact architecture facts",
+                   paragraphs=["Counted or checked on every case, not sampled: no interval and no p-value. "
+                               "A fact is supported when the count matches the source at the source's rounding."],
+                   headers=["id", "verdict", "value", "what was counted"],
+                   rows=[[c["id"], c["verdict"], _value(c["estimate"]), c["statistic"]] for c in exact],
+                   items=notes_by_place(document).get(EXACT, []))
+
+
+def notes_by_place(document: dict[str, Any]) -> dict[str, list[str]]:
+    """Each note as "key: text", under where it is shown: a family with a section, EXACT or NOTES.
+
+    A note on an exact fact, or on a family whose claims are all exact facts, goes
+    under the exact facts' table; a note on anything else ("timing") under "Notes".
+    """
+    sampled = families(document)
+    exact = {c["id"] for c in document["claims"] if is_exact(c, document)}
+    out: dict[str, list[str]] = {}
+    for key, notes in (document.get("notes") or {}).items():
+        if key in exact or (key == family_of(key) and key not in sampled and any(family_of(i) == key for i in exact)):
+            place = EXACT
+        else:
+            place = family_of(key) if family_of(key) in sampled else NOTES
+        out.setdefault(place, []).extend(f"{key}: {n}" for n in notes)
+    return out
+
+
 def sections(document: dict[str, Any]) -> list[Section]:
+    """The report's sections in reading order."""
     prov = document["provenance"]
-    out = []
+    out = [headline(document)]
+    out += [family_section(document, f, claims) for f, claims in families(document).items()]
+    exact = [c for c in document["claims"] if is_exact(c, document)]
+    if exact:
+        out.append(exact_section(document, exact))
     comparison = document.get("comparison")
     if comparison is not None:
         changes = comparison["changes"]
@@ -40,27 +277,21 @@ def sections(document: dict[str, Any]) -> list[Section]:
             f"Changes against the baseline ({comparison['baseline']})",
             items=[f"{c['kind']}: {c['message']}" for c in changes] or ["no change"],
         ))
-    out.append(Section(
-        "Claims",
-        headers=["id", "claim", "verdict", "statistic", "estimate [95% CI]", "p", "n", "tier"],
-        rows=[[c["id"], f"{c['claim']} ({c['source']})", c["verdict"], c["statistic"],
-               f"{_num(c['estimate'])} [{_num(c['ci'][0])}, {_num(c['ci'][1])}]", _num(c["p_value"]), str(c["n"]),
-               c["tier"]] for c in document["claims"]],
-    ))
     protocols: dict[str, list[str]] = {}
     for c in document["claims"]:
         protocols.setdefault(c["protocol"], []).append(c["id"])
     out.append(Section("Protocols", items=[f"{', '.join(ids)}: {p}" for p, ids in protocols.items()]))
-    if document.get("calibration"):
-        out.append(calibration_section(document))
+    out += calibration_sections(document)
     if document.get("runs"):
         out.append(Section("Runs", headers=["family", "runs", "diverged (NaN or inf loss; excluded from every statistic)"],
                            rows=[[f, str(c["runs"]), str(c["diverged"])] for f, c in document["runs"].items()]))
     out.append(Section("Tests", items=[f"{c['id']}: {c['test']}" for c in document["claims"]]))
-    if document.get("notes"):
-        out.append(Section("Notes", items=[f"{k}: {n}" for k, notes in document["notes"].items() for n in notes]))
-    if document.get("figures"):
-        out.append(Section("Figures", figures=[(k, p) for k, paths in document["figures"].items() for p in paths]))
+    if notes_by_place(document).get(NOTES):
+        out.append(Section("Notes", items=notes_by_place(document)[NOTES]))
+    shown = set(families(document))
+    figures = [(k, p) for k, paths in (document.get("figures") or {}).items() if family_of(k) not in shown for p in paths]
+    if figures:
+        out.append(Section("Figures", figures=figures))
     if document.get("timings"):
         out.append(Section(
             "Timings (pytest-benchmark)",
@@ -87,13 +318,47 @@ def _rate(rate: dict[str, Any] | None) -> str:
     return "n/a" if rate is None else f"{rate['rate']:.3f} [{rate['ci'][0]:.3f}, {rate['ci'][1]:.3f}]"
 
 
+def calibration_sections(document: dict[str, Any]) -> list[Section]:
+    """The validation table (procedure x world x both errors), then each claim's calibration."""
+    out = []
+    if document.get("validation"):
+        out.append(validation_section(document["validation"]))
+    if document.get("calibration"):
+        per_claim = calibration_section(document)
+        if out:
+            per_claim.title, per_claim.level = "Calibration per claim", 3
+        out.append(per_claim)
+    return out
+
+
+def validation_section(validation: dict[str, Any]) -> Section:
+    """Each procedure on simulated worlds at the claim's boundary: how often it wrongly says supported, and refuted."""
+    alpha, margin = validation.get("alpha", 0.05), validation.get("margin")
+    limit = alpha + (margin or 0)
+
+    def rate(r: dict[str, Any] | None) -> str:
+        above = r is not None and r["rate"] > limit
+        return _rate(r) + (f" - above alpha + margin = {limit:.3g}" if above else "")
+
+    sentence = (f"False supported: how often a procedure says supported when its claim is false, with the truth on "
+                f"the claim's boundary. False refuted: how often it says refuted when its claim is true, on the "
+                f"boundary. Both should be at most alpha = {alpha:g}"
+                + (f" plus the Monte Carlo margin {margin:.3g}" if margin is not None else "")
+                + "; intervals are 95% Clopper-Pearson"
+                + (f"; simulated at commit {validation['commit']}." if validation.get("commit") else "."))
+    return Section("Calibration", paragraphs=[sentence],
+                   headers=["procedure", "world", "n", "false supported [95% CI]", "false refuted [95% CI]", "sims"],
+                   rows=[[r["procedure"], r["world"], str(r["n"]), rate(r.get("false_supported")),
+                          rate(r.get("false_refuted")), str(r.get("sims", ""))] for r in validation.get("rows", [])])
+
+
 def calibration_section(document: dict[str, Any]) -> Section:
-    """Each claim's procedure under simulated nulls and at the source's stated effect."""
-    rows, items = [], []
+    """Each claim's procedure under simulated nulls and at the source's stated effect; exact claims in one line."""
+    rows, items, exact = [], [], []
     calibrated = {c["claim"] for c in document["calibration"]}
     for c in document["calibration"]:
         if c["type_one"] is None:
-            rows.append([c["claim"], c["null"], "", "", "", "", ""])
+            exact.append(c["claim"])
             continue
         label = c.get("null_label") or "simulated"
         alpha, min_power = c["alpha"], c["min_power"]
@@ -115,12 +380,15 @@ def calibration_section(document: dict[str, Any]) -> Section:
         items.append(f"{c['claim']}: null: {c['null']}" + (f"; effect: {c['effect']}" if c["effect"] else "")
                      + f" ({c['seconds']:.1f} s)")
     rows += [[c["id"], "not calibrated", "", "", "", "", ""] for c in document["claims"] if c["id"] not in calibrated]
+    if exact:
+        items.append(f"not simulated (exact, no sampling): {', '.join(exact)}")
+    first = document["calibration"][0]
     items.append(f"Type-I error: how often the procedure says supported when the null holds (alpha = "
-                 f"{document['calibration'][0]['alpha']:g}; a rate above alpha + 0.01 is a defect). p < alpha: how often "
+                 f"{first['alpha']:g}; a rate above alpha + 0.01 is a defect). p < alpha: how often "
                  "its test alone rejects. Power: how often it says supported at the source's stated effect; below "
-                 f"{document['calibration'][0]['min_power']:g} a refutation is reported as inconclusive. Smallest "
+                 f"{first['min_power']:g} a refutation is reported as inconclusive. Smallest "
                  "detectable effect: the smallest effect on a coarse grid (ratio sqrt 2) with power >= 0.8 in "
-                 f"{document['calibration'][0].get('search_sims', 100)} simulations per grid point. Intervals: 95% "
+                 f"{first.get('search_sims', 100)} simulations per grid point. Intervals: 95% "
                  "Clopper-Pearson.")
     return Section("Calibration", headers=["claim", "null", "type-I error [95% CI]", "p < alpha under the null",
                                            "power [95% CI] at the source's effect", "smallest detectable effect",
@@ -134,36 +402,69 @@ def _heading(document: dict[str, Any]) -> str:
             f"{prov['base_seed']}, commit {prov['git_commit']}, torch {prov['torch']}.")
 
 
+def _marked(text: str) -> str:
+    """A verdict, or a cell that starts with one, with its mark."""
+    verdict = next((v for v in VERDICT_MARK if text == v or text.startswith((v + ";", v + ","))), None)
+    return text if verdict is None else VERDICT_MARK[verdict] + text[len(verdict):]
+
+
 def render_markdown(document: dict[str, Any]) -> str:
-    cell = lambda text: VERDICT_MARK.get(text, str(text)).replace("|", "\\|").replace("\n", " ")  # noqa: E731
+    cell = lambda text: _marked(str(text)).replace("|", "\\|").replace("\n", " ")  # noqa: E731
     lines = ["# resclaims report", "", _heading(document)]
     for section in sections(document):
-        lines += ["", f"## {section.title}", ""]
+        lines += ["", f"{'#' * section.level} {section.title}", ""]
+        lines += [line for p in section.paragraphs for line in (p, "")]
         if section.headers:
             lines += ["| " + " | ".join(section.headers) + " |", "|" + "---|" * len(section.headers)]
             lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in section.rows]
+        if section.items and section.headers:
+            lines.append("")
         lines += [f"- {cell(item)}" for item in section.items]
         lines += [f"![{caption}]({path})" for caption, path in section.figures]
     return "\n".join(lines) + "\n"
 
 
 STYLE = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1300px; padding: 0 1em; color: #222; }
+h2 { border-bottom: 1px solid #ddd; padding-bottom: 0.2em; margin-top: 1.6em; }
+nav { font-size: 0.9em; margin: 0.5em 0 1em; } nav a { margin-right: 0.8em; }
 table { border-collapse: collapse; font-size: 0.9em; margin: 0.5em 0; }
 th, td { border: 1px solid #ccc; padding: 0.3em 0.5em; text-align: left; vertical-align: top; }
 th { background: #f3f3f3; }
-figure { display: inline-block; margin: 0.5em; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.headline td, table.headline th { text-align: center; min-width: 6em; } table.headline td:first-child { text-align: left; }
+figure { display: inline-block; margin: 0.5em; vertical-align: top; }
 img { max-width: 560px; border: 1px solid #ddd; }
+figure.forest { display: block; } figure.forest img { max-width: 900px; }
+figcaption { font-size: 0.8em; color: #555; }
 li { margin: 0.2em 0; }
 .supported { color: #1a7f37; font-weight: bold; } .refuted { color: #cf222e; font-weight: bold; }
-.inconclusive { color: #9a6700; font-weight: bold; }
+.inconclusive { color: #9a6700; font-weight: bold; } .full-tier-only { color: #57606a; font-weight: bold; }
 """
 
 
+def _slug(title: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+
+
 def _html_cell(value: str) -> str:
-    if value in VERDICT_MARK:
-        return f'<td class="{value}">{value}</td>'
-    return f"<td>{html.escape(value)}</td>"
+    marked = _marked(value)
+    if marked != value:
+        verdict = next(v for v in VERDICT_MARK if value.startswith(v))
+        return f'<td class="{_slug(verdict)}">{html.escape(value)}</td>'
+    numeric = re.fullmatch(r"[-+]?[\d,.]+(e[-+]?\d+)?", value) is not None
+    return f'<td class="num">{html.escape(value)}</td>' if numeric else f"<td>{html.escape(value)}</td>"
+
+
+def _html_figure(folder: Path, caption: str, path: str) -> str:
+    """A figure inline as a data URI ("" when its file is missing)."""
+    image = Path(folder) / path
+    if not image.is_file():
+        return ""
+    data = base64.b64encode(image.read_bytes()).decode("ascii")
+    kind = ' class="forest"' if image.name.startswith("forest_") else ""
+    return (f'<figure{kind}><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
+            f"<figcaption>{html.escape(caption)}: {html.escape(path)}</figcaption></figure>")
 
 
 def render_html(document: dict[str, Any], folder: Path) -> str:
@@ -171,19 +472,19 @@ def render_html(document: dict[str, Any], folder: Path) -> str:
     e = html.escape
     parts = ["<!doctype html>", '<html lang="en"><head><meta charset="utf-8">', "<title>resclaims report</title>",
              f"<style>{STYLE}</style></head><body>", "<h1>resclaims report</h1>", f"<p>{e(_heading(document))}</p>"]
-    for section in sections(document):
-        parts.append(f"<h2>{e(section.title)}</h2>")
+    content = sections(document)
+    parts.append("<nav>" + "".join(f'<a href="#{_slug(s.title)}">{e(s.title)}</a>' for s in content if s.level == 2)
+                 + "</nav>")
+    for section in content:
+        parts.append(f'<h{section.level} id="{_slug(section.title)}">{e(section.title)}</h{section.level}>')
+        parts += [f"<p>{e(p)}</p>" for p in section.paragraphs]
         if section.headers:
-            parts.append("<table><tr>" + "".join(f"<th>{e(h)}</th>" for h in section.headers) + "</tr>")
+            kind = ' class="headline"' if section.title == "Headline" else ""
+            parts.append(f"<table{kind}><tr>" + "".join(f"<th>{e(h)}</th>" for h in section.headers) + "</tr>")
             parts += ["<tr>" + "".join(_html_cell(v) for v in row) + "</tr>" for row in section.rows]
             parts.append("</table>")
         if section.items:
             parts.append("<ul>" + "".join(f"<li>{e(item)}</li>" for item in section.items) + "</ul>")
-        for caption, path in section.figures:
-            image = Path(folder) / path
-            if image.is_file():
-                data = base64.b64encode(image.read_bytes()).decode("ascii")
-                parts.append(f'<figure><img alt="{e(caption)}" src="data:image/png;base64,{data}">'
-                             f"<figcaption>{e(caption)}: {e(path)}</figcaption></figure>")
+        parts += [_html_figure(folder, caption, path) for caption, path in section.figures]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

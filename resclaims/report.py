@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from resclaims import multiplicity
 from resclaims.verdict import ClaimResult, require_supported
 
 SCHEMA_VERSION = 1
@@ -110,6 +111,7 @@ class Report:
         self.notes: dict[str, list[str]] = {}
         self.data: dict[str, dict[str, Any]] = {}
         self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
+        self.validation: dict[str, Any] | None = None  # resclaims.validation.run(): procedure x world x both errors
         self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
         self.journal: list[dict[str, Any]] | None = None  # a list on an xdist worker: what to send (see sent())
         self.run_keys: list[tuple] = []  # on the xdist controller: the serial order of each frame in runs
@@ -269,10 +271,12 @@ class Report:
         return rows
 
     def to_json(self) -> dict[str, Any]:
+        claims, family_wise = multiplicity.adjust(self.claims)
         return {
             "schema": SCHEMA_VERSION,
             "claims": [{**c.to_json(), "nodeid": self.nodeids.get(c.id)}
-                       for c in sorted(self.claims, key=lambda c: _claim_order(c.id))],
+                       for c in sorted(claims, key=lambda c: _claim_order(c.id))],
+            "multiplicity": family_wise,
             "timings": [
                 {
                     "name": t.name,
@@ -291,6 +295,7 @@ class Report:
             "provenance": {**self.provenance, "data": self.data},
             "comparison": self.comparison,
             "calibration": [c.to_json() for c in sorted(self.calibrations, key=lambda c: _claim_order(c.claim_id))],
+            "validation": self.validation,
             "runs": self.run_counts,
         }
 
@@ -308,10 +313,12 @@ class Report:
         return self.destination
 
     def _write(self) -> None:
-        from resclaims.render import render_html, render_markdown  # local: only needed when writing
+        from resclaims.plotting import forest_plots  # local: only needed when writing
+        from resclaims.render import render_html, render_markdown
 
         self.directory.mkdir(parents=True, exist_ok=True)
         document = self.to_json()
+        document["figures"] = forest_plots(document, self.directory)  # drawn now: the renderers only read
         (self.directory / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False))
         (self.directory / "summary.md").write_text(render_markdown(document), encoding="utf-8")
         (self.directory / "summary.html").write_text(render_html(document, self.directory), encoding="utf-8")

@@ -147,6 +147,82 @@ def bootstrap_mean_curves(
     return Interval(point, low, high)
 
 
+@dataclass(frozen=True)
+class Replicates:
+    """A BCa bootstrap (Efron 1987): the estimate, its replicates, the bias and
+    acceleration corrections, and the one-sided tests at any boundary.
+
+    The p-value at a boundary b is the level at which the BCa interval's end
+    reaches b (Efron and Tibshirani 1993, ch. 14): with q the share of
+    replicates beyond b, w = Phi^-1(q) - z0 and p = Phi(w / (1 + a w) - z0).
+    With z0 = a = 0 it is the percentile bootstrap's p, the share of replicates
+    beyond b. The interval clears b exactly when the p on that side is below alpha.
+    """
+
+    estimate: float
+    replicates: np.ndarray
+    bias: float = 0.0  # z0: Phi^-1 of the share of replicates below the estimate
+    acceleration: float = 0.0  # a: the jackknife skewness of the statistic / 6
+
+    def _level(self, share: float) -> float:
+        """The nominal one-sided level whose BCa bound sits at the replicates' ``share`` quantile."""
+        b = len(self.replicates)
+        w = stats.norm.ppf(np.clip(share, 0.5 / b, 1 - 0.5 / b)) - self.bias
+        denominator = 1 + self.acceleration * w
+        if denominator <= 0:  # beyond the range the correction maps: the boundary is out of reach
+            return 0.0 if w < 0 else 1.0
+        return float(stats.norm.cdf(w / denominator - self.bias))
+
+    def _quantile(self, level: float) -> float:
+        z = self.bias + stats.norm.ppf(level)
+        return float(np.quantile(self.replicates, stats.norm.cdf(self.bias + z / (1 - self.acceleration * z))))
+
+    def at(self, boundary: float, *, alpha: float = ALPHA) -> Tested:
+        """The (alpha, 1 - alpha) BCa interval and the p-values at ``boundary``: ``p_above`` tests "at or below
+        the boundary", ``p_below`` "at or above it"."""
+        return Tested(self.estimate, self._quantile(alpha), self._quantile(1 - alpha),
+                      self._level(float(np.mean(self.replicates <= boundary))),
+                      1 - self._level(float(np.mean(self.replicates < boundary))))
+
+
+def _bca(estimate: float, replicates: np.ndarray, jackknife: np.ndarray) -> Replicates:
+    finite = replicates[np.isfinite(replicates)]
+    share = (np.sum(finite < estimate) + 0.5 * np.sum(finite == estimate)) / max(len(finite), 1)
+    bias = float(stats.norm.ppf(np.clip(share, 0.5 / len(replicates), 1 - 0.5 / len(replicates))))
+    d = np.mean(jackknife) - jackknife
+    spread = np.sum(d**2)
+    acceleration = float(np.sum(d**3) / (6 * spread**1.5)) if spread > 0 and np.isfinite(spread) else 0.0
+    return Replicates(estimate, replicates, bias, acceleration)
+
+
+def bootstrap_replicates(data: tuple[np.ndarray, ...], statistic: Callable[..., np.ndarray], *, rows: bool = False,
+                         seed: int = 0, n_resamples: int = N_RESAMPLES) -> Replicates:
+    """The BCa bootstrap of ``statistic``, runs resampled together across ``data`` (paired by run).
+
+    For the Z family's 400 and 2,000 experiments (the validation suite checks
+    both errors at those sizes). With ``rows`` the arrays are (runs, epochs)
+    curves and ``statistic`` takes their mean curves, vectorised over leading
+    axes (a resample's mean curve is its run counts times the curves: one matrix
+    product; a jackknife mean curve is the total less one run); else it takes
+    the arrays and ``axis``.
+    """
+    data = tuple(np.asarray(d, dtype=float) for d in data)
+    n = len(data[0])
+    index = np.random.default_rng(seed).integers(0, n, (n_resamples, n))
+    if rows:
+        estimate = float(statistic(*(d.mean(axis=0) for d in data)))
+        offsets = np.arange(n_resamples)[:, None] * n
+        counts = np.bincount((index + offsets).ravel(), minlength=n_resamples * n).reshape(n_resamples, n) / n
+        replicates = statistic(*(counts @ d for d in data))
+        jackknife = statistic(*((d.sum(axis=0) - d) / (n - 1) for d in data))
+    else:
+        estimate = float(statistic(*data, axis=-1))
+        replicates = statistic(*(d[index] for d in data), axis=-1)
+        leave_out = np.array([np.delete(np.arange(n), i) for i in range(n)])
+        jackknife = statistic(*(d[leave_out] for d in data), axis=-1)
+    return _bca(estimate, np.asarray(replicates, dtype=float), np.asarray(jackknife, dtype=float))
+
+
 def mean_t_interval(x: np.ndarray, *, confidence: float = 1 - ALPHA) -> Interval:
     """Mean with Student's t interval (``scipy.stats.ttest_1samp(...).confidence_interval``).
 
@@ -263,3 +339,81 @@ def crossing_epochs(curves: np.ndarray, threshold: float) -> np.ndarray:
 def mean_curve_crossing(curves: np.ndarray, threshold: float) -> float:
     """Crossing epoch of the mean curve over runs, as a source's plot shows it."""
     return float(crossing_epochs(np.nanmean(np.atleast_2d(curves), axis=0), threshold)[0])
+
+
+# -- exact, distribution-free tests: the median by the sign test, a share by the binomial --------------
+@dataclass(frozen=True)
+class Tested:
+    """An estimate, its interval and the two one-sided p-values of one quantity (arrays when vectorised).
+
+    ``p_above`` tests "the quantity is at most the boundary" (small: evidence it lies
+    above), ``p_below`` "it is at least the boundary". The interval's ends are the
+    boundaries at which each one-sided test has p = alpha: a (1 - 2 alpha) two-sided
+    interval, so "the interval lies above b" is "p_above(b) <= alpha".
+    """
+
+    estimate: np.ndarray | float
+    low: np.ndarray | float
+    high: np.ndarray | float
+    p_above: np.ndarray | float
+    p_below: np.ndarray | float
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        return (float(self.low), float(self.high))
+
+
+def sign_test(x: np.ndarray, boundary: float | np.ndarray = 0.0, *, alpha: float = ALPHA) -> Tested:
+    """The median of ``x`` (last axis: runs), its order-statistic interval and the exact sign tests at ``boundary``.
+
+    Valid for any distribution, skewed, heavy-tailed or censored (+inf is a run that
+    never got there) alike: only the signs of x - boundary count. A run equal to
+    the boundary counts against both sides, so ties and zeros make the tests
+    conservative, never liberal. With k the largest count such that
+    P(Binomial(n, 1/2) <= k - 1) <= alpha, the interval is [x_(k), x_(n-k+1)]
+    (infinite where n is too small for any k: 5 runs at alpha = 0.05 give k = 1);
+    x_(k) > b exactly when p_above(b) <= alpha, so interval and tests agree.
+    Vectorised over leading axes (simulated data sets).
+    """
+    x = np.asarray(x, dtype=float)
+    n = x.shape[-1]
+    ordered = np.sort(x, axis=-1)
+    k = int(stats.binom.ppf(alpha, n, 0.5))  # P(X <= k) >= alpha: the largest usable k has P(X <= k-1) <= alpha
+    k = k + 1 if stats.binom.cdf(k, n, 0.5) <= alpha else k
+    if k >= 1:
+        low, high = ordered[..., k - 1], ordered[..., n - k]
+    else:
+        low, high = np.full(x.shape[:-1], -np.inf), np.full(x.shape[:-1], np.inf)
+    boundary = np.asarray(boundary, dtype=float)
+    above = (x > boundary[..., None] if boundary.ndim else x > boundary).sum(axis=-1)
+    below = (x < boundary[..., None] if boundary.ndim else x < boundary).sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        estimate = np.median(x, axis=-1)
+    return Tested(estimate, low, high, stats.binom.sf(above - 1, n, 0.5), stats.binom.sf(below - 1, n, 0.5))
+
+
+def share_test(hits: np.ndarray, n: int, share: float, *, alpha: float = ALPHA) -> Tested:
+    """A share ``hits / n`` with its exact (Clopper-Pearson) interval and the binomial tests at ``share``.
+
+    ``p_above`` tests "the true share is at most ``share``", ``p_below`` "at least".
+    The interval's ends are the one-sided (1 - alpha) Clopper-Pearson bounds, which
+    clear ``share`` exactly when the matching exact binomial test has p <= alpha.
+    Vectorised over ``hits``.
+    """
+    hits = np.asarray(hits)
+    beta = stats.beta
+    with np.errstate(invalid="ignore"):
+        low = np.where(hits > 0, beta.ppf(alpha, hits, n - hits + 1), 0.0)
+        high = np.where(hits < n, beta.ppf(1 - alpha, hits + 1, n - hits), 1.0)
+    return Tested(hits / n, low, high, stats.binom.sf(hits - 1, n, share), stats.binom.cdf(hits, n, share))
+
+
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm's step-down adjusted p-values (``statsmodels``), valid under any dependence between the tests."""
+    from statsmodels.stats.multitest import multipletests
+
+    if not p_values:
+        return {}
+    names = list(p_values)
+    adjusted = multipletests([p_values[k] for k in names], method="holm")[1]
+    return {k: float(p) for k, p in zip(names, adjusted)}

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-Simulator = Callable[[np.random.Generator], tuple[np.ndarray, ...]]
+Simulator = Callable[..., tuple[np.ndarray, ...]]  # (rng, n=None) -> data; resampling worlds draw n runs (default: as many as observed)
 Effect = Callable[[float], "Simulator | None"]  # an effect size -> a simulator of data with it (None: unreachable)
 
 
@@ -32,8 +32,8 @@ def resample(*arrays: np.ndarray) -> Simulator:
     """Runs drawn with replacement, the same rows from every array (pairs stay pairs)."""
     arrays = tuple(np.asarray(x, dtype=float) for x in arrays)
 
-    def simulate(rng: np.random.Generator) -> tuple[np.ndarray, ...]:
-        rows = rng.integers(0, len(arrays[0]), len(arrays[0]))
+    def simulate(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray, ...]:
+        rows = rng.integers(0, len(arrays[0]), n or len(arrays[0]))
         return tuple(x[rows] for x in arrays)
 
     return simulate
@@ -59,12 +59,26 @@ def located(x: np.ndarray, center: Callable[[np.ndarray], float] = np.mean) -> E
     noise = x - center(x)
 
     def effect(value: float) -> Simulator:
-        def simulate(rng: np.random.Generator) -> tuple[np.ndarray]:
-            return (value + noise[rng.integers(0, len(x), len(x))],)
+        def simulate(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray]:
+            return (value + noise[rng.integers(0, len(x), n or len(x))],)
 
         return simulate
 
     return effect
+
+
+def mixed(inside: np.ndarray, outside: np.ndarray, share: float) -> Simulator:
+    """Runs drawn from ``inside`` with probability ``share``, else from ``outside`` (as many as both hold)."""
+    inside, outside = np.asarray(inside, dtype=float), np.asarray(outside, dtype=float)
+    n = len(inside) + len(outside)
+
+    def simulate(rng: np.random.Generator, size: int | None = None) -> tuple[np.ndarray]:
+        size = size or n
+        pick = rng.random(size) < share
+        return (np.where(pick, inside[rng.integers(0, len(inside), size)],
+                         outside[rng.integers(0, len(outside), size)]),)
+
+    return simulate
 
 
 def permute_rows(rows: np.ndarray) -> Simulator:
@@ -77,16 +91,17 @@ def permute_rows(rows: np.ndarray) -> Simulator:
     return simulate
 
 
-def row_trend(rows: np.ndarray, positions: np.ndarray) -> Effect:
-    """Effect ``slope``: each run's values with the mean row's least-squares slope replaced by ``slope``; runs resampled."""
+def row_trend(rows: np.ndarray, positions: np.ndarray, center: Callable[[np.ndarray], float] = np.mean) -> Effect:
+    """Effect ``slope``: each run's values moved so that the ``center`` of the runs' least-squares slopes is
+    ``slope``; runs resampled."""
     rows, positions = np.asarray(rows, dtype=float), np.asarray(positions, dtype=float)
     centred = positions - positions.mean()
-    observed = rows.mean(axis=0) @ (centred / (centred**2).sum())
+    observed = center(rows @ (centred / (centred**2).sum()))
     flat = rows - observed * centred  # the trend removed, the noise kept
 
     def effect(slope: float) -> Simulator:
-        def simulate(rng: np.random.Generator) -> tuple[np.ndarray]:
-            return (flat[rng.integers(0, len(rows), len(rows))] + slope * centred,)
+        def simulate(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray]:
+            return (flat[rng.integers(0, len(rows), n or len(rows))] + slope * centred,)
 
         return simulate
 
@@ -106,8 +121,8 @@ def paired_shift(a: np.ndarray, b: np.ndarray, center: Callable[[np.ndarray], fl
     noise = difference - center(difference)
 
     def effect(delta: float) -> Simulator:
-        def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            rows = rng.integers(0, len(a), len(a))
+        def simulate(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            rows = rng.integers(0, len(a), n or len(a))
             d = noise[rows] + delta
             return (total[rows] + d) / 2, (total[rows] - d) / 2
 
@@ -128,8 +143,8 @@ def paired_scale(a: np.ndarray, b: np.ndarray) -> Effect:
     def effect(ratio: float) -> Simulator:
         scaled = a.mean() + ratio * unit
 
-        def simulate(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-            rows = rng.integers(0, len(a), len(a))
+        def simulate(rng: np.random.Generator, n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+            rows = rng.integers(0, len(a), n or len(a))
             return scaled[rows], b[rows]
 
         return simulate
@@ -139,14 +154,17 @@ def paired_scale(a: np.ndarray, b: np.ndarray) -> Effect:
 
 def rescaled(arrays: Sequence[np.ndarray], member: int, statistic: Callable[..., float], target: float,
              *, how: str = "scale", bounds: tuple[float, float] = (1e-6, 1e6),
-             rtol: float = 1e-3) -> tuple[tuple[np.ndarray, ...], float] | None:
+             rtol: float = 1e-3, side: int = 0) -> tuple[tuple[np.ndarray, ...], float] | None:
     """``arrays`` with ``arrays[member]`` moved so that ``statistic(*arrays) == target``, and the move.
 
     ``how="scale"`` multiplies it by a factor c (found by bisection in log space
     within ``bounds``); ``how="shift"`` adds a constant c (bisection within
     +-``bounds[1]``). Both assume the statistic is monotonic in c. Returns the
     arrays and c, or None where no c reaches the target within ``rtol`` (a
-    budget censors the statistic, say).
+    budget censors the statistic, say). ``side`` +1 (-1) keeps the statistic at or
+    above (below) the target where bisection ends between two floats that straddle
+    it: a median world whose middle run lands a rounding error inside a band edge
+    is not on the edge (its runs below the edge outnumber those above).
     """
     if how not in ("scale", "shift"):
         raise ValueError(f"how must be scale or shift, got {how!r}")
@@ -165,6 +183,9 @@ def rescaled(arrays: Sequence[np.ndarray], member: int, statistic: Callable[...,
         else:
             high = mid
     t = (low + high) / 2
+    if side:
+        beyond = [c for c in (t, low, high) if side * (statistic(*at(c)) - target) >= 0]
+        t = beyond[0] if beyond else t
     if not np.isclose(statistic(*at(t)), target, rtol=rtol, atol=1e-9):
         return None
     return at(t), float(np.exp(t)) if how == "scale" else float(t)
@@ -179,7 +200,7 @@ def band_null(arrays: Sequence[np.ndarray], member: int, statistic: Callable[...
     the move; None if neither edge is reachable.
     """
     for edge in sorted(band, key=lambda e: abs(e - estimate)):
-        world = rescaled(arrays, member, statistic, edge, how=how)
+        world = rescaled(arrays, member, statistic, edge, how=how, side=1 if edge == max(band) else -1)
         if world is not None:
             return resample(*world[0]), edge, world[1]
     return None

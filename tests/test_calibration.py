@@ -235,3 +235,49 @@ def test_a_stated_effect_no_world_can_have_is_said_so():
     result = calibrate("T3", above_half, null=coin, null_text="coin", n_sims=10, seed=0,
                        effect=lambda size: None, stated_effect=2.0, effect_text="rescaled")
     assert result.power is None and "no world has the value 2" in result.effect
+
+
+def _paired_claim(stated):
+    from resclaims import procedures
+    from resclaims.claims import Claim
+
+    return Claim("U9", source="mine", claim="a exceeds b", statistic="median paired difference", unit="points",
+                 procedure=procedures.exceeds_paired(), stated=stated)
+
+
+def _power_at(claim, n, world, hit, sims=400):
+    rng = np.random.default_rng(99)
+    return np.mean([hit(claim.procedure.decide(*world(rng, n))) for _ in range(sims)])
+
+
+def test_seeds_for_power_at_a_stated_effect_reaches_the_power_it_names():
+    rng = np.random.default_rng(0)
+    b = rng.normal(10, 1, 6)
+    a = b + rng.normal(0.2, 1.0, 6)
+    claim = _paired_claim(stated=0.8)
+    seeds, how = calibration.seeds_for_power(claim, claim.procedure, a, b, seed=1)
+    assert seeds is not None and seeds > 6 and "stated 0.8" in how
+    world = claim.procedure.calibration(claim, a, b)["effect"](0.8)
+    assert _power_at(claim, seeds, world, calibration.supported) >= 0.72  # 0.8, less Monte Carlo error
+    assert _power_at(claim, max(seeds // 2, 5), world, calibration.supported) < 0.8
+
+
+def test_seeds_for_power_without_a_stated_effect_aims_at_a_verdict_either_way():
+    rng = np.random.default_rng(0)
+    b = rng.normal(10, 1, 8)
+    a = b + rng.normal(-0.6, 1.0, 8)  # the claim looks false: more seeds would refute it
+    claim = _paired_claim(stated=None)
+    seeds, how = calibration.seeds_for_power(claim, claim.procedure, a, b, seed=1)
+    assert seeds is not None and "either way" in how and "no effect stated" in how
+    decisive = lambda outcome: calibration.verdict_of(outcome) != INCONCLUSIVE  # noqa: E731
+    assert _power_at(claim, seeds, calibration._resampled((a, b)), decisive) >= 0.72
+
+
+def test_seeds_for_power_of_a_slow_bootstrap_is_the_normal_approximation_or_none_when_censored():
+    decision = Decision(INCONCLUSIVE, 2.0, (1.0, 3.0), 0.3, details={"band": [2.5, 4.0]})
+    seeds, how = calibration._normal_approximation(decision, 100, 0.8)
+    se = 2.0 / (2 * stats.norm.ppf(0.95))
+    assert seeds == math.ceil(100 * ((stats.norm.ppf(0.95) + stats.norm.ppf(0.8)) * se / 0.5) ** 2)
+    assert "normal approximation" in how
+    censored = Decision(INCONCLUSIVE, 3.1, (2.9, 3.2), None, details={"band": [2.4, 3.5], "censored": True})
+    assert calibration._normal_approximation(censored, 400, 0.8)[0] is None

@@ -71,13 +71,17 @@ def test_cifar_full_tier_runs_every_claim(pytester, tmp_path, monkeypatch):
         "-rfE",
     )
     outcomes = result.parseoutcomes()
-    assert "errors" not in outcomes and "skipped" not in outcomes, result.stdout.str()
+    assert "errors" not in outcomes, result.stdout.str()
     summary = json.loads((tmp_path / "reports" / "summary.json").read_text())
     claims = {c["id"]: c for c in summary["claims"]}
     expected = {"K1.direction", "K1", "K1.consistency", "K1.order", "K2", "K3",
                 "D1.plain", "D1.residual", "D1.contrast", "D2", "D3", "D3.no_bn", "H1"}  # fmt: skip
     assert expected <= claims.keys(), sorted(claims)
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == len(expected)
+    # at this toy scale the protocol is reduced: the sentences about 003's protocol get no verdict, and are skipped
+    full_tier_only = {k for k, c in claims.items() if c["verdict"] == "full tier only"}
+    assert full_tier_only == {"K1", "K1.consistency"} and outcomes.get("skipped", 0) == len(full_tier_only)
+    assert all(claims[k]["fidelity"].startswith("reduced: ") for k in expected)
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) + len(full_tier_only) == len(expected)
     verdict_failures = [line for line in result.stdout.lines  # a claim test fails on its verdict (or, at this toy
                         # scale, on its calibration: a type-I error above alpha), not on an exception
                         if re.match(r"E\s+resclaims\.claims\.(NotSupported: \S+ (refuted|inconclusive)|"

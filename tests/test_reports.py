@@ -35,7 +35,7 @@ def runs(settings, run_cache, report):
 @pytest.mark.quick
 def test_T1(runs, settings, report):
     mean = float(runs.value.mean())
-    report.record(ClaimResult(id="T1", claim="positive", source="toy", verdict=directional((mean - 0.1, mean + 0.1), 0.01),
+    report.record(ClaimResult(id="T1", claim="positive", source="toy", verdict=directional((mean - 0.1, mean + 0.1)),
                               estimate=mean, ci=(mean - 0.1, mean + 0.1), p_value=0.01, n=len(runs), statistic="mean",
                               test="toy", tier=settings.tier, protocol="toy"))
 '''
@@ -223,3 +223,22 @@ def test_data_provenance_names_no_absolute_paths(tmp_path, monkeypatch):
     report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=1)
     report.add_data("x", source=f"data dir: {tmp_path}/data/set", sha256="ab", size=3)
     assert report.data["x"] == {"source": "data dir: data/set", "sha256": "ab", "size": 3}
+
+
+def test_the_report_opens_with_the_headline_then_families_then_exact_facts_and_shows_validation(tmp_path):
+    """A report people read first: the verdict counts by role and fidelity, one section per family, the exact
+    facts in one table, and the validation table with both error rates (tests/data: a summary.json with every
+    field the statistics write)."""
+    from resclaims.render import render_html, render_markdown
+
+    document = json.loads((Path(__file__).parent / "data" / "report_new_fields.json").read_text())
+    markdown = render_markdown(document)
+    titles = [line for line in markdown.splitlines() if line.startswith("## ")]
+    assert titles[0] == "## Headline" and titles[1].startswith("## Family D")
+    assert titles.index("## Exact architecture facts") > max(i for i, t in enumerate(titles) if "Family" in t)
+    assert "| verdict | confirmatory, source protocol | confirmatory, reduced |" in markdown
+    assert "Holm 0.1875" in markdown  # D1.plain's adjusted p
+    assert "about 12 seeds would decide it" in markdown  # D1.residual's seeds_for_power
+    assert "| share_in_band | t3 | 16 | 0.071 [0.063, 0.079] - above alpha + margin" in markdown
+    html = render_html(document, tmp_path)
+    assert html.count("<h2") == len(titles) and "Headline" in html

@@ -11,7 +11,7 @@ from resclaims.verdict import (
     SUPPORTED,
     ClaimResult,
     directional,
-    power_aware,
+    two_tests,
     require_supported,
     with_power,
     within_band,
@@ -24,14 +24,21 @@ def result(verdict=SUPPORTED, **kw):
     return ClaimResult(**{**fields, **kw})
 
 
-@pytest.mark.parametrize("ci,p,expected", [
-    ((0.1, 0.5), 0.01, SUPPORTED),
-    ((0.1, 0.5), 0.20, INCONCLUSIVE),  # the interval alone is not enough
-    ((-0.1, 0.5), 0.01, INCONCLUSIVE),
-    ((-0.5, -0.1), 0.99, REFUTED),
+@pytest.mark.parametrize("ci,expected", [
+    ((0.1, 0.5), SUPPORTED),  # the lower one-sided bound clears 0
+    ((-0.1, 0.5), INCONCLUSIVE),
+    ((-0.5, -0.1), REFUTED),  # the upper one-sided bound lies below 0
 ])
-def test_directional(ci, p, expected):
-    assert directional(ci, p) == expected
+def test_directional(ci, expected):
+    assert directional(ci) == expected
+
+
+@pytest.mark.parametrize("p_support,p_refute,expected", [
+    (0.01, 0.99, SUPPORTED), (0.05, 0.99, SUPPORTED), (0.051, 0.99, INCONCLUSIVE), (0.9, 0.03, REFUTED),
+    (0.5, 0.5, INCONCLUSIVE),
+])
+def test_two_tests_each_decide_at_alpha(p_support, p_refute, expected):
+    assert two_tests(p_support, p_refute) == expected
 
 
 @pytest.mark.parametrize("ci,expected", [((2.5, 3.0), SUPPORTED), ((3.0, 4.0), INCONCLUSIVE), ((4.0, 5.0), REFUTED),
@@ -46,7 +53,7 @@ def test_a_lower_bound_can_refute_but_not_support(ci, expected):
 
 
 def test_failure_message_carries_estimate_ci_p_and_n():
-    with pytest.raises(AssertionError, match=r"X1 refuted: stat = 1.5 \[1, 2\], p = 0.01, n = 10"):
+    with pytest.raises(AssertionError, match=r"X1 refuted: stat = 1.5 \[1, 2\] \(90%\), p = 0.01, n = 10"):
         require_supported(result(REFUTED))
     require_supported(result())
 
@@ -63,27 +70,15 @@ def test_unknown_verdict_is_rejected():
         result("probably")
 
 
-@pytest.mark.parametrize("verdict,power,expected", [
-    (REFUTED, 0.5, INCONCLUSIVE),  # an underpowered test may not refute
-    (REFUTED, 0.8, REFUTED),
-    (REFUTED, None, REFUTED),  # no stated effect: the verdict stands
-    (SUPPORTED, 0.1, SUPPORTED),
-    (INCONCLUSIVE, 0.1, INCONCLUSIVE),
-])
-def test_power_aware(verdict, power, expected):
-    assert power_aware(verdict, power) == expected
-
-
-def test_with_power_keeps_the_numbers_and_says_what_changed():
+def test_power_is_reported_and_no_longer_changes_the_verdict():
     weak = with_power(result(REFUTED), 0.42)
-    assert weak.verdict == INCONCLUSIVE and weak.estimate == 1.5 and weak.ci == (1.0, 2.0)
-    assert weak.details == {"power_at_stated_effect": 0.42, "verdict_before_power_check": REFUTED}
-    strong = with_power(result(REFUTED), 0.95)
-    assert strong.verdict == REFUTED and "verdict_before_power_check" not in strong.details
+    assert weak.verdict == REFUTED and weak.estimate == 1.5 and weak.ci == (1.0, 2.0)
+    assert weak.details == {"power_at_stated_effect": 0.42}
 
 
-@pytest.mark.parametrize("ci,p", [((math.nan, math.nan), math.nan), ((0.1, 0.5), math.nan), ((math.nan, 0.5), 0.01)])
-def test_nan_never_supports_or_refutes(ci, p):
-    assert directional(ci, p) == INCONCLUSIVE
+@pytest.mark.parametrize("ci", [(math.nan, math.nan), (math.nan, 0.5)])
+def test_nan_never_supports_or_refutes(ci):
+    assert directional(ci) == INCONCLUSIVE
+    assert two_tests(math.nan, math.nan) == INCONCLUSIVE
     if any(math.isnan(v) for v in ci):
         assert within_band(ci, (0.0, 1.0)) == INCONCLUSIVE
