@@ -126,13 +126,13 @@ M3_REACHES_NO_SHORTCUT = Claim(
     "M3.reaches_floor.no_shortcut", claim="the no_shortcut model trains down to the floor", **REACHES_FLOOR, known={
         "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.768 [0.760, 0.777] (band [0.9, 1]), "
                  "n = 16; after 50 epochs the no-shortcut model still loses 30% more than the floor",
-        "full": "refuted at full tier: median floor / epoch-50 loss = 0.593 [0.579, 0.605] (band [0.9, 1]), n = 16; "
+        "full": "refuted at full tier: median floor / epoch-50 loss = 0.593 [0.579, 0.602] (band [0.9, 1]), n = 16; "
                 "after 50 epochs the no-shortcut model still loses 69% more than the floor"})
 M3_REACHES_SHORTCUT = Claim(
     "M3.reaches_floor.shortcut", claim="the shortcut model trains down to the floor", **REACHES_FLOOR, known={
         "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.873 [0.855, 0.884] (band [0.9, 1]), "
                  "n = 16; after 50 epochs the shortcut model still loses 15% more than the floor",
-        "full": "refuted at full tier: median floor / epoch-50 loss = 0.773 [0.754, 0.777] (band [0.9, 1]), n = 16; "
+        "full": "refuted at full tier: median floor / epoch-50 loss = 0.773 [0.755, 0.777] (band [0.9, 1]), n = 16; "
                 "after 50 epochs the shortcut model still loses 29% more than the floor"})
 M3_FIXED_FASTER = Claim("M3.fixed_faster", claim="the shortcut model learns significantly faster (fixed head)",
                         statistic=FASTER.format("no_shortcut_fixed", "shortcut_fixed"), **SHORTCUT_WINS)
