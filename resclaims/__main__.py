@@ -120,10 +120,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def names_a_path(args: list[str], folder: Path = Path()) -> bool:
+    """Whether pytest arguments name a test path (a file, a folder or a node id) relative to ``folder``."""
+    return any(not arg.startswith("-") and (folder / arg.split("::")[0]).exists() for arg in args)
+
+
 def selection(args: list[str]) -> list[str]:
     """pytest arguments for plan and fill: ``benchmarks`` unless they name a path."""
-    named = any(not arg.startswith("-") and Path(arg.split("::")[0]).exists() for arg in args)
-    return args if named else [*args, str(PROJECT / "benchmarks")]
+    return args if names_a_path(args) else [*args, str(PROJECT / "benchmarks")]
 
 
 def usage_error(message: str) -> int:

@@ -59,9 +59,15 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not _fills(config):
         return
+    from resclaims.__main__ import names_a_path
+
+    args = list(config.invocation_params.args)
+    if not names_a_path(args, config.invocation_params.dir):
+        args += config.args  # what the session collects without paths: testpaths, or the current folder
     capture = config.pluginmanager.getplugin("capturemanager")
-    command = [sys.executable, "-m", "resclaims", "fill", *config.invocation_params.args]
     with capture.global_and_fixture_disabled() if capture else _nothing():
+        sys.stdout.flush()
+        command = [sys.executable, "-m", "resclaims", "fill", *args]
         code = subprocess.run(command, cwd=config.invocation_params.dir, check=False).returncode
     if code == 4:
         raise pytest.UsageError(f"--engine {config.option.engine}: the fill stopped on bad input (the line above)")
