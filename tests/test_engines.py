@@ -112,6 +112,16 @@ def test_bad_input_is_one_line_and_exit_4(tmp_path, monkeypatch, capsys, args, e
     assert len(err.strip().splitlines()) == 1 and err.startswith("resclaims: ERROR: ") and message in err
 
 
+def test_a_session_with_a_bad_engine_stops_before_its_tests(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path))
+    pytester.makepyfile(test_x="def test_x(): raise AssertionError('ran')")
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "resclaims.engines.plugin", "--engine", "spark")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.stderr.lines if line.strip()]
+    assert lines == ["ERROR: --engine spark: unknown engine; use one of local, ray, slurm"]
+    assert "ran" not in result.stdout.str()
+
+
 @pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
 def test_a_missing_library_names_its_install_command(monkeypatch, capsys, engine, module):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed

@@ -67,6 +67,7 @@ class Planner:
         self.cache_dir: Path | None = None
         self.tier = self.device = ""
         self.other_skips: list[str] = []
+        self.timings: set[str] = set()
         self._patch = pytest.MonkeyPatch()
 
     @pytest.hookimpl(trylast=True)  # after resclaims.plugin made the session's settings and cache
@@ -84,9 +85,15 @@ class Planner:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         self._patch.undo()
 
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.timings = {item.nodeid for item in items if "benchmark" in getattr(item, "fixturenames", ())}
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Tests skipped for another reason than planning (say, missing data): worth showing with the plan."""
-        if report.skipped and isinstance(report.longrepr, tuple):
+        """Tests skipped for another reason than planning (say, missing data): worth showing with the plan.
+
+        Benchmarks are not timed while planning (they train outside the run cache); their skips are not shown.
+        """
+        if report.skipped and isinstance(report.longrepr, tuple) and report.nodeid not in self.timings:
             reason = report.longrepr[2].removeprefix("Skipped: ")
             if not reason.startswith(PLANNING) and reason not in self.other_skips:
                 self.other_skips.append(reason)
