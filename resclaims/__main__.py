@@ -156,7 +156,8 @@ def cmd_fill(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     try:
-        options = EngineOptions(args.engine, args.engine_address, args.workers, parse_options(args.engine_option))
+        options = EngineOptions(args.engine, args.engine_address, args.workers, parse_options(args.engine_option),
+                                args.seeds_per_job)
         trained = fill(selection(args.pytest_args), options)
     except EngineError as error:
         return usage_error(str(error))
@@ -171,6 +172,8 @@ def add_engine_options(parser: argparse.ArgumentParser) -> None:
                         help="ray: the cluster to connect to (default: start a local one)")
     parser.add_argument("--workers", "--engine-workers", dest="workers", type=int, default=None, metavar="N",
                         help="workers (local, ray) or array parallelism (slurm) (default: one per GPU, else per CPU core)")
+    parser.add_argument("--seeds-per-job", type=int, default=None, metavar="N",
+                        help="each job trains at most N seeds of a condition (default: all its missing seeds)")
     parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
                         help="slurm: a submitit parameter (slurm_partition=gpu, timeout_min=600, cluster=local, folder=PATH)")
 

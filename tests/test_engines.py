@@ -68,6 +68,18 @@ def test_every_engine_caches_the_same_frames(tmp_path):
     assert (again["trained"], again["reused"]) == (0, len(SEEDS))  # a cached run is read, not trained
 
 
+def test_seed_groups_train_the_same_runs(tmp_path):
+    """--seeds-per-job: a condition's seeds split over jobs give the frames one job gives (seeds train apart)."""
+    cache = tmp_path / "runs"
+    need = Need("T", "T", "resclaims.zero_identity", TINY[1], SEEDS, SEEDS, 2, "cpu", None)
+    jobs = Plan([need], {}, cache, "quick", "cpu").jobs(seeds_per_job=2)
+    assert [job.seeds for job in jobs] == [SEEDS[:2], SEEDS[2:]]
+    for job in jobs:
+        execute(job)
+    execute(make_job(TINY[1], SEEDS, device="cpu", cache_dir=tmp_path / "whole"))
+    assert_same_entries(cache, tmp_path / "whole")
+
+
 def test_a_job_refuses_another_kernel_version(tmp_path):
     job = make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path)
     stale = type(job)(**{**job.__dict__, "kernel_version": "0123456789abcdef"})

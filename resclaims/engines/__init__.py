@@ -127,12 +127,14 @@ class Engine(Protocol):
 @dataclass
 class EngineOptions:
     """What the command line says about the engine: ``--engine``, ``--engine-address``, ``--workers``,
-    ``--engine-option KEY=VALUE`` (submitit's parameters for ``slurm``, e.g. ``slurm_partition=gpu``)."""
+    ``--engine-option KEY=VALUE`` (submitit's parameters for ``slurm``, e.g. ``slurm_partition=gpu``),
+    ``--seeds-per-job N`` (default: a condition's missing seeds in one job)."""
 
     name: str = "local"
     address: str | None = None
     workers: int | None = None
     options: dict[str, str] = field(default_factory=dict)
+    seeds_per_job: int | None = None
 
 
 def parse_options(pairs: Iterable[str]) -> dict[str, str]:
@@ -163,6 +165,8 @@ def make_engine(options: EngineOptions, *, device: str) -> Engine:
         raise EngineError(f"--engine {options.name}: unknown engine; use one of {', '.join(ENGINES)}")
     if options.workers is not None and options.workers < 1:
         raise EngineError(f"--workers {options.workers}: give a positive whole number of workers")
+    if options.seeds_per_job is not None and options.seeds_per_job < 1:
+        raise EngineError(f"--seeds-per-job {options.seeds_per_job}: give a positive whole number of seeds")
     if options.name == "local":
         if options.address:
             raise EngineError("--engine-address: the local engine has no cluster; use --engine ray for one")

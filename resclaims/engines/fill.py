@@ -79,7 +79,7 @@ def fill(args: Sequence[str], options: EngineOptions, *, out: TextIO = sys.stdou
         for reason in current.other_skips:
             print(f"resclaims: skipped, not planned: {reason}", file=out)
         for _ in range(MAX_PASSES):
-            jobs = current.jobs()
+            jobs = current.jobs(options.seeds_per_job)
             if not jobs:
                 return trained
             todo = {(job.protocol.__class__.__name__, repr(job.protocol), job.seeds) for job in jobs}

@@ -137,13 +137,17 @@ class Plan:
     def runs_to_train(self) -> int:
         return sum(len(need.missing) for need in self.needs)
 
-    def jobs(self) -> list[FillJob]:
-        """One job per condition and group of missing seeds (a request's missing seeds train together, as a
-        session trains them)."""
+    def jobs(self, seeds_per_job: int | None = None) -> list[FillJob]:
+        """One job per condition and group of missing seeds: all of a request's missing seeds together, as a
+        session trains them, or groups of at most ``seeds_per_job`` (more jobs for more workers)."""
         if self.cache_dir is None:
             raise EngineError("--no-run-cache: a fill trains into the run cache; leave the option out")
-        return [make_job(need.condition, need.missing, device=need.device, cache_dir=self.cache_dir,
-                         label=need.label, family=need.family, data_key=need.data_key) for need in self.missing]
+        if not self.missing:
+            return []
+        size = seeds_per_job or max(len(need.missing) for need in self.missing)
+        return [make_job(need.condition, need.missing[i:i + size], device=need.device, cache_dir=self.cache_dir,
+                         label=need.label, family=need.family, data_key=need.data_key)
+                for need in self.missing for i in range(0, len(need.missing), size)]
 
     def seconds(self, need: Need) -> float | None:
         """The estimated training time of ``need``'s missing runs (None: nothing measured for its kernel)."""

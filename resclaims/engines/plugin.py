@@ -23,12 +23,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--engine", default=None, metavar="NAME", help=f"fill the run cache first with this engine ({', '.join(ENGINES)}), then decide (default: train in the session)")
     group.addoption("--engine-address", default=None, metavar="HOST:PORT", help="ray: the cluster to connect to (default: start a local one)")
     group.addoption("--engine-workers", default=None, type=int, metavar="N", help="engine workers (default: one per GPU, else per CPU core)")
+    group.addoption("--seeds-per-job", default=None, type=int, metavar="N", help="engine jobs train at most N seeds of a condition each (default: all its missing seeds)")
     group.addoption("--engine-option", action="append", default=[], metavar="KEY=VALUE", help="slurm: a submitit parameter, e.g. slurm_partition=gpu or cluster=local")
 
 
 def _options(config: pytest.Config) -> EngineOptions:
     opt = config.option
-    return EngineOptions(opt.engine, opt.engine_address, opt.engine_workers, parse_options(opt.engine_option))
+    return EngineOptions(opt.engine, opt.engine_address, opt.engine_workers, parse_options(opt.engine_option),
+                         opt.seeds_per_job)
 
 
 def _fills(config: pytest.Config) -> bool:
