@@ -89,6 +89,7 @@ class RunCache:
         self.trained = 0  # runs (seeds x conditions calls) trained in this session
         self.reused = 0  # runs read from the cache
         self.sent = (0, 0)  # (trained, reused) as last sent to an xdist controller (resclaims.xdist)
+        self.planner: Any = None  # while a session plans (resclaims.engines.plan.Planner): the runs fixture trains nothing
 
     def runs(
         self,

@@ -109,7 +109,7 @@ class Runs:
         """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
         key = {"data": data_key(data)}
-        planner = getattr(self.cache, "planner", None)
+        planner = self.cache.planner
         if planner is not None:
             planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
 

@@ -179,7 +179,8 @@ class Plan:
                  f"{'to train':>9s} {'estimate':>10s}"]
         for need in self.needs:
             s = self.seconds(need) if need.missing else 0.0
-            lines.append(f"{need.family:8s} {need.label:14s} {need.name[:34]:34s} {len(need.seeds):6d} "
+            name = need.name if len(need.name) <= 34 else need.name[:33] + "…"
+            lines.append(f"{need.family:8s} {need.label:14s} {name:34s} {len(need.seeds):6d} "
                          f"{need.steps:7d} {len(need.seeds) - len(need.missing):7d} {len(need.missing):9d} "
                          f"{'unknown' if s is None else _duration(s):>10s}")
         return "\n".join(lines)
