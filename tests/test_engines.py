@@ -6,6 +6,7 @@ kernel (in a temporary folder) whose runs take a set time, for the fill killed p
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 import resclaims
 from resclaims.__main__ import main
 from resclaims.engines import EngineOptions, execute, make_engine, make_job
+from resclaims.engines.fill import FillProgress
 from resclaims.engines.plan import Need, Plan
 from resclaims.seeding import DEFAULT_BASE_SEED, derive_seeds
 from resclaims.zero_identity import ZeroIdentityProtocol
@@ -78,6 +80,28 @@ def test_seed_groups_train_the_same_runs(tmp_path):
         execute(job)
     execute(make_job(TINY[1], SEEDS, device="cpu", cache_dir=tmp_path / "whole"))
     assert_same_entries(cache, tmp_path / "whole")
+
+
+def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_job_in_logs(tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    jobs = [make_job(p, SEEDS, device="cpu", cache_dir=tmp_path, label="T") for p in TINY]
+    result = {"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1"}
+    for out in (Terminal(), io.StringIO()):
+        progress = FillProgress(jobs, out, "ray")
+        for job in jobs:
+            progress(job, result)
+        progress.close()
+        text = out.getvalue()
+        if isinstance(out, Terminal):
+            assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
+        else:
+            assert text.splitlines() == [
+                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (1/2 jobs, 3/6 runs)",
+                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (2/2 jobs, 6/6 runs)"]
 
 
 def test_a_job_refuses_another_kernel_version(tmp_path):
