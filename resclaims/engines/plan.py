@@ -211,7 +211,7 @@ def plan(args: Sequence[str]) -> Plan:
     """
     planner = Planner()
     _MEASURED.clear()
-    extra = ["-p", "no:cacheprovider", "--benchmark-skip", "--baseline", "none", "-q", "-W", "ignore::pytest.PytestWarning"]
+    extra = ["-p", "no:cacheprovider", "--benchmark-skip", "--baseline", "none", "-q"]
     with contextlib.suppress(ImportError):
         import xdist  # noqa: F401 - one process plans: the planner lives in it
 
