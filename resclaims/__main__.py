@@ -203,9 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true",
                    help="print the claims catalogue generated from the declarations (benchmarks/CLAIMS.md)")
     p.set_defaults(run=cmd_list)
-    p = commands.add_parser("plan", help="the runs the selected claims need, which are cached, the cost of the rest")
+    selection_text = ("The other arguments select the claims as pytest does (paths, -m, -k, --full, --seeds, "
+                      "--data-dir, ...; default: benchmarks). Trains nothing.")
+    p = commands.add_parser("plan", help="the runs the selected claims need, which are cached, the cost of the rest",
+                            usage="resclaims plan [SELECTION ...]", description=selection_text)
     p.set_defaults(run=cmd_plan)
-    p = commands.add_parser("fill", help="train the runs the selected claims need into the run cache, with an engine")
+    p = commands.add_parser("fill", help="train the runs the selected claims need into the run cache, with an engine",
+                            usage="resclaims fill [--engine NAME] [engine options] [SELECTION ...]",
+                            description=selection_text.replace(" Trains nothing.", ""))
     add_engine_options(p)
     p.set_defaults(run=cmd_fill)
     return parser
