@@ -5,6 +5,12 @@
 - ``baseline update [FOLDER]``: make a report (default ``reports/latest``) the committed baseline.
 - ``fetch-data [NAME ...]``: download data sets into the cache, verified.
 - ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
+- ``plan [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest (trains nothing).
+- ``fill --engine local|ray|slurm [SELECTION]``: train the runs the selected claims need into the run cache.
+
+A SELECTION is pytest's: paths, ``-m``, ``-k``, ``--full``, ``--seeds``, ``--data-dir``, ... (default: ``benchmarks``).
+Bad input to ``plan`` and ``fill`` (an unknown engine, a missing library, an unreachable cluster, a
+cache folder that cannot be written) is one line on stderr and exit 4, before anything trains.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import importlib
 import io
 import shutil
 import sys
+import time
 from pathlib import Path
 
 from resclaims import compare
@@ -113,6 +120,64 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def names_a_path(args: list[str], folder: Path = Path()) -> bool:
+    """Whether pytest arguments name a test path (a file, a folder or a node id) relative to ``folder``."""
+    return any(not arg.startswith("-") and (folder / arg.split("::")[0]).exists() for arg in args)
+
+
+def selection(args: list[str]) -> list[str]:
+    """pytest arguments for plan and fill: ``benchmarks`` unless they name a path."""
+    return args if names_a_path(args) else [*args, str(PROJECT / "benchmarks")]
+
+
+def usage_error(message: str) -> int:
+    print(f"resclaims: ERROR: {message}", file=sys.stderr)
+    return 4
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from resclaims.engines import EngineError
+    from resclaims.engines.plan import plan
+
+    try:
+        found = plan(selection(args.pytest_args))
+    except EngineError as error:
+        return usage_error(str(error))
+    print(found.table())
+    for reason in found.other_skips:
+        print(f"skipped, not planned: {reason}")
+    print(found.estimate())
+    return 0
+
+
+def cmd_fill(args: argparse.Namespace) -> int:
+    from resclaims.engines import EngineError, EngineOptions, parse_options
+    from resclaims.engines.fill import fill
+
+    started = time.perf_counter()
+    try:
+        options = EngineOptions(args.engine, args.engine_address, args.workers, parse_options(args.engine_option),
+                                args.seeds_per_job)
+        trained = fill(selection(args.pytest_args), options)
+    except EngineError as error:
+        return usage_error(str(error))
+    print(f"resclaims: fill ({args.engine}): {trained} runs trained in {time.perf_counter() - started:.1f} s")
+    return 0
+
+
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--engine, --engine-address, --workers and --engine-option (also the pytest options of the same names)."""
+    parser.add_argument("--engine", default="local", help="local (default: worker processes), ray or slurm")
+    parser.add_argument("--engine-address", default=None, metavar="HOST:PORT",
+                        help="ray: the cluster to connect to (default: start a local one)")
+    parser.add_argument("--workers", "--engine-workers", dest="workers", type=int, default=None, metavar="N",
+                        help="workers (local, ray) or array parallelism (slurm) (default: one per GPU, else per CPU core)")
+    parser.add_argument("--seeds-per-job", type=int, default=None, metavar="N",
+                        help="each job trains at most N seeds of a condition (default: all its missing seeds)")
+    parser.add_argument("--engine-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="slurm: a submitit parameter (slurm_partition=gpu, timeout_min=600, cluster=local, folder=PATH)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line's parser, every subcommand included (help texts are %-formatted: write ``%%`` for a ``%``)."""
     parser = argparse.ArgumentParser(prog="resclaims", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -138,11 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true",
                    help="print the claims catalogue generated from the declarations (benchmarks/CLAIMS.md)")
     p.set_defaults(run=cmd_list)
+    selection_text = ("The other arguments select the claims as pytest does (paths, -m, -k, --full, --seeds, "
+                      "--data-dir, ...; default: benchmarks). Trains nothing.")
+    p = commands.add_parser("plan", help="the runs the selected claims need, which are cached, the cost of the rest",
+                            usage="resclaims plan [SELECTION ...]", description=selection_text)
+    p.set_defaults(run=cmd_plan)
+    p = commands.add_parser("fill", help="train the runs the selected claims need into the run cache, with an engine",
+                            usage="resclaims fill [--engine NAME] [engine options] [SELECTION ...]",
+                            description=selection_text.replace(" Trains nothing.", ""))
+    add_engine_options(p)
+    p.set_defaults(run=cmd_fill)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command in ("plan", "fill"):
+        args.pytest_args = rest  # the selection is pytest's
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     try:
         return args.run(args)
     except compare.ReportError as error:

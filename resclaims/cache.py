@@ -89,6 +89,7 @@ class RunCache:
         self.trained = 0  # runs (seeds x conditions calls) trained in this session
         self.reused = 0  # runs read from the cache
         self.sent = (0, 0)  # (trained, reused) as last sent to an xdist controller (resclaims.xdist)
+        self.planner: Any = None  # while a session plans (resclaims.engines.plan.Planner): the runs fixture trains nothing
 
     def runs(
         self,
@@ -120,6 +121,7 @@ class RunCache:
         seeds: Sequence[int],
         *,
         device_kind: str,
+        describe: Callable[[Any], dict[str, Any]] | None = None,
         **key: Any,
     ) -> pd.DataFrame:
         """Like :meth:`runs`, with one entry per (condition, seed), stored as each condition finishes.
@@ -128,14 +130,27 @@ class RunCache:
         ``missing`` and calls ``keep(condition, frame)`` with each condition's
         frame (a ``seed`` column) as soon as it has it, so that a session stopped
         part-way keeps the conditions it finished. The result holds every
-        condition at every seed, condition by condition.
+        condition at every seed, condition by condition. ``describe(condition)``
+        adds to each entry's metadata (:func:`entry_info`), say its steps, for planning.
         """
         seeds, conditions = list(seeds), list(conditions)
         if self.directory is None:
             self.trained += len(seeds) * len(conditions)
             return train(conditions, seeds, lambda condition, frame: None)
         groups = [self._group(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
-        return self._fill(kernel, conditions, groups, seeds, train, device_kind)
+        return self._fill(kernel, conditions, groups, seeds, train, device_kind, describe)
+
+    def missing(self, kernel: ModuleType, conditions: Sequence[Any], seeds: Sequence[int], *, device_kind: str,
+                **key: Any) -> list[list[int]]:
+        """Per condition, the seeds the cache does not hold (all of them when caching is off); reads no frame.
+
+        An entry that exists is counted as held; one that turns out unreadable is
+        trained again when it is read (:meth:`runs_per_condition`).
+        """
+        if self.directory is None:
+            return [list(seeds) for _ in conditions]
+        groups = [self._group(kernel, list(seeds), device_kind, {**key, "condition": c}) for c in conditions]
+        return [[seed for seed, path in paths.items() if not path.is_file()] for _, paths in groups]
 
     def scratch(self, kernel: ModuleType, *, device_kind: str, **key: Any) -> Path | None:
         """A folder for the partial state of training under this key (None when caching is off).
@@ -151,7 +166,8 @@ class RunCache:
         return self.directory / kernel.__name__ / "partial" / digest[:32]
 
     def _fill(self, kernel: ModuleType, conditions: list[Any], groups: list[tuple[Path, dict[int, Path]]],
-              seeds: list[int], train: Callable[..., Any], device_kind: str) -> pd.DataFrame:
+              seeds: list[int], train: Callable[..., Any], device_kind: str,
+              describe: Callable[[Any], dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every group's entries at ``seeds``: read where the cache holds them, trained (under the locks) where not."""
         frames: dict[Path, pd.DataFrame] = {}
 
@@ -168,13 +184,13 @@ class RunCache:
             with _locked(sorted({groups[i][0] for i in todo})):
                 todo, missing = pending()  # another session may have trained them while this one waited
                 if todo:
-                    self._train(kernel, conditions, groups, todo, missing, train, device_kind, frames)
+                    self._train(kernel, conditions, groups, todo, missing, train, device_kind, frames, describe)
         self.trained += len(todo) * len(missing)
         self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
         return pd.concat([frames[paths[seed]] for _, paths in groups for seed in seeds], ignore_index=True)
 
     @staticmethod
-    def _train(kernel, conditions, groups, todo, missing, train, device_kind, frames) -> None:  # noqa: ANN001
+    def _train(kernel, conditions, groups, todo, missing, train, device_kind, frames, describe) -> None:  # noqa: ANN001
         stored, started = [], [time.perf_counter()]
 
         def keep(condition: Any, frame: pd.DataFrame) -> None:
@@ -185,7 +201,8 @@ class RunCache:
                 raise RuntimeError(f"{kernel.__name__}: training handed over no rows for seeds "
                                    f"{sorted(set(missing) - set(parts))}")  # fmt: skip
             info = {"wall_seconds": wall, "seeds_in_batch": len(missing), "device_kind": device_kind,
-                    "device_name": device_name(device_kind), "written": datetime.now(timezone.utc).isoformat()}
+                    "device_name": device_name(device_kind), "written": datetime.now(timezone.utc).isoformat(),
+                    **(describe(condition) if describe is not None else {})}
             for seed in missing:
                 _write_entry(parts[seed], paths[seed], {**info, "seed": seed})
                 frames[paths[seed]] = parts[seed]
@@ -236,9 +253,21 @@ def device_name(device_kind: str) -> str:
 
 def entry_info(path: Path) -> dict[str, Any]:
     """What a cache entry records about its training: wall_seconds (of the batch that trained it: every seed in
-    seeds_in_batch, one condition), device_kind, device_name, written (UTC), seed. A resumed training counts only
-    the time of the session that finished it."""
+    seeds_in_batch, one condition), device_kind, device_name, written (UTC), seed, and what the trainer's
+    ``describe`` added (the runs fixture: ``steps``, the condition's progress steps, and ``condition``, its repr).
+    A resumed training counts only the time of the session that finished it."""
     return json.loads(pq.read_schema(path).metadata[METADATA_KEY])
+
+
+def measurements(directory: Path | None, kernel: str) -> list[dict[str, Any]]:
+    """:func:`entry_info` of every readable entry of ``kernel`` in a cache folder (none when it has none)."""
+    if directory is None or not (Path(directory) / kernel).is_dir():
+        return []
+    found = []
+    for path in sorted((Path(directory) / kernel).glob("??/*.parquet")):
+        with contextlib.suppress(Exception):  # an unreadable entry measures nothing; it is retrained when read
+            found.append(entry_info(path))
+    return found
 
 
 def _write_entry(frame: pd.DataFrame, path: Path, info: dict[str, Any]) -> None:

@@ -59,7 +59,7 @@ def data_key(data: Any) -> str | None:
     return checksum
 
 
-def _describe(condition: Any) -> str:
+def condition_name(condition: Any) -> str:
     """A condition in a few words, for progress lines: its name, or the names of its arms."""
     if hasattr(condition, "name"):
         return str(condition.name)
@@ -96,20 +96,30 @@ class Runs:
                  label: str | None = None) -> pd.DataFrame:
         seed_name = seed_name or family
         seeds = self.settings.run_seeds(seed_name, n)
-        frame = self.train(protocol, seeds, data=data, label=label or seed_name)
+        frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family)
         self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
         return frame
 
-    def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "") -> pd.DataFrame:
-        """The frame of ``protocol`` at ``seeds``, from the cache where it holds them."""
+    def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "",
+              family: str = "") -> pd.DataFrame:
+        """The frame of ``protocol`` at ``seeds``, from the cache where it holds them.
+
+        While a session plans (the cache has a ``planner``, :mod:`resclaims.engines.plan`), nothing trains:
+        the planner records the request and skips the test when any run is missing.
+        """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
         key = {"data": data_key(data)}
+        planner = self.cache.planner
+        if planner is not None:
+            planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
 
         def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
+            if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped
+                planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
             job = protocol.select(todo) if len(parts) > 1 else protocol
             handed = []
             total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))
-            names = ", ".join(_describe(c) for c in todo)
+            names = ", ".join(condition_name(c) for c in todo)
             # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
             # fewer of them, and the next one must find the partial state of the condition it was training
             scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=protocol, **key)
@@ -120,4 +130,15 @@ class Runs:
                 keep(todo[0], frame)
             return frame
 
-        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device.type, **key)
+        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device.type,
+                                             describe=lambda condition: describe(kernel, condition), **key)
+
+
+def steps(kernel: ModuleType, condition: Any) -> int:
+    """A condition's training steps, as its kernel counts progress for one seed (what planning scales by)."""
+    return int(getattr(kernel, "progress_total", lambda p, n: p.epochs)(condition, 1))
+
+
+def describe(kernel: ModuleType, condition: Any) -> dict[str, Any]:
+    """What a cache entry records about its condition, for planning: its steps and its repr."""
+    return {"steps": steps(kernel, condition), "condition": repr(condition)}

@@ -1,0 +1,228 @@
+"""Plan: which runs the selected claims need, which the cache holds, and what the rest will cost.
+
+:func:`plan` runs pytest in this process on a selection (``-m``, ``-k``, ``--full``,
+``--seeds``, paths, ...) with a :class:`Planner` plugged in. While it plans, the
+``runs`` fixture trains nothing (:meth:`resclaims.runs.Runs.train`): it hands each
+request to the planner, which records every condition's seeds and whether the
+cache holds them; a request the cache holds in full gets its cached frame (so a
+test that asks for more runs after it is still discovered), any other one skips its
+test. Claims are not decided and benchmarks are not timed while planning. A
+request that depends on runs not yet trained is found on the next pass, which is why
+:func:`resclaims.engines.fill.fill` plans again after each round of training.
+
+The cost of what is missing comes from the cache's own measurements: each entry
+records the wall time of the batch that trained it, its seeds and its steps
+(:func:`resclaims.cache.entry_info`); a condition trained before is estimated
+from its own time per seed, another from its kernel's time per seed-step on the
+same kind of device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import statistics
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from resclaims.cache import RunCache, measurements
+from resclaims.claims import Judge
+from resclaims.engines import EngineError, FillJob, make_job
+from resclaims.runs import condition_name, conditions, data_key, kernel_of, steps
+
+PLANNING = "plan: "  # how the reasons of tests skipped by planning begin
+
+
+@dataclass(frozen=True)
+class Need:
+    """One condition's runs that a claim asks for: its seeds, and those of them the cache lacks."""
+
+    family: str
+    label: str  # the seed name
+    kernel: str
+    condition: Any
+    seeds: tuple[int, ...]
+    missing: tuple[int, ...]
+    steps: int
+    device: str
+    data_key: str | None
+
+    @property
+    def name(self) -> str:
+        """The condition in a few words: its name, or its arms' names."""
+        return condition_name(self.condition)
+
+
+class Planner:
+    """The pytest plugin that turns a session into a plan (see the module docstring)."""
+
+    def __init__(self) -> None:
+        self.needs: dict[tuple, Need] = {}
+        self.data: dict[str | None, Any] = {}
+        self.cache_dir: Path | None = None
+        self.tier = self.device = ""
+        self.other_skips: list[str] = []
+        self.timings: set[str] = set()
+        self._patch = pytest.MonkeyPatch()
+
+    @pytest.hookimpl(trylast=True)  # after resclaims.plugin made the session's settings and cache
+    def pytest_configure(self, config: pytest.Config) -> None:
+        from resclaims.plugin import CACHE_KEY, SETTINGS_KEY
+
+        cache, settings = config.stash.get(CACHE_KEY, None), config.stash.get(SETTINGS_KEY, None)
+        if cache is None:  # the selection does not load resclaims.plugin: no runs to plan
+            return
+        cache.planner = self
+        self.cache_dir, self.tier, self.device = cache.directory, settings.tier, settings.device.type
+        for method in ("__call__", "record", "exact"):  # claims are decided by the session after the fill
+            self._patch.setattr(Judge, method, _not_while_planning)
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        self._patch.undo()
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.timings = {item.nodeid for item in items if "benchmark" in getattr(item, "fixturenames", ())}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Tests skipped for another reason than planning (say, missing data): worth showing with the plan.
+
+        Benchmarks are not timed while planning (they train outside the run cache); their skips are not shown.
+        """
+        if report.skipped and isinstance(report.longrepr, tuple) and report.nodeid not in self.timings:
+            reason = report.longrepr[2].removeprefix("Skipped: ")
+            if not reason.startswith(PLANNING) and reason not in self.other_skips:
+                self.other_skips.append(reason)
+
+    def request(self, cache: RunCache, protocol: Any, seeds: Sequence[int], *, device: Any, data: Any, label: str,
+                family: str) -> None:
+        """Record a ``runs`` request; skip the test (nothing trains) when the cache lacks any of its runs."""
+        kernel, parts, key = kernel_of(protocol), conditions(protocol), data_key(data)
+        lacking = cache.missing(kernel, parts, seeds, device_kind=device.type, data=key)
+        for part, missing in zip(parts, lacking):
+            need = Need(family or label, label, kernel.__name__, part, tuple(seeds), tuple(missing),
+                        steps(kernel, part), device.type, key)
+            self.needs[(need.kernel, repr(part), key, need.seeds, need.device)] = need
+        if data is not None:
+            self.data[key] = data
+        n = sum(map(len, lacking))
+        if n:
+            pytest.skip(f"{PLANNING}{n} runs of {label or family} to train")
+
+
+def _not_while_planning(*args: Any, **kwargs: Any) -> None:
+    pytest.skip(f"{PLANNING}claims are decided after the fill")
+
+
+@dataclass
+class Plan:
+    """What :func:`plan` found: the needs (cached or not), the data they train on, and the session's tier and device."""
+
+    needs: list[Need]
+    data: dict[str | None, Any]
+    cache_dir: Path | None
+    tier: str
+    device: str
+    other_skips: list[str] = field(default_factory=list)
+
+    @property
+    def missing(self) -> list[Need]:
+        return [need for need in self.needs if need.missing]
+
+    @property
+    def runs_to_train(self) -> int:
+        return sum(len(need.missing) for need in self.needs)
+
+    def jobs(self, seeds_per_job: int | None = None) -> list[FillJob]:
+        """One job per condition and group of missing seeds: all of a request's missing seeds together, as a
+        session trains them, or groups of at most ``seeds_per_job`` (more jobs for more workers)."""
+        if self.cache_dir is None:
+            raise EngineError("--no-run-cache: a fill trains into the run cache; leave the option out")
+        if not self.missing:
+            return []
+        size = seeds_per_job or max(len(need.missing) for need in self.missing)
+        return [make_job(need.condition, need.missing[i:i + size], device=need.device, cache_dir=self.cache_dir,
+                         label=need.label, family=need.family, data_key=need.data_key)
+                for need in self.missing for i in range(0, len(need.missing), size)]
+
+    def seconds(self, need: Need) -> float | None:
+        """The estimated training time of ``need``'s missing runs (None: nothing measured for its kernel)."""
+        entries = [e for e in _measured(self.cache_dir, need.kernel)
+                   if e.get("device_kind") == need.device and e.get("seeds_in_batch")]
+        same = [e["wall_seconds"] / e["seeds_in_batch"] for e in entries if e.get("condition") == repr(need.condition)]
+        if same:
+            return len(need.missing) * statistics.fmean(same)
+        per_step = [e["wall_seconds"] / e["seeds_in_batch"] / e["steps"] for e in entries if e.get("steps")]
+        return len(need.missing) * need.steps * statistics.fmean(per_step) if per_step else None
+
+    def estimate(self) -> str:
+        """One line: ``Z, M quick: 1600 runs to train, about 0.02 device-hours on cpu`` (or nothing to train)."""
+        families = ", ".join(dict.fromkeys(need.family for need in self.needs)) or "nothing selected"
+        if not self.runs_to_train:
+            return f"{families} {self.tier}: every run is in the cache, nothing to train"
+        seconds = [(need, self.seconds(need)) for need in self.missing]
+        known = sum(s for _, s in seconds if s is not None)
+        unknown = sorted({need.kernel for need, s in seconds if s is None})
+        line = f"{families} {self.tier}: {self.runs_to_train} runs to train, "
+        if len(unknown) == len({need.kernel for need in self.missing}):
+            return line + f"cost unknown on {self.device} (no measured runs of {', '.join(unknown)} in the cache)"
+        line += f"about {_hours(known)} device-hours on {self.device}"
+        return line + (f" (plus {', '.join(unknown)}: no measured runs to estimate from)" if unknown else "")
+
+    def table(self) -> str:
+        """Every need, one line each: family, seed name, condition, seeds, steps, cached, estimate."""
+        lines = [f"{'family':8s} {'seeds of':14s} {'condition':34s} {'seeds':>6s} {'steps':>7s} {'cached':>7s} "
+                 f"{'to train':>9s} {'estimate':>10s}"]
+        for need in self.needs:
+            s = self.seconds(need) if need.missing else 0.0
+            name = need.name if len(need.name) <= 34 else need.name[:33] + "…"
+            lines.append(f"{need.family:8s} {need.label:14s} {name:34s} {len(need.seeds):6d} "
+                         f"{need.steps:7d} {len(need.seeds) - len(need.missing):7d} {len(need.missing):9d} "
+                         f"{'unknown' if s is None else _duration(s):>10s}")
+        return "\n".join(lines)
+
+
+_MEASURED: dict[tuple, list[dict[str, Any]]] = {}
+
+
+def _measured(directory: Path | None, kernel: str) -> list[dict[str, Any]]:
+    """:func:`resclaims.cache.measurements`, read once per plan."""
+    if (directory, kernel) not in _MEASURED:
+        _MEASURED[directory, kernel] = measurements(directory, kernel)
+    return _MEASURED[directory, kernel]
+
+
+def _hours(seconds: float) -> str:
+    return f"{seconds / 3600:.2g}"
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min" if seconds < 7200 else f"{seconds / 3600:.1f} h"
+
+
+def plan(args: Sequence[str]) -> Plan:
+    """Run pytest on the selection ``args`` with a :class:`Planner`; nothing trains, no report is written.
+
+    A usage error of the selection (a bad option) is an :class:`EngineError` with pytest's line.
+    """
+    planner = Planner()
+    _MEASURED.clear()
+    extra = ["-p", "no:cacheprovider", "--benchmark-skip", "--baseline", "none", "-q"]
+    with contextlib.suppress(ImportError):
+        import xdist  # noqa: F401 - one process plans: the planner lives in it
+
+        extra += ["-n", "0"]
+    with tempfile.TemporaryDirectory(prefix="resclaims-plan-") as report_dir, io.StringIO() as out:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            code = pytest.main([*args, *extra, "--report-dir", report_dir], plugins=[planner])
+        text = out.getvalue()
+    if code == pytest.ExitCode.USAGE_ERROR or code == pytest.ExitCode.INTERRUPTED or planner.cache_dir is None and code:
+        lines = [line for line in text.splitlines() if line.strip()]
+        message = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
+        raise EngineError(f"the selection cannot be planned: {message}")
+    return Plan(list(planner.needs.values()), planner.data, planner.cache_dir, planner.tier, planner.device,
+                planner.other_skips)

@@ -1,0 +1,245 @@
+"""Engines (issue 13): plan, fill, the local, ray and slurm engines, bad input, a killed fill.
+
+Tiny protocols only: the zero/identity kernel at 10 images and 2 epochs, and a toy
+kernel (in a temporary folder) whose runs take a set time, for the fill killed part-way.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+import resclaims
+from resclaims.__main__ import main
+from resclaims.engines import EngineOptions, execute, make_engine, make_job
+from resclaims.engines.fill import FillProgress
+from resclaims.engines.plan import Need, Plan
+from resclaims.seeding import DEFAULT_BASE_SEED, derive_seeds
+from resclaims.zero_identity import ZeroIdentityProtocol
+
+ROOT = Path(resclaims.__file__).resolve().parents[1]
+TINY = [ZeroIdentityProtocol(n_samples=10, epochs=2, lr=lr) for lr in (1e-3, 3e-3)]
+SEEDS = (11, 12, 13)
+
+
+def entries(cache: Path) -> dict[Path, pd.DataFrame]:
+    """Every entry of a run cache folder, by its path inside it."""
+    return {p.relative_to(cache): pq.read_table(p).to_pandas() for p in sorted(cache.glob("*/??/*.parquet"))}
+
+
+def assert_same_entries(a: Path, b: Path) -> None:
+    ours, theirs = entries(a), entries(b)
+    assert ours and ours.keys() == theirs.keys()
+    for key, frame in ours.items():
+        pd.testing.assert_frame_equal(frame, theirs[key], check_exact=True)
+
+
+def fill_all(engine_name: str, cache: Path, **options) -> list[dict]:
+    jobs = [make_job(p, SEEDS, device="cpu", cache_dir=cache, label="T") for p in TINY]
+    engine = make_engine(EngineOptions(engine_name, workers=1, options=options), device="cpu")
+    results = []
+    try:
+        engine.run(jobs, {}, lambda job, result: results.append(result))
+    finally:
+        engine.close()
+    return results
+
+
+def test_every_engine_caches_the_same_frames(tmp_path):
+    """local, ray and submitit's local executor train the same runs, bit for bit, as execute in this process."""
+    for protocol in TINY:
+        execute(make_job(protocol, SEEDS, device="cpu", cache_dir=tmp_path / "here", label="T"))
+    engines = {"local": {}}
+    for name, module, options in (("ray", "ray", {}), ("slurm", "submitit", {"cluster": "local"})):
+        pytest.importorskip(module)
+        engines[name] = options
+    for name, options in engines.items():
+        results = fill_all(name, tmp_path / name, **options)
+        assert sorted(r["trained"] for r in results) == [len(SEEDS)] * len(TINY), name
+        assert_same_entries(tmp_path / "here", tmp_path / name)
+    again = execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path / "local", label="T"))
+    assert (again["trained"], again["reused"]) == (0, len(SEEDS))  # a cached run is read, not trained
+
+
+def test_seed_groups_train_the_same_runs(tmp_path):
+    """--seeds-per-job: a condition's seeds split over jobs give the frames one job gives (seeds train apart)."""
+    cache = tmp_path / "runs"
+    need = Need("T", "T", "resclaims.zero_identity", TINY[1], SEEDS, SEEDS, 2, "cpu", None)
+    jobs = Plan([need], {}, cache, "quick", "cpu").jobs(seeds_per_job=2)
+    assert [job.seeds for job in jobs] == [SEEDS[:2], SEEDS[2:]]
+    for job in jobs:
+        execute(job)
+    execute(make_job(TINY[1], SEEDS, device="cpu", cache_dir=tmp_path / "whole"))
+    assert_same_entries(cache, tmp_path / "whole")
+
+
+def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_job_in_logs(tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("CI", raising=False)
+    jobs = [make_job(p, SEEDS, device="cpu", cache_dir=tmp_path, label="T") for p in TINY]
+    result = {"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1"}
+    for out in (Terminal(), io.StringIO()):
+        progress = FillProgress(jobs, out, "ray")
+        for job in jobs:
+            progress(job, result)
+        progress.close()
+        text = out.getvalue()
+        if isinstance(out, Terminal):
+            assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
+        else:
+            assert text.splitlines() == [
+                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (1/2 jobs, 3/6 runs)",
+                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (2/2 jobs, 6/6 runs)"]
+
+
+def test_a_job_refuses_another_kernel_version(tmp_path):
+    job = make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path)
+    stale = type(job)(**{**job.__dict__, "kernel_version": "0123456789abcdef"})
+    with pytest.raises(RuntimeError, match="kernel is version"):
+        execute(stale)
+    assert not entries(tmp_path)
+
+
+def test_the_plan_estimates_from_measured_runs(tmp_path):
+    cache = tmp_path / "runs"
+    execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=cache, label="T"))
+    need = lambda protocol, seeds, missing: Need("T", "T", "resclaims.zero_identity", protocol, seeds, missing,  # noqa: E731
+                                                 2, "cpu", None)
+    plan = Plan([need(TINY[0], SEEDS, ()), need(TINY[1], (1, 2), (1, 2))], {}, cache, "quick", "cpu")
+    assert plan.runs_to_train == 2 and len(plan.jobs()) == 1 and plan.jobs()[0].seeds == (1, 2)
+    assert plan.seconds(plan.needs[1]) > 0
+    assert plan.estimate().startswith("T quick: 2 runs to train, about ")
+    assert plan.estimate().endswith(" device-hours on cpu")
+    table = plan.table().splitlines()
+    assert len(table) == 3 and table[1].split()[-4:-2] == ["3", "0"]  # cached, to train
+    empty = Plan([need(TINY[1], (1,), (1,))], {}, tmp_path / "empty", "full", "cpu")
+    assert "cost unknown on cpu" in empty.estimate()
+
+
+@pytest.mark.parametrize("args, env, message", [
+    (["--engine", "spark"], {}, "--engine spark: unknown engine; use one of local, ray, slurm"),
+    (["--engine", "ray", "--engine-address", "127.0.0.1:9"], {}, "--engine-address 127.0.0.1:9: cannot reach"),
+    (["--engine", "local"], {"RESCLAIMS_CACHE": "FILE/inside"}, "cannot write in it"),
+    (["--engine", "slurm", "--engine-option", "partition"], {}, "--engine-option partition: give KEY=VALUE"),
+], ids=["unknown-engine", "unreachable-address", "unwritable-cache", "bad-option"])
+def test_bad_input_is_one_line_and_exit_4(tmp_path, monkeypatch, capsys, args, env, message):
+    """Before anything plans or trains: one line on stderr, exit 4."""
+    (tmp_path / "FILE").write_text("not a folder")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    for key, value in env.items():
+        monkeypatch.setenv(key, str(tmp_path / value))
+    if args[1] == "ray":
+        pytest.importorskip("ray")
+    monkeypatch.setattr("resclaims.engines.fill.plan", lambda *a: pytest.fail("planned despite bad input"))
+    assert main(["fill", *args, "tests"]) == 4
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("resclaims: ERROR: ") and message in err
+
+
+def test_a_session_with_a_bad_engine_stops_before_its_tests(pytester, monkeypatch, tmp_path):
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path))
+    pytester.makepyfile(test_x="def test_x(): raise AssertionError('ran')")
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "resclaims.engines.plugin", "--engine", "spark")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = [line for line in result.stderr.lines if line.strip()]
+    assert lines == ["ERROR: --engine spark: unknown engine; use one of local, ray, slurm"]
+    assert "ran" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
+def test_a_missing_library_names_its_install_command(monkeypatch, capsys, engine, module):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
+    assert main(["fill", "--engine", engine, "tests"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err.endswith(f'pip install "resclaims[{engine}]"  (or: pip install "{"ray>=2.9" if engine == "ray" else "submitit>=1.5"}")')
+    assert f"{module} is not installed" in err
+
+
+TOY_KERNEL = '''
+import time
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class Toy:
+    name: str
+    pause: float = 0.0
+    epochs: int = 3
+    kernel: ClassVar[str] = "toy_kernel"
+
+
+def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None):
+    time.sleep(protocol.pause)
+    return pd.DataFrame([{"seed": s, "epoch": e, "loss": float(np.random.default_rng(s).normal(size=9)[e])}
+                         for s in seeds for e in range(protocol.epochs)])
+'''
+TOY_TESTS = '''
+import pytest
+from toy_kernel import Toy
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c", "d"])
+def test_toy(runs, name):
+    assert len(runs(Toy(name, pause=0.5), 2, family="X")) == 6
+
+
+def test_the_session_trained_nothing(run_cache):
+    assert run_cache.trained == 0 and run_cache.reused == 8
+'''
+
+
+def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
+    """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
+    its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "conftest.py").write_text('pytest_plugins = ("resclaims.plugin", "resclaims.engines.plugin")\n')
+    (project / "toy_kernel.py").write_text(TOY_KERNEL)
+    (project / "test_toy.py").write_text(TOY_TESTS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)]), "RESCLAIMS_CACHE": str(tmp_path),
+           "CI": "1"}
+    cache = tmp_path / "runs"
+    killed = subprocess.Popen([sys.executable, "-m", "resclaims", "fill", "--engine", "local", "--workers", "1",
+                               "test_toy.py"], cwd=project, env=env, start_new_session=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 120
+    while not list(cache.glob("toy_kernel/??/*.parquet")) and time.monotonic() < deadline and killed.poll() is None:
+        time.sleep(0.1)
+    os.killpg(killed.pid, signal.SIGKILL)  # the fill and its worker
+    killed.wait()
+    kept = entries(cache)  # every entry left is readable
+    assert 2 <= len(kept) < 8, killed.stdout.read().decode()
+
+    session = subprocess.run([sys.executable, "-m", "pytest", "--engine", "local", "--engine-workers", "1",
+                              "-p", "no:cacheprovider", "--report-dir", str(tmp_path / "report")],
+                             cwd=project, env=env, capture_output=True, text=True)
+    out = session.stdout + session.stderr
+    assert session.returncode == 0, out
+    assert f"X quick: {8 - len(kept)} runs to train" in out
+    assert "5 passed" in out
+    for path, frame in kept.items():  # the finished runs were kept, not trained again
+        pd.testing.assert_frame_equal(entries(cache)[path], frame, check_exact=True)
+
+    monkeypatch.syspath_prepend(str(project))
+    from toy_kernel import Toy
+
+    for name in "abcd":  # uninterrupted, in this process
+        seeds = derive_seeds(DEFAULT_BASE_SEED, "X", 2)
+        execute(make_job(Toy(name, pause=0.5), seeds, device="cpu", cache_dir=tmp_path / "whole", label="X"))
+    assert_same_entries(cache, tmp_path / "whole")
