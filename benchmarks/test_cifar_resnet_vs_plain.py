@@ -282,3 +282,30 @@ def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings
     report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, {stack}, {device_kind}", experiments=n,
                          impl="batched" if stack == "grouped" else "sequential", images=n * config.train.batch_size,
                          device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
+
+
+STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m in ("graph", "compile+graph"))]
+
+
+@pytest.mark.quick
+@pytest.mark.full
+@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+@pytest.mark.parametrize("mode", STEP_MODES)
+def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
+    """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
+    (:mod:`resclaims.cifar.steps`): the baseline comparison catches a slower compiled step. The compile or
+    capture happens in the warm-up round and is recorded as ``setup_s``; on a CPU training stays eager
+    (``resclaims.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
+    if "graph" in mode and device_kind != "cuda":
+        pytest.skip("CUDA graphs need a GPU")
+    config = cifar.K_TIERS[settings.tier]
+    arm = cifar.keras_arms([config.blocks], config.width)[0]
+    n = 5
+    benchmark.group = f"T keras003 x{config.width:g} grouped step of {n} seeds by step mode, {device_kind}"
+    with cifar.cpu_threads(cifar.timing_threads(device_kind) or torch.get_num_threads()):
+        step = cifar.step_closure(config.train, arm, n, device_kind, stack="grouped", mode=mode)
+        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    assert math.isfinite(loss) and step.group_step.mode == mode, f"{mode} fell back to {step.group_step.mode}"
+    report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, grouped, {mode}, {device_kind}",
+                         experiments=n, impl=mode, images=n * config.train.batch_size, device=device_kind,
+                         cpu_threads=cifar.timing_threads(device_kind), setup_s=step.group_step.setup_seconds)

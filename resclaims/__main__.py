@@ -7,6 +7,8 @@
 - ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
 - ``plan [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest (trains nothing).
 - ``fill --engine local|ray|slurm [SELECTION]``: train the runs the selected claims need into the run cache.
+- ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
+  steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.gpucheck`); reduced on a CPU.
 
 A SELECTION is pytest's: paths, ``-m``, ``-k``, ``--full``, ``--seeds``, ``--data-dir``, ... (default: ``benchmarks``).
 Bad input to ``plan`` and ``fill`` (an unknown engine, a missing library, an unreachable cluster, a
@@ -165,6 +167,24 @@ def cmd_fill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gpu_check(args: argparse.Namespace) -> int:
+    import torch
+
+    from resclaims.gpucheck import check
+
+    device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        return usage_error(f"--device {device}: this torch ({torch.__version__}) sees no CUDA device; "
+                           "run on a GPU machine, or leave --device out for the reduced CPU check")
+    if args.k_full and args.data_dir is None:
+        return usage_error("--k-full trains K's full tier on CIFAR-10: give --data-dir DIR")
+    if args.budget <= 0:
+        return usage_error(f"--budget must be a positive number of seconds, got {args.budget:g}")
+    check(torch.device(device), budget=args.budget, out=args.out, data_dir=args.data_dir, k_full=args.k_full)
+    print(f"resclaims: gpu-check wrote {args.out}")
+    return 0
+
+
 def add_engine_options(parser: argparse.ArgumentParser) -> None:
     """--engine, --engine-address, --workers and --engine-option (also the pytest options of the same names)."""
     parser.add_argument("--engine", default="local", help="local (default: worker processes), ray or slurm")
@@ -213,6 +233,16 @@ def build_parser() -> argparse.ArgumentParser:
                             description=selection_text.replace(" Trains nothing.", ""))
     add_engine_options(p)
     p.set_defaults(run=cmd_fill)
+    p = commands.add_parser("gpu-check", help="eager, compiled and captured training steps measured, full-tier times "
+                            "projected (reduced on a CPU)")
+    p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (default: cuda if there is one, else cpu)")
+    p.add_argument("--budget", type=float, default=480.0, metavar="SECONDS",
+                   help="stop measuring (and skip K full) when this much time is spent (default: 480)")
+    p.add_argument("--out", type=Path, default=REPORTS / "gpu-check" / "gpu-check.json", metavar="FILE",
+                   help="the JSON file to write (default: reports/gpu-check/gpu-check.json)")
+    p.add_argument("--k-full", action="store_true", help="also run K's full tier if it fits the budget left")
+    p.add_argument("--data-dir", type=Path, default=None, metavar="DIR", help="where CIFAR-10 is (for --k-full)")
+    p.set_defaults(run=cmd_gpu_check)
     return parser
 
 

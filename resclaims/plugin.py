@@ -30,6 +30,7 @@ from resclaims.settings import (
     Settings,
     SettingsError,
     check_report_dir,
+    check_step_mode,
     parse_base_seed,
     parse_seeds,
     parse_tier,
@@ -79,9 +80,11 @@ def _settings(config: pytest.Config) -> Settings:
     else:
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
         report_dir = config.rootpath / "reports" / f"{stamp}-{git_commit(config.rootpath).replace('+', '-')}"
+    device = resolve_device(opt.device)
+    check_step_mode(device)
     return Settings(
         tier=tier,
-        device=resolve_device(opt.device),
+        device=device,
         base_seed=parse_base_seed(opt.base_seed),
         seeds=parse_seeds(opt.seeds),
         data_dir=resolve_data_dir(opt.data_dir),

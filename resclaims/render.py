@@ -398,7 +398,8 @@ def calibration_section(document: dict[str, Any]) -> Section:
 
 def _heading(document: dict[str, Any]) -> str:
     prov = document["provenance"]
-    return (f"Tier {prov['tier']} on {prov['device']} ({prov.get('device_name') or ''}), base seed "
+    steps = f", CIFAR steps {prov['cifar_steps']}" if prov.get("cifar_steps") else ""
+    return (f"Tier {prov['tier']} on {prov['device']} ({prov.get('device_name') or ''}){steps}, base seed "
             f"{prov['base_seed']}, commit {prov['git_commit']}, torch {prov['torch']}.")
 
 

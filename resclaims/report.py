@@ -30,7 +30,6 @@ import platform
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +42,16 @@ from resclaims import multiplicity
 from resclaims.verdict import ClaimResult, require_supported
 
 SCHEMA_VERSION = 1
+
+
+def cifar_steps(device: str) -> str:
+    """How CIFAR training steps run on ``device`` (:mod:`resclaims.cifar.steps`): eager, compiled or captured."""
+    from resclaims.cifar.steps import resolve_mode
+
+    try:
+        return resolve_mode("auto", torch.device(device))
+    except (ValueError, RuntimeError) as error:
+        return f"unknown ({error})"
 
 
 class ReportWriteError(OSError):
@@ -126,6 +135,7 @@ class Report:
             "device_name": torch.cuda.get_device_name(0) if device.startswith("cuda") else cpu_name(),
             "base_seed": base_seed,
             "tier": tier,
+            "cifar_steps": cifar_steps(device),
         }
 
     # -- adding results -------------------------------------------------

@@ -122,7 +122,7 @@ class Runs:
             names = ", ".join(condition_name(c) for c in todo)
             # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
             # fewer of them, and the next one must find the partial state of the condition it was training
-            scratch = self.cache.scratch(kernel, device_kind=device.type, seeds=missing, protocol=protocol, **key)
+            scratch = self.cache.scratch(kernel, device_kind=device_kind(kernel, device), seeds=missing, protocol=protocol, **key)
             with self.progress.track(label, names, len(missing), total) as on_epoch:
                 frame = kernel.train(job, missing, device, data=data, on_epoch=on_epoch, checkpoints=scratch,
                                      on_condition=lambda c, f: (handed.append(c), keep(c, f)))
@@ -130,8 +130,14 @@ class Runs:
                 keep(todo[0], frame)
             return frame
 
-        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device.type,
+        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device_kind(kernel, device),
                                              describe=lambda condition: describe(kernel, condition), **key)
+
+
+def device_kind(kernel: ModuleType, device: Any) -> str:
+    """What the cache keys a kernel's runs by besides their protocol: the device type, and how the kernel trains on
+    it where that changes the numbers (a kernel's own ``device_kind(device)``: CIFAR's step mode on a GPU)."""
+    return getattr(kernel, "device_kind", lambda d: d.type)(device)
 
 
 def steps(kernel: ModuleType, condition: Any) -> int:

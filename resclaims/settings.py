@@ -84,6 +84,16 @@ def resolve_device(value: str) -> torch.device:
     return torch.device(value)
 
 
+def check_step_mode(device: torch.device) -> None:
+    """Fail now if $RESCLAIMS_STEP names no step mode, or one the device cannot run (:mod:`resclaims.cifar.steps`)."""
+    from resclaims.cifar.steps import resolve_mode
+
+    try:
+        resolve_mode("auto", device)
+    except ValueError as error:
+        raise SettingsError(str(error)) from None
+
+
 def resolve_data_dir(value: str | None) -> Path | None:
     """--data-dir, else $RESCLAIMS_DATA, else None (the download cache is used)."""
     source = "--data-dir" if value else DATA_ENV

@@ -59,6 +59,17 @@ def test_the_full_tier_on_cuda_without_cuda_stops_before_training(pytester):
     assert len(lines) == 1 and "--device cuda: CUDA is not available" in lines[0] and "--device cpu" in lines[0]
 
 
+@pytest.mark.parametrize(("value", "message"), [("fast", "step mode must be auto or one of eager, compile, graph"),
+                                                ("graph", "step mode 'graph' captures a CUDA graph; it needs --device cuda")])
+def test_a_bad_step_mode_stops_before_training(pytester, monkeypatch, value, message):
+    pytester.makepyfile(test_x="def test_x(): pass")
+    monkeypatch.setenv("RESCLAIMS_STEP", value)
+    result = pytester.runpytest("-p", "resclaims.plugin", "--device", "cpu")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = one_error_line(result)
+    assert len(lines) == 1 and message in lines[0], lines
+
+
 # -- data directories ---------------------------------------------------------------------
 # A session whose one test needs a data set, through the `dataset` fixture and the data set's real loader.
 NEEDS = """

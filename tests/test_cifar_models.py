@@ -9,15 +9,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from resclaims import cifar
 from resclaims.models.cifar import CifarNet
 from resclaims.models.keras003 import Keras003, KerasBlock, keras_plain, keras_resnet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    with cifar.cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def n_params(model: nn.Module) -> int:

@@ -24,25 +24,12 @@ from resclaims.models.keras003 import Keras003
 METRICS = ["train_loss", "train_acc", "test_loss", "test_acc", "val_loss", "val_acc", "train_eval_loss", "train_eval_acc"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, and a shared CPU cannot stall them (or change their sums)."""
-    with cifar.cpu_threads(1):
-        yield
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def data() -> Cifar10:
-    """200 training and 60 test images of noise with a class-dependent brightness, so that models learn."""
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        y = rng.integers(0, 10, n)
-        x = np.clip(rng.normal(25 * y[:, None, None, None] + 10, 40, (n, 32, 32, 3)), 0, 255).astype(np.uint8)
-        return x, y
-
-    (x_train, y_train), (x_test, y_test) = split(200), split(60)
-    return Cifar10(x_train, y_train, x_test, y_test, "synthetic", "memory", "none", "", official_order=False)
+def data(cifar_data) -> Cifar10:
+    return cifar_data
 
 
 KERAS = cifar.TrainConfig(steps=8, log_every=4, test_size=40)  # batches of 64, 64, 64 and 8: a partial batch

@@ -43,7 +43,10 @@ on CPU is processes: arms train in parallel worker processes of one thread each
 a busier moment 40 s against 233 s for one process with two threads, whose
 parallel regions stall whenever another process holds a core. On CUDA the
 forward pass runs under bfloat16 autocast in channels_last memory format;
-neither changes what a claim compares.
+neither changes what a claim compares. A whole step of the group (forward,
+losses, backward, optimizer) runs eagerly, compiled with ``torch.compile``, or
+captured once as a CUDA graph and replayed (:mod:`~resclaims.cifar.steps`):
+eager on CPU, where compiling costs more than it saves, a captured graph on CUDA.
 
 Every run records, per logged epoch, its training loss and accuracy (the running
 mean over the epoch's batches in training mode, as Keras reports them) and the
@@ -53,7 +56,8 @@ and on the validation split, in a tidy frame: one row per (arm, seed, epoch).
 Modules, each using only those before it: :mod:`~resclaims.cifar.config` (protocols,
 arms, tiers), :mod:`~resclaims.cifar.optim` (optimisers), :mod:`~resclaims.cifar.data`
 (data on the device, orders, augmentation), :mod:`~resclaims.cifar.stack` (seeded
-models, :class:`ModelStack`), :mod:`~resclaims.cifar.checkpoint` (an arm's state,
+models, :class:`ModelStack`), :mod:`~resclaims.cifar.steps` (eager, compiled and captured steps of a
+:class:`ModelStack`, capturable optimizers), :mod:`~resclaims.cifar.checkpoint` (an arm's state,
 saved and resumed), :mod:`~resclaims.cifar.workers` (arms in worker processes),
 :mod:`~resclaims.cifar.training` (:func:`train`, :func:`gradient_norms`),
 :mod:`~resclaims.cifar.kernel` (both as the :mod:`resclaims.runs` kernel, through the
@@ -95,14 +99,16 @@ from resclaims.cifar.data import (
 from resclaims.cifar.kernel import MODELS_VERSION, CifarRuns, GradientRuns
 from resclaims.cifar.optim import KerasAdam, he_lr, make_optimizer
 from resclaims.cifar.stack import ModelStack, build, run_seed, seeded_device
+from resclaims.cifar.steps import STEP_MODES, CapturableKerasAdam, CapturableSGD, GroupStep, capturable_optimizer
 from resclaims.cifar.timing import cpu_threads, step_closure, time_step, timing_threads
 from resclaims.cifar.training import CHECKPOINT_SECONDS, EVAL_CHUNK, gradient_norms, train
 from resclaims.cifar.workers import default_workers, map_arms
 
 __all__ = [
     "CHECKPOINT_SECONDS", "DATA_SEED", "D_SEEDS", "D_TIERS", "EVAL_CHUNK", "HE2015", "K_SEEDS", "K_TIERS",
-    "MODELS_VERSION", "ORDERS", "RECIPES", "STACKS", "Arm", "CifarRuns", "DeviceData", "GradientRuns", "HeFamily",
-    "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig", "batch_order", "build", "central_crop_flip",
+    "MODELS_VERSION", "ORDERS", "RECIPES", "STACKS", "STEP_MODES", "Arm", "CapturableKerasAdam", "CapturableSGD",
+    "CifarRuns", "DeviceData", "GradientRuns", "GroupStep", "HeFamily",
+    "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig", "batch_order", "build", "capturable_optimizer", "central_crop_flip",
     "checkpoint_path", "cpu_threads", "default_workers", "fixed_permutation", "gradient_norms", "he_arms", "he_lr",
     "keras_arms", "make_optimizer", "map_arms", "pad_crop_flip", "resume", "run_batches", "run_seed",
     "save_checkpoint", "seeded_device", "step_closure", "test_transform", "time_step", "timing_threads", "to_device",

@@ -24,6 +24,7 @@ import torch
 
 from resclaims.cache import kernel_version
 from resclaims.cifar.config import Arm, TrainConfig
+from resclaims.cifar.steps import resolve_mode
 from resclaims.cifar.training import gradient_norms as gradient_arms
 from resclaims.cifar.training import train as train_arms
 from resclaims.cifar.workers import default_workers
@@ -70,6 +71,13 @@ class GradientRuns:
     @property
     def name(self) -> str:
         return "gradients of " + ", ".join(arm.name for arm in self.arms)
+
+
+def device_kind(device: torch.device) -> str:
+    """The cache's device kind for runs trained on ``device``: its type, and on a GPU the step mode, whose numbers
+    differ (a captured step's dropout masks, :mod:`resclaims.cifar.steps`); CPU runs are eager, plain ``"cpu"``."""
+    mode = resolve_mode("auto", device)
+    return device.type if mode == "eager" else f"{device.type}, {mode} steps"
 
 
 def progress_total(protocol: CifarRuns | GradientRuns, n_seeds: int) -> int:

@@ -56,15 +56,16 @@ class ModelStack:
         if channels_last:
             self.net.to(memory_format=torch.channels_last)
 
-    def _format(self, x: torch.Tensor) -> torch.Tensor:
+    def format(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` in the stack's memory format (channels_last or contiguous)."""
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def __call__(self, xs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Logits of model g on ``xs[g]`` (B_g, ...) for every g."""
         if self.grouped and len({x.shape for x in xs}) == 1:
-            z = self.net(self._format(grouped_models.join_inputs(xs)))  # (B, G*10)
+            z = self.net(self.format(grouped_models.join_inputs(xs)))  # (B, G*10)
             return list(grouped_models.split_logits(z, self.size).unbind(0))
-        return [grouped_models.member_forward(self.net, self.template, g, self._format(x)) for g, x in enumerate(xs)]
+        return [grouped_models.member_forward(self.net, self.template, g, self.format(x)) for g, x in enumerate(xs)]
 
     def shared(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of every model on the same batch: (G, B, classes)."""

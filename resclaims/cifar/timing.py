@@ -6,11 +6,11 @@ from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 
 import torch
-import torch.nn.functional as F
 
 from resclaims.cifar.config import STACKS, Arm, TrainConfig
 from resclaims.cifar.optim import make_optimizer
 from resclaims.cifar.stack import ModelStack, build
+from resclaims.cifar.steps import GroupStep, capturable_optimizer
 from resclaims.seeding import torch_generator
 
 
@@ -25,12 +25,14 @@ def cpu_threads(n: int):
         torch.set_num_threads(before)
 
 
-def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop") -> Callable[[], float]:
+def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop",
+                 mode: str = "eager") -> Callable[[], float]:
     """One training step of ``n_models`` copies of ``arm`` on fixed random batches, for timing.
 
     The step is the one :func:`train` takes (same stack, optimizer, autocast and
-    memory format on CUDA); the closure returns the summed loss, which waits for
-    the device.
+    memory format on CUDA, step ``mode``: see :mod:`resclaims.cifar.steps`); the
+    closure returns the summed loss, which waits for the device. A compiled or
+    captured step compiles on its first call (a timing's warm-up round).
     """
     device = torch.device(device)
     cuda = device.type == "cuda"
@@ -41,18 +43,16 @@ def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device
     xs = [torch.rand(cfg.batch_size, 3, side, side, generator=generator).to(device) for _ in range(n_models)]
     ys = [torch.randint(0, 10, (cfg.batch_size,), generator=generator).to(device) for _ in range(n_models)]
     stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], stack == "grouped", cuda)
-    optimizer = make_optimizer(cfg, stack.parameters())
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if cuda else nullcontext()
+    params = stack.parameters()
+    optimizer = make_optimizer(cfg, params) if mode == "eager" else capturable_optimizer(cfg.recipe, params, cfg.lr_scale)
+    train_step = GroupStep(stack, optimizer, mode, autocast=cuda)
 
     def step() -> float:
-        with autocast, (torch.backends.cudnn.flags(enabled=True, benchmark=True) if cuda else nullcontext()):
-            logits = stack(xs)
-        loss = sum(F.cross_entropy(z.float(), y) for z, y in zip(logits, ys))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        with torch.backends.cudnn.flags(enabled=True, benchmark=True) if cuda else nullcontext():
+            losses, _ = train_step(xs, ys)
+        return losses.sum().item()
 
+    step.group_step = train_step  # its compile or capture time: step.group_step.setup_seconds
     return step
 
 
@@ -62,12 +62,12 @@ def timing_threads(device_kind: str) -> int | None:
 
 
 def time_step(benchmark, cfg: TrainConfig, arm: Arm, n_models: int, device_kind: str, *, stack: str = "loop",
-              rounds: int = 5) -> float:
+              mode: str = "eager", rounds: int = 5) -> float:
     """Time one :func:`step_closure` step with pytest-benchmark's ``pedantic`` (one warm-up); returns the last loss.
 
     On CPU the step runs on :func:`timing_threads` threads: comparable across
     machines with more cores, and not stalled by other work on a shared CPU.
     """
     with cpu_threads(timing_threads(device_kind) or torch.get_num_threads()):
-        step = step_closure(cfg, arm, n_models, device_kind, stack=stack)
+        step = step_closure(cfg, arm, n_models, device_kind, stack=stack, mode=mode)
         return benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)

@@ -20,6 +20,7 @@ from resclaims.cifar.config import STACKS, Arm, TrainConfig
 from resclaims.cifar.data import run_batches, test_transform, to_device
 from resclaims.cifar.optim import he_lr, make_optimizer
 from resclaims.cifar.stack import ModelStack, build, run_seed, seeded_device
+from resclaims.cifar.steps import GroupStep, capturable_optimizer, resolve_mode
 from resclaims.cifar.workers import map_arms
 from resclaims.datasets.cifar10 import Cifar10
 
@@ -45,11 +46,13 @@ def _evaluate(cfg, stack, dev, x, y, autocast, dtype) -> tuple[torch.Tensor, tor
     return loss_sum / len(y), correct / len(y)
 
 
-def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dtype, checkpoints=None,
+def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dtype, mode="eager", checkpoints=None,
                checkpoint_seconds=CHECKPOINT_SECONDS, on_epoch=None) -> pd.DataFrame:  # fmt: skip
     models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
     stack = ModelStack(models, grouped, channels_last)
-    optimizer = make_optimizer(cfg, stack.parameters())
+    params = stack.parameters()
+    optimizer = make_optimizer(cfg, params) if mode == "eager" else capturable_optimizer(cfg.recipe, params, cfg.lr_scale)
+    train_step = GroupStep(stack, optimizer, mode, autocast=amp)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True) if device.type == "cuda" else nullcontext()
     rows, losses, hits, sizes = [], [], [], []  # per step of the current epoch: (G,) tensors, G sizes
@@ -63,18 +66,11 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
         saved = time.monotonic()
         for step in range(first, cfg.steps):
             xs, ys = zip(*(next(b) for b in batches))
-            with autocast:
-                logits = stack([x.to(dtype) for x in xs])  # G x (B, 10)
-            loss = torch.stack([F.cross_entropy(z.float(), y) for z, y in zip(logits, ys)])  # (G,)
-            optimizer.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            if cfg.recipe == "he2015":
-                for group in optimizer.param_groups:
-                    group["lr"] = he_lr(step, cfg.milestones, arm.warmup_steps) * cfg.lr_scale
-            optimizer.step()
-            diverged |= ~torch.isfinite(loss.detach())
-            losses.append(loss.detach().double())
-            hits.append(torch.stack([(z.argmax(1) == y).sum() for z, y in zip(logits, ys)]).double())
+            lr = he_lr(step, cfg.milestones, arm.warmup_steps) * cfg.lr_scale if cfg.recipe == "he2015" else None
+            loss, hit = train_step([x.to(dtype) for x in xs], ys, lr)  # (G,), (G,)
+            diverged |= ~torch.isfinite(loss)
+            losses.append(loss.double())
+            hits.append(hit.double())
             sizes.append([len(y) for y in ys])
             if (step + 1) % cfg.log_every:
                 continue
@@ -124,6 +120,7 @@ def train(
     amp: bool | None = None,
     channels_last: bool | None = None,
     dtype: torch.dtype = torch.float32,
+    step: str = "auto",
     workers: int = 1,
     on_epoch: Callable[[int], None] | None = None,
     on_arm: Callable[[pd.DataFrame], object] | None = None,
@@ -138,7 +135,9 @@ def train(
     batches (pairs by seed share data). Its initialisation comes from
     ``(seed, arm)``; dropout masks come from the device generator, seeded per arm
     from the first seed. ``amp`` (bfloat16 autocast) and ``channels_last``
-    default to on for CUDA and off for CPU. ``workers`` > 1 trains
+    default to on for CUDA and off for CPU. ``step`` is how a step runs: one of
+    :data:`resclaims.cifar.steps.STEP_MODES`, or ``"auto"`` (the mode measured
+    fastest on the device, :func:`resclaims.cifar.steps.resolve_mode`). ``workers`` > 1 trains
     arms in parallel processes (see :func:`map_arms`). ``on_epoch(epoch)`` is
     called after each logged epoch of each arm (from worker processes: when the
     arm is done), for progress bars; ``on_arm(frame)`` with each arm's frame as
@@ -157,9 +156,10 @@ def train(
     grouped = stack == "grouped" or (stack == "auto" and cuda)
     amp = cuda if amp is None else amp
     channels_last = cuda if channels_last is None else channels_last
+    mode = resolve_mode(step, device)
     dev = to_device(data, cfg, device)
     run = partial(_train_arm, cfg, seeds=list(seeds), dev=dev, device=device, grouped=grouped, amp=amp,
-                  channels_last=channels_last, dtype=dtype, checkpoints=checkpoints,
+                  channels_last=channels_last, dtype=dtype, mode=mode, checkpoints=checkpoints,
                   checkpoint_seconds=CHECKPOINT_SECONDS if checkpoint_seconds is None else checkpoint_seconds)  # fmt: skip
     replay = None
     if workers <= 1:

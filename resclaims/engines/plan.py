@@ -33,7 +33,7 @@ import pytest
 from resclaims.cache import RunCache, measurements
 from resclaims.claims import Judge
 from resclaims.engines import EngineError, FillJob, make_job
-from resclaims.runs import condition_name, conditions, data_key, kernel_of, steps
+from resclaims.runs import condition_name, conditions, data_key, device_kind, kernel_of, steps
 
 PLANNING = "plan: "  # how the reasons of tests skipped by planning begin
 
@@ -49,8 +49,9 @@ class Need:
     seeds: tuple[int, ...]
     missing: tuple[int, ...]
     steps: int
-    device: str
+    device: str  # cpu | cuda: where its jobs train
     data_key: str | None
+    device_kind: str = ""  # what the cache keys its runs by (resclaims.runs.device_kind): "cuda, graph steps", say
 
     @property
     def name(self) -> str:
@@ -102,10 +103,11 @@ class Planner:
                 family: str) -> None:
         """Record a ``runs`` request; skip the test (nothing trains) when the cache lacks any of its runs."""
         kernel, parts, key = kernel_of(protocol), conditions(protocol), data_key(data)
-        lacking = cache.missing(kernel, parts, seeds, device_kind=device.type, data=key)
+        kind = device_kind(kernel, device)
+        lacking = cache.missing(kernel, parts, seeds, device_kind=kind, data=key)
         for part, missing in zip(parts, lacking):
             need = Need(family or label, label, kernel.__name__, part, tuple(seeds), tuple(missing),
-                        steps(kernel, part), device.type, key)
+                        steps(kernel, part), device.type, key, kind)
             self.needs[(need.kernel, repr(part), key, need.seeds, need.device)] = need
         if data is not None:
             self.data[key] = data
@@ -152,7 +154,7 @@ class Plan:
     def seconds(self, need: Need) -> float | None:
         """The estimated training time of ``need``'s missing runs (None: nothing measured for its kernel)."""
         entries = [e for e in _measured(self.cache_dir, need.kernel)
-                   if e.get("device_kind") == need.device and e.get("seeds_in_batch")]
+                   if e.get("device_kind") == (need.device_kind or need.device) and e.get("seeds_in_batch")]
         same = [e["wall_seconds"] / e["seeds_in_batch"] for e in entries if e.get("condition") == repr(need.condition)]
         if same:
             return len(need.missing) * statistics.fmean(same)

@@ -1,0 +1,21 @@
+"""Fixtures that the library's own tests share."""
+
+from __future__ import annotations
+
+import pytest
+
+from resclaims.cifar.timing import cpu_threads
+from resclaims.datasets.cifar10 import Cifar10
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run fastest on one thread, and a shared CPU cannot stall them (or change their sums)."""
+    with cpu_threads(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def cifar_data() -> Cifar10:
+    """200 training and 60 test images of noise with a class-dependent brightness, so that models learn."""
+    return Cifar10.synthetic()
