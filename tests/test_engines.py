@@ -67,7 +67,7 @@ def test_every_engine_caches_the_same_frames(tmp_path):
         assert sorted(r["trained"] for r in results) == [len(SEEDS)] * len(TINY), name
         assert_same_entries(tmp_path / "here", tmp_path / name)
     again = execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path / "local", label="T"))
-    assert (again["trained"], again["reused"]) == (0, len(SEEDS))  # a cached run is read, not trained
+    assert (again["trained"], again["reused"], again["trained_seeds"]) == (0, len(SEEDS), [])  # a cached run is read, not trained
 
 
 def test_seed_groups_train_the_same_runs(tmp_path):
@@ -82,26 +82,32 @@ def test_seed_groups_train_the_same_runs(tmp_path):
     assert_same_entries(cache, tmp_path / "whole")
 
 
-def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_job_in_logs(tmp_path, monkeypatch):
+def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_run_in_logs(tmp_path, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     monkeypatch.delenv("CI", raising=False)
     jobs = [make_job(p, SEEDS, device="cpu", cache_dir=tmp_path, label="T") for p in TINY]
-    result = {"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1"}
+    results = [{"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1", "trained_seeds": list(SEEDS)},
+               {"trained": 2, "reused": 1, "seconds": 0.25, "host": "node2", "trained_seeds": list(SEEDS[1:])}]
     for out in (Terminal(), io.StringIO()):
         progress = FillProgress(jobs, out, "ray")
-        for job in jobs:
+        for job, result in zip(jobs, results):
             progress(job, result)
         progress.close()
         text = out.getvalue()
+        assert progress.trained == 5
         if isinstance(out, Terminal):
             assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
         else:
             assert text.splitlines() == [
-                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (1/2 jobs, 3/6 runs)",
-                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (2/2 jobs, 6/6 runs)"]
+                "resclaims: fill: T: identity, zero, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
+                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
+                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
+                "resclaims: fill: T: identity, zero, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
+                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
+                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
 
 
 def test_a_job_refuses_another_kernel_version(tmp_path):
