@@ -164,6 +164,15 @@ def test_a_session_with_a_bad_engine_stops_before_its_tests(pytester, monkeypatc
     assert "ran" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("command", ["plan", "fill"])
+def test_the_selection_keeps_its_own_options(command):
+    """`fill --seeds 2` is the selection's --seeds, not an abbreviation of --seeds-per-job."""
+    from resclaims.__main__ import build_parser
+
+    args, rest = build_parser().parse_known_args([command, "--seeds", "2", "-m", "quick"])
+    assert rest == ["--seeds", "2", "-m", "quick"] and getattr(args, "seeds_per_job", None) is None
+
+
 @pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
 def test_a_missing_library_names_its_install_command(monkeypatch, capsys, engine, module):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
@@ -192,6 +201,8 @@ class Toy:
 
 def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None):
     time.sleep(protocol.pause)
+    for epoch in range(protocol.epochs if on_epoch else 0):
+        on_epoch(epoch)
     return pd.DataFrame([{"seed": s, "epoch": e, "loss": float(np.random.default_rng(s).normal(size=9)[e])}
                          for s in seeds for e in range(protocol.epochs)])
 '''
@@ -210,16 +221,22 @@ def test_the_session_trained_nothing(run_cache):
 '''
 
 
-def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
-    """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
-    its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
+def toy_project(tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:
+    """A folder with the toy kernel and ``tests`` (the resclaims plugins loaded), and the environment to run it in."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "conftest.py").write_text('pytest_plugins = ("resclaims.plugin", "resclaims.engines.plugin")\n')
     (project / "toy_kernel.py").write_text(TOY_KERNEL)
-    (project / "test_toy.py").write_text(TOY_TESTS)
+    (project / "test_toy.py").write_text(tests)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)]), "RESCLAIMS_CACHE": str(tmp_path),
            "CI": "1"}
+    return project, env
+
+
+def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
+    """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
+    its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
+    project, env = toy_project(tmp_path, TOY_TESTS)
     cache = tmp_path / "runs"
     killed = subprocess.Popen([sys.executable, "-m", "resclaims", "fill", "--engine", "local", "--workers", "1",
                                "test_toy.py"], cwd=project, env=env, start_new_session=True,
@@ -249,3 +266,44 @@ def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(
         seeds = derive_seeds(DEFAULT_BASE_SEED, "X", 2)
         execute(make_job(Toy(name, pause=0.5), seeds, device="cpu", cache_dir=tmp_path / "whole", label="X"))
     assert_same_entries(cache, tmp_path / "whole")
+
+
+TOY_SESSION = '''
+import pytest
+from toy_kernel import Toy
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c"])
+def test_toy(runs, name):
+    assert len(runs(Toy(name), 2, family="X")) == 6
+'''
+
+
+def run_toy_session(project: Path, env: dict[str, str], *args: str) -> list[str]:
+    """A plain session (no --engine) in the toy project: its output's lines (it must pass)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--baseline", "none",
+                           "--report-dir", str(project.parent / "report"), *args], cwd=project, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return (done.stdout + done.stderr).splitlines()
+
+
+def test_a_session_that_trains_prints_the_estimate_first_and_a_cached_one_prints_nothing(tmp_path):
+    """A plain session (no --engine) plans its own arguments once, before its first training, and prints the line;
+    run again on the filled cache it prints no estimate (and plans nothing)."""
+    project, env = toy_project(tmp_path, TOY_SESSION)
+    lines = run_toy_session(project, env)
+    estimates = [i for i, line in enumerate(lines) if line.startswith("resclaims: X quick: ")]
+    trained = [i for i, line in enumerate(lines) if line.startswith("resclaims: X: trained ")]
+    assert len(estimates) == 1 and len(trained) == 3 and estimates[0] < trained[0], "\n".join(lines)
+    assert lines[estimates[0]] == ("resclaims: X quick: 6 runs to train, cost unknown on cpu "
+                                   "(no measured runs of toy_kernel in the cache)")
+    assert not [line for line in run_toy_session(project, env, "-q") if "quick: " in line or "estimate" in line]
+
+
+def test_under_xdist_one_worker_prints_the_estimate(tmp_path):
+    pytest.importorskip("xdist")
+    project, env = toy_project(tmp_path, TOY_SESSION)
+    lines = run_toy_session(project, env, "-n", "2")
+    assert [line for line in lines if "quick: " in line] == [
+        "resclaims: X quick: 6 runs to train, cost unknown on cpu (no measured runs of toy_kernel in the cache)"], lines
