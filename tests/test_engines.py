@@ -7,6 +7,7 @@ kernel (in a temporary folder) whose runs take a set time, for the fill killed p
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -132,6 +133,29 @@ def test_the_plan_estimates_from_measured_runs(tmp_path):
     assert len(table) == 3 and table[1].split()[-4:-2] == ["3", "0"]  # cached, to train
     empty = Plan([need(TINY[1], (1,), (1,))], {}, tmp_path / "empty", "full", "cpu")
     assert "cost unknown on cpu" in empty.estimate()
+
+
+def test_without_measured_runs_cifar_steps_are_estimated_from_the_baseline_timings(tmp_path):
+    """An empty cache: K's full-tier 10-block arms from the baseline's train-step times (named, with the machine);
+    an arm the benchmarks do not time stays unknown."""
+    from resclaims import cifar
+    from resclaims.engines.plan import BASELINE
+
+    config = cifar.K_TIERS["full"]
+    arms = {arm.name: arm for arm in cifar.keras_arms([5, 10], config.width)}
+    need = lambda name: Need("K", "K", "resclaims.cifar.kernel", cifar.CifarRuns(config.train, (arms[name],)),  # noqa: E731
+                             (1, 2), (1, 2), 30, "cpu", None)
+    plan = Plan([need("resnet-10"), need("resnet-5")], {}, tmp_path / "empty", "full", "cpu")
+    baseline = json.loads(BASELINE.read_text())
+    step = next(t["seconds"] for t in baseline["timings"] if t["name"] == "train step keras003 resnet-10, batch 64, cpu")
+    assert plan.cost(plan.needs[0]) == (pytest.approx(2 * config.train.steps * step), "baseline")
+    assert plan.cost(plan.needs[1]) == (None, None)
+    assert plan.estimate() == (
+        f"K full: 4 runs to train, about {2 * config.train.steps * step / 3600:.2g} device-hours on cpu (2 runs from "
+        f"the baseline's train-step times, measured on {baseline['provenance']['device_name']}; training steps only) "
+        "(plus 2 runs of resclaims.cifar.kernel: nothing measured to estimate from)")
+    assert plan.seconds(Need("K", "K", "resclaims.cifar.kernel", plan.needs[0].condition, (1,), (1,), 30, "cuda",
+                             None)) is None  # no CUDA step in a CPU baseline
 
 
 @pytest.mark.parametrize("args, env, message", [
