@@ -14,13 +14,14 @@ The cost of what is missing comes from the cache's own measurements: each entry
 records the wall time of the batch that trained it, its seeds and its steps
 (:func:`resclaims.cache.entry_info`); a condition trained before is estimated
 from its own time per seed, another from its kernel's time per seed-step on the
-same kind of device. Where the cache has measured nothing of a kernel on that kind of
-device (a fresh checkout, the first full-tier session), a CIFAR condition whose network
+same kind of device. A CIFAR condition the cache has not measured itself, whose network
 and recipe the suite's train-step benchmarks time (``test_T_keras003_train_step``,
-``test_T_he_train_step``) is estimated from the committed baseline report's timing
-of that step (``reports/baseline/summary.json``) times the condition's training steps
-(evaluation left out), and the line names the machine those steps were measured on.
-Nothing else is guessed: a condition with neither is counted as runs of unknown cost.
+``test_T_he_train_step``: the full tier's 10-block Keras nets, He's 20- and 56-layer
+nets), is estimated from the committed baseline report's timing of that step
+(``reports/baseline/summary.json``) times the condition's training steps (evaluation
+left out), before its kernel's time per seed-step (which the quick tier's smaller nets
+would set for the full tier's), and the line names the machine the steps were timed on.
+Nothing else is guessed: a condition with none of these is counted as runs of unknown cost.
 """
 
 from __future__ import annotations
@@ -162,20 +163,20 @@ class Plan:
         return self.cost(need)[0]
 
     def cost(self, need: Need) -> tuple[float | None, str | None]:
-        """The estimated training time of ``need``'s missing runs and where it comes from: ``cache`` (its entries'
-        wall times), ``baseline`` (the baseline report's train-step timing, when the cache measured nothing of its
-        kernel on this kind of device) or None (nothing to estimate from)."""
+        """The estimated training time of ``need``'s missing runs and where it comes from, the most specific first:
+        ``cache`` (the condition's own entries' wall times), ``baseline`` (the baseline report's timing of its
+        training step), ``cache`` (its kernel's time per seed-step on this kind of device), or None (nothing)."""
         entries = [e for e in _measured(self.cache_dir, need.kernel)
                    if e.get("device_kind") == need.device and e.get("seeds_in_batch")]
         same = [e["wall_seconds"] / e["seeds_in_batch"] for e in entries if e.get("condition") == repr(need.condition)]
         if same:
             return len(need.missing) * statistics.fmean(same), "cache"
+        step = baseline_step_seconds(need.condition, need.device)  # this very network and recipe, timed
+        if step is not None:
+            return len(need.missing) * need.condition.train.steps * step, "baseline"
         per_step = [e["wall_seconds"] / e["seeds_in_batch"] / e["steps"] for e in entries if e.get("steps")]
         if per_step:
             return len(need.missing) * need.steps * statistics.fmean(per_step), "cache"
-        step = baseline_step_seconds(need.condition, need.device)
-        if step is not None:
-            return len(need.missing) * need.condition.train.steps * step, "baseline"
         return None, None
 
     def estimate(self) -> str:
