@@ -105,9 +105,10 @@ class Estimate:
 
     def line(self) -> str:
         command = [sys.executable, "-m", "resclaims", "plan", "--estimate-only", *self.args]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
         try:
-            done = subprocess.run(command, cwd=self.folder, capture_output=True, text=True, timeout=ESTIMATE_TIMEOUT_S,
-                                  check=False)
+            done = subprocess.run(command, cwd=self.folder, env=env, capture_output=True, text=True,
+                                  timeout=ESTIMATE_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             return f"no estimate of this session's cost (planning took over {ESTIMATE_TIMEOUT_S} s)"
         lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
