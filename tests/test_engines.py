@@ -266,7 +266,8 @@ def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(
                                "test_toy.py"], cwd=project, env=env, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while not list(cache.glob("toy_kernel/??/*.parquet")) and time.monotonic() < deadline and killed.poll() is None:
+    # a job writes its two entries one after the other: wait for two, so that a loaded machine does not kill between
+    while len(list(cache.glob("toy_kernel/??/*.parquet"))) < 2 and time.monotonic() < deadline and killed.poll() is None:
         time.sleep(0.1)
     os.killpg(killed.pid, signal.SIGKILL)  # the fill and its worker
     killed.wait()

@@ -97,9 +97,7 @@ class Estimate:
             return True
         try:
             os.close(os.open(Path(self.once) / "estimated", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return False
-        except OSError:  # the controller's folder is gone: say nothing rather than twice
+        except OSError:  # another worker made it (or the controller's folder is gone: say nothing rather than twice)
             return False
         return True
 
@@ -111,11 +109,12 @@ class Estimate:
                                   timeout=ESTIMATE_TIMEOUT_S, check=False)
         except subprocess.TimeoutExpired:
             return f"no estimate of this session's cost (planning took over {ESTIMATE_TIMEOUT_S} s)"
-        lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
-        if done.returncode or not lines:
-            reason = lines[-1].removeprefix("resclaims: ").removeprefix("ERROR: ") if lines else f"exit {done.returncode}"
+        said = [line for line in done.stdout.splitlines() if line.strip()]
+        if done.returncode or not said:
+            said = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+            reason = said[-1].removeprefix("resclaims: ").removeprefix("ERROR: ") if said else f"exit {done.returncode}"
             return f"no estimate of this session's cost ({reason})"
-        return lines[-1]
+        return said[-1]
 
     def __call__(self) -> None:
         if not self.first():
