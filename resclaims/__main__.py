@@ -5,7 +5,8 @@
 - ``baseline update [FOLDER]``: make a report (default ``reports/latest``) the committed baseline.
 - ``fetch-data [NAME ...]``: download data sets into the cache, verified.
 - ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
-- ``plan [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest (trains nothing).
+- ``plan [--estimate-only] [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest
+  (trains nothing); ``--estimate-only``: the one line of the cost.
 - ``fill --engine local|ray|slurm [SELECTION]``: train the runs the selected claims need into the run cache.
 - ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
   steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.gpucheck`); reduced on a CPU.
@@ -145,9 +146,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
         found = plan(selection(args.pytest_args))
     except EngineError as error:
         return usage_error(str(error))
-    print(found.table())
-    for reason in found.other_skips:
-        print(f"skipped, not planned: {reason}")
+    if not args.estimate_only:
+        print(found.table())
+        for reason in found.other_skips:
+            print(f"skipped, not planned: {reason}")
     print(found.estimate())
     return 0
 
@@ -225,12 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_list)
     selection_text = ("The other arguments select the claims as pytest does (paths, -m, -k, --full, --seeds, "
                       "--data-dir, ...; default: benchmarks). Trains nothing.")
+    # allow_abbrev=False: the selection's own options (--seeds) must reach pytest, not match --seeds-per-job
     p = commands.add_parser("plan", help="the runs the selected claims need, which are cached, the cost of the rest",
-                            usage="resclaims plan [SELECTION ...]", description=selection_text)
+                            usage="resclaims plan [--estimate-only] [SELECTION ...]", description=selection_text,
+                            allow_abbrev=False)
+    p.add_argument("--estimate-only", action="store_true",
+                   help="print only the estimate line (what a session prints before it trains)")
     p.set_defaults(run=cmd_plan)
     p = commands.add_parser("fill", help="train the runs the selected claims need into the run cache, with an engine",
                             usage="resclaims fill [--engine NAME] [engine options] [SELECTION ...]",
-                            description=selection_text.replace(" Trains nothing.", ""))
+                            description=selection_text.replace(" Trains nothing.", ""), allow_abbrev=False)
     add_engine_options(p)
     p.set_defaults(run=cmd_fill)
     p = commands.add_parser("gpu-check", help="eager, compiled and captured training steps measured, full-tier times "

@@ -90,6 +90,8 @@ class RunCache:
         self.reused = 0  # runs read from the cache
         self.sent = (0, 0)  # (trained, reused) as last sent to an xdist controller (resclaims.xdist)
         self.planner: Any = None  # while a session plans (resclaims.engines.plan.Planner): the runs fixture trains nothing
+        # called once by the runs fixture before the session first trains (resclaims.engines.plugin: the estimate line)
+        self.before_training: Callable[[], None] | None = None
 
     def runs(
         self,

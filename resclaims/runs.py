@@ -105,13 +105,18 @@ class Runs:
         """The frame of ``protocol`` at ``seeds``, from the cache where it holds them.
 
         While a session plans (the cache has a ``planner``, :mod:`resclaims.engines.plan`), nothing trains:
-        the planner records the request and skips the test when any run is missing.
+        the planner records the request and skips the test when any run is missing. Otherwise, the first
+        request the cache lacks calls the cache's ``before_training`` first, once (the session's estimate line).
         """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
         key = {"data": data_key(data)}
         planner = self.cache.planner
         if planner is not None:
             planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+        elif self.cache.before_training is not None and any(
+                self.cache.missing(kernel, parts, seeds, device_kind=device.type, **key)):
+            announce, self.cache.before_training = self.cache.before_training, None
+            announce()  # the session's first training: its estimate line first (resclaims.engines.plugin)
 
         def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
             if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped

@@ -7,6 +7,7 @@ kernel (in a temporary folder) whose runs take a set time, for the fill killed p
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -67,7 +68,7 @@ def test_every_engine_caches_the_same_frames(tmp_path):
         assert sorted(r["trained"] for r in results) == [len(SEEDS)] * len(TINY), name
         assert_same_entries(tmp_path / "here", tmp_path / name)
     again = execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path / "local", label="T"))
-    assert (again["trained"], again["reused"]) == (0, len(SEEDS))  # a cached run is read, not trained
+    assert (again["trained"], again["reused"], again["trained_seeds"]) == (0, len(SEEDS), [])  # a cached run is read, not trained
 
 
 def test_seed_groups_train_the_same_runs(tmp_path):
@@ -82,26 +83,32 @@ def test_seed_groups_train_the_same_runs(tmp_path):
     assert_same_entries(cache, tmp_path / "whole")
 
 
-def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_job_in_logs(tmp_path, monkeypatch):
+def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_run_in_logs(tmp_path, monkeypatch):
     class Terminal(io.StringIO):
         def isatty(self) -> bool:
             return True
 
     monkeypatch.delenv("CI", raising=False)
     jobs = [make_job(p, SEEDS, device="cpu", cache_dir=tmp_path, label="T") for p in TINY]
-    result = {"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1"}
+    results = [{"trained": 3, "reused": 0, "seconds": 0.5, "host": "node1", "trained_seeds": list(SEEDS)},
+               {"trained": 2, "reused": 1, "seconds": 0.25, "host": "node2", "trained_seeds": list(SEEDS[1:])}]
     for out in (Terminal(), io.StringIO()):
         progress = FillProgress(jobs, out, "ray")
-        for job in jobs:
+        for job, result in zip(jobs, results):
             progress(job, result)
         progress.close()
         text = out.getvalue()
+        assert progress.trained == 5
         if isinstance(out, Terminal):
             assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
         else:
             assert text.splitlines() == [
-                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (1/2 jobs, 3/6 runs)",
-                "resclaims: fill: T: identity, zero, 3 seeds: 3 trained, 0 from the cache, 0.5 s on node1 (2/2 jobs, 6/6 runs)"]
+                "resclaims: fill: T: identity, zero, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
+                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
+                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
+                "resclaims: fill: T: identity, zero, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
+                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
+                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
 
 
 def test_a_job_refuses_another_kernel_version(tmp_path):
@@ -126,6 +133,29 @@ def test_the_plan_estimates_from_measured_runs(tmp_path):
     assert len(table) == 3 and table[1].split()[-4:-2] == ["3", "0"]  # cached, to train
     empty = Plan([need(TINY[1], (1,), (1,))], {}, tmp_path / "empty", "full", "cpu")
     assert "cost unknown on cpu" in empty.estimate()
+
+
+def test_without_measured_runs_cifar_steps_are_estimated_from_the_baseline_timings(tmp_path):
+    """An empty cache: K's full-tier 10-block arms from the baseline's train-step times (named, with the machine);
+    an arm the benchmarks do not time stays unknown."""
+    from resclaims import cifar
+    from resclaims.engines.plan import BASELINE
+
+    config = cifar.K_TIERS["full"]
+    arms = {arm.name: arm for arm in cifar.keras_arms([5, 10], config.width)}
+    need = lambda name: Need("K", "K", "resclaims.cifar.kernel", cifar.CifarRuns(config.train, (arms[name],)),  # noqa: E731
+                             (1, 2), (1, 2), 30, "cpu", None)
+    plan = Plan([need("resnet-10"), need("resnet-5")], {}, tmp_path / "empty", "full", "cpu")
+    baseline = json.loads(BASELINE.read_text())
+    step = next(t["seconds"] for t in baseline["timings"] if t["name"] == "train step keras003 resnet-10, batch 64, cpu")
+    assert plan.cost(plan.needs[0]) == (pytest.approx(2 * config.train.steps * step), "baseline")
+    assert plan.cost(plan.needs[1]) == (None, None)
+    assert plan.estimate() == (
+        f"K full: 4 runs to train, about {2 * config.train.steps * step / 3600:.2g} device-hours on cpu (2 runs from "
+        f"the baseline's train-step times, measured on {baseline['provenance']['device_name']}; training steps only) "
+        "(plus 2 runs of resclaims.cifar.kernel: nothing measured to estimate from)")
+    assert plan.seconds(Need("K", "K", "resclaims.cifar.kernel", plan.needs[0].condition, (1,), (1,), 30, "cuda",
+                             None)) is None  # no CUDA step in a CPU baseline
 
 
 @pytest.mark.parametrize("args, env, message", [
@@ -158,6 +188,15 @@ def test_a_session_with_a_bad_engine_stops_before_its_tests(pytester, monkeypatc
     assert "ran" not in result.stdout.str()
 
 
+@pytest.mark.parametrize("command", ["plan", "fill"])
+def test_the_selection_keeps_its_own_options(command):
+    """`fill --seeds 2` is the selection's --seeds, not an abbreviation of --seeds-per-job."""
+    from resclaims.__main__ import build_parser
+
+    args, rest = build_parser().parse_known_args([command, "--seeds", "2", "-m", "quick"])
+    assert rest == ["--seeds", "2", "-m", "quick"] and getattr(args, "seeds_per_job", None) is None
+
+
 @pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
 def test_a_missing_library_names_its_install_command(monkeypatch, capsys, engine, module):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
@@ -186,6 +225,8 @@ class Toy:
 
 def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None):
     time.sleep(protocol.pause)
+    for epoch in range(protocol.epochs if on_epoch else 0):
+        on_epoch(epoch)
     return pd.DataFrame([{"seed": s, "epoch": e, "loss": float(np.random.default_rng(s).normal(size=9)[e])}
                          for s in seeds for e in range(protocol.epochs)])
 '''
@@ -204,22 +245,29 @@ def test_the_session_trained_nothing(run_cache):
 '''
 
 
-def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
-    """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
-    its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
+def toy_project(tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:
+    """A folder with the toy kernel and ``tests`` (the resclaims plugins loaded), and the environment to run it in."""
     project = tmp_path / "project"
     project.mkdir()
     (project / "conftest.py").write_text('pytest_plugins = ("resclaims.plugin", "resclaims.engines.plugin")\n')
     (project / "toy_kernel.py").write_text(TOY_KERNEL)
-    (project / "test_toy.py").write_text(TOY_TESTS)
+    (project / "test_toy.py").write_text(tests)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(project), str(ROOT)]), "RESCLAIMS_CACHE": str(tmp_path),
            "CI": "1"}
+    return project, env
+
+
+def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
+    """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
+    its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
+    project, env = toy_project(tmp_path, TOY_TESTS)
     cache = tmp_path / "runs"
     killed = subprocess.Popen([sys.executable, "-m", "resclaims", "fill", "--engine", "local", "--workers", "1",
                                "test_toy.py"], cwd=project, env=env, start_new_session=True,
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 120
-    while not list(cache.glob("toy_kernel/??/*.parquet")) and time.monotonic() < deadline and killed.poll() is None:
+    # a job writes its two entries one after the other: wait for two, so that a loaded machine does not kill between
+    while len(list(cache.glob("toy_kernel/??/*.parquet"))) < 2 and time.monotonic() < deadline and killed.poll() is None:
         time.sleep(0.1)
     os.killpg(killed.pid, signal.SIGKILL)  # the fill and its worker
     killed.wait()
@@ -243,3 +291,44 @@ def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(
         seeds = derive_seeds(DEFAULT_BASE_SEED, "X", 2)
         execute(make_job(Toy(name, pause=0.5), seeds, device="cpu", cache_dir=tmp_path / "whole", label="X"))
     assert_same_entries(cache, tmp_path / "whole")
+
+
+TOY_SESSION = '''
+import pytest
+from toy_kernel import Toy
+
+
+@pytest.mark.parametrize("name", ["a", "b", "c"])
+def test_toy(runs, name):
+    assert len(runs(Toy(name), 2, family="X")) == 6
+'''
+
+
+def run_toy_session(project: Path, env: dict[str, str], *args: str) -> list[str]:
+    """A plain session (no --engine) in the toy project: its output's lines (it must pass)."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--baseline", "none",
+                           "--report-dir", str(project.parent / "report"), *args], cwd=project, env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return (done.stdout + done.stderr).splitlines()
+
+
+def test_a_session_that_trains_prints_the_estimate_first_and_a_cached_one_prints_nothing(tmp_path):
+    """A plain session (no --engine) plans its own arguments once, before its first training, and prints the line;
+    run again on the filled cache it prints no estimate (and plans nothing)."""
+    project, env = toy_project(tmp_path, TOY_SESSION)
+    lines = run_toy_session(project, env)
+    estimates = [i for i, line in enumerate(lines) if line.startswith("resclaims: X quick: ")]
+    trained = [i for i, line in enumerate(lines) if line.startswith("resclaims: X: trained ")]
+    assert len(estimates) == 1 and len(trained) == 3 and estimates[0] < trained[0], "\n".join(lines)
+    assert lines[estimates[0]] == ("resclaims: X quick: 6 runs to train, cost unknown on cpu "
+                                   "(no measured runs of toy_kernel in the cache)")
+    assert not [line for line in run_toy_session(project, env, "-q") if "quick: " in line or "estimate" in line]
+
+
+def test_under_xdist_one_worker_prints_the_estimate(tmp_path):
+    pytest.importorskip("xdist")
+    project, env = toy_project(tmp_path, TOY_SESSION)
+    lines = run_toy_session(project, env, "-n", "2")
+    assert [line for line in lines if "quick: " in line] == [
+        "resclaims: X quick: 6 runs to train, cost unknown on cpu (no measured runs of toy_kernel in the cache)"], lines

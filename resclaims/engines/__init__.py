@@ -35,7 +35,7 @@ from typing import Any, Protocol
 import torch
 
 from resclaims.cache import RunCache, kernel_version
-from resclaims.runs import Runs, condition_name, kernel_of
+from resclaims.runs import Runs, conditions, data_key, kernel_of
 
 ENGINES = ("local", "ray", "slurm")
 INSTALL = {"ray": 'pip install "resclaims[ray]"  (or: pip install "ray>=2.9")',
@@ -74,9 +74,6 @@ class FillJob:
     def runs(self) -> int:
         return len(self.seeds)
 
-    def describe(self) -> str:
-        return f"{self.label or self.family}: {condition_name(self.protocol)}, {self.runs} seeds"
-
 
 def make_job(protocol: Any, seeds: Sequence[int], *, device: str, cache_dir: Path, label: str = "",
              family: str = "", data_key: str | None = None) -> FillJob:
@@ -95,7 +92,8 @@ class _Quiet:
 
 
 def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
-    """Train ``job`` into its cache (what every engine runs on a worker); returns what it trained and how long.
+    """Train ``job`` into its cache (what every engine runs on a worker); returns what it trained and how long:
+    ``trained`` and ``reused`` (runs), ``seconds``, ``host`` and ``trained_seeds`` (the seeds it trained).
 
     Runs the cache already holds are read, not trained (another worker, or a killed fill, made them).
     """
@@ -107,10 +105,13 @@ def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     cache = RunCache(Path(job.cache_dir))
     runs = Runs(SimpleNamespace(device=torch.device(job.device)), cache, _Quiet(), report=None)
+    lacking = cache.missing(kernel, conditions(job.protocol), job.seeds, device_kind=job.device, data=data_key(data))
     started = time.perf_counter()
     runs.train(job.protocol, job.seeds, data=data, label=job.label, family=job.family)
+    # the seeds it lacked were trained unless another worker trained them meanwhile (then this job trained none)
+    trained_seeds = sorted({seed for seeds in lacking for seed in seeds}) if cache.trained else []
     return {"trained": cache.trained, "reused": cache.reused, "seconds": time.perf_counter() - started,
-            "host": os.uname().nodename}
+            "host": os.uname().nodename, "trained_seeds": trained_seeds}
 
 
 class Engine(Protocol):

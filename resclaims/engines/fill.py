@@ -20,30 +20,38 @@ from tqdm.auto import tqdm
 
 from resclaims.engines import EngineOptions, FillJob, check_cache, make_engine
 from resclaims.engines.plan import plan
+from resclaims.runs import condition_name
 
 MAX_PASSES = 10
 
 
 class FillProgress:
-    """One bar over all runs of a pass on a terminal; otherwise one line per finished job (its runs)."""
+    """One bar over all runs of a pass on a terminal; otherwise one line per finished run.
+
+    A job's runs (one condition, a group of seeds) finish together: each gets its line as its job reports, e.g.
+    ``resclaims: fill: K: resnet-10, seed 123: trained (job of 3 runs, 41.2 s on node1) 3/12 runs``.
+    """
 
     def __init__(self, jobs: Sequence[FillJob], out: TextIO, engine: str) -> None:
-        self.total, self.done_runs, self.done_jobs, self.jobs = sum(j.runs for j in jobs), 0, 0, len(jobs)
+        self.total, self.done_runs = sum(j.runs for j in jobs), 0
         self.trained = 0  # runs the jobs trained (not read from the cache)
         self.out, self.started = out, time.perf_counter()
         interactive = getattr(out, "isatty", lambda: False)() and not os.environ.get("CI")
         self.bar = tqdm(total=self.total, unit="run", desc=f"fill ({engine})", file=out) if interactive else None
 
     def __call__(self, job: FillJob, result: dict[str, Any]) -> None:
-        self.done_runs += job.runs
-        self.done_jobs += 1
         self.trained += result["trained"]
         if self.bar is not None:
+            self.done_runs += job.runs
             self.bar.update(job.runs)
-        else:
-            print(f"resclaims: fill: {job.describe()}: {result['trained']} trained, {result['reused']} from the cache, "
-                  f"{result['seconds']:.1f} s on {result['host']} ({self.done_jobs}/{self.jobs} jobs, "
-                  f"{self.done_runs}/{self.total} runs)", file=self.out, flush=True)
+            return
+        trained = set(result.get("trained_seeds", job.seeds if result["trained"] else ()))
+        for seed in job.seeds:
+            self.done_runs += 1
+            how = "trained" if seed in trained else "from the cache"
+            print(f"resclaims: fill: {job.label or job.family}: {condition_name(job.protocol)}, seed {seed}: {how} "
+                  f"(job of {job.runs} runs, {result['seconds']:.1f} s on {result['host']}) "
+                  f"{self.done_runs}/{self.total} runs", file=self.out, flush=True)
 
     def close(self) -> None:
         if self.bar is not None:

@@ -14,13 +14,22 @@ The cost of what is missing comes from the cache's own measurements: each entry
 records the wall time of the batch that trained it, its seeds and its steps
 (:func:`resclaims.cache.entry_info`); a condition trained before is estimated
 from its own time per seed, another from its kernel's time per seed-step on the
-same kind of device.
+same kind of device. A CIFAR condition the cache has not measured itself, whose network
+and recipe the suite's train-step benchmarks time (``test_T_keras003_train_step``,
+``test_T_he_train_step``: the full tier's 10-block Keras nets, He's 20- and 56-layer
+nets), is estimated from the committed baseline report's timing of that step
+(``reports/baseline/summary.json``) times the condition's training steps (evaluation
+left out), before its kernel's time per seed-step (which the quick tier's smaller nets
+would set for the full tier's), and the line names the machine the steps were timed on.
+Nothing else is guessed: a condition with none of these is counted as runs of unknown cost.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import json
 import statistics
 import tempfile
 from collections.abc import Sequence
@@ -152,28 +161,46 @@ class Plan:
                 for need in self.missing for i in range(0, len(need.missing), size)]
 
     def seconds(self, need: Need) -> float | None:
-        """The estimated training time of ``need``'s missing runs (None: nothing measured for its kernel)."""
+        """The estimated training time of ``need``'s missing runs (None: nothing measured to estimate from)."""
+        return self.cost(need)[0]
+
+    def cost(self, need: Need) -> tuple[float | None, str | None]:
+        """The estimated training time of ``need``'s missing runs and where it comes from, the most specific first:
+        ``cache`` (the condition's own entries' wall times), ``baseline`` (the baseline report's timing of its
+        training step), ``cache`` (its kernel's time per seed-step on this kind of device), or None (nothing)."""
         entries = [e for e in _measured(self.cache_dir, need.kernel)
                    if e.get("device_kind") == (need.device_kind or need.device) and e.get("seeds_in_batch")]
         same = [e["wall_seconds"] / e["seeds_in_batch"] for e in entries if e.get("condition") == repr(need.condition)]
         if same:
-            return len(need.missing) * statistics.fmean(same)
+            return len(need.missing) * statistics.fmean(same), "cache"
+        step = baseline_step_seconds(need.condition, need.device)  # this very network and recipe, timed
+        if step is not None:
+            return len(need.missing) * need.condition.train.steps * step, "baseline"
         per_step = [e["wall_seconds"] / e["seeds_in_batch"] / e["steps"] for e in entries if e.get("steps")]
-        return len(need.missing) * need.steps * statistics.fmean(per_step) if per_step else None
+        if per_step:
+            return len(need.missing) * need.steps * statistics.fmean(per_step), "cache"
+        return None, None
 
     def estimate(self) -> str:
         """One line: ``Z, M quick: 1600 runs to train, about 0.02 device-hours on cpu`` (or nothing to train)."""
         families = ", ".join(dict.fromkeys(need.family for need in self.needs)) or "nothing selected"
         if not self.runs_to_train:
             return f"{families} {self.tier}: every run is in the cache, nothing to train"
-        seconds = [(need, self.seconds(need)) for need in self.missing]
-        known = sum(s for _, s in seconds if s is not None)
-        unknown = sorted({need.kernel for need, s in seconds if s is None})
+        costs = [(need, *self.cost(need)) for need in self.missing]
+        known = sum(s for _, s, _ in costs if s is not None)
+        unknown = [need for need, s, _ in costs if s is None]
+        kernels = ", ".join(sorted({need.kernel for need in unknown}))
         line = f"{families} {self.tier}: {self.runs_to_train} runs to train, "
-        if len(unknown) == len({need.kernel for need in self.missing}):
-            return line + f"cost unknown on {self.device} (no measured runs of {', '.join(unknown)} in the cache)"
+        if len(unknown) == len(costs):
+            return line + f"cost unknown on {self.device} (no measured runs of {kernels} in the cache)"
         line += f"about {_hours(known)} device-hours on {self.device}"
-        return line + (f" (plus {', '.join(unknown)}: no measured runs to estimate from)" if unknown else "")
+        baseline = sum(len(need.missing) for need, _, source in costs if source == "baseline")
+        if baseline:
+            line += (f" ({baseline} runs from the baseline's train-step times, measured on {_baseline()['machine']}; "
+                     "training steps only)")
+        if unknown:
+            line += f" (plus {sum(len(need.missing) for need in unknown)} runs of {kernels}: nothing measured to estimate from)"
+        return line
 
     def table(self) -> str:
         """Every need, one line each: family, seed name, condition, seeds, steps, cached, estimate."""
@@ -198,8 +225,51 @@ def _measured(directory: Path | None, kernel: str) -> list[dict[str, Any]]:
     return _MEASURED[directory, kernel]
 
 
+BASELINE = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "summary.json"
+
+
+@functools.cache
+def _baseline() -> dict[str, Any]:
+    """The committed baseline's timings (name -> seconds per call) and the machine they were measured on."""
+    try:
+        document = json.loads(BASELINE.read_text())
+    except (OSError, ValueError):
+        return {"timings": {}, "machine": ""}
+    provenance = document.get("provenance", {})
+    return {"timings": {t["name"]: t["seconds_per_experiment"] for t in document.get("timings", [])},
+            "machine": provenance.get("device_name") or provenance.get("device", "")}
+
+
+def _timed_steps() -> dict[tuple[str, str], str]:
+    """(what shapes a training step: recipe, batch, input scale; the arm) -> the baseline timing of that step, as the
+    suite's train-step benchmarks name it (benchmarks/test_cifar_resnet_vs_plain.py, benchmarks/test_degradation.py)."""
+    from resclaims import cifar
+
+    timed = {}
+    for arm in cifar.keras_arms([10]):
+        timed[_step_key(cifar.TrainConfig(), arm)] = f"train step keras003 {arm.name}, batch 64, {{device}}"
+    for depth in (20, 56):
+        for arm in cifar.he_arms([depth], residual=True) + cifar.he_arms([depth], residual=False):
+            timed[_step_key(cifar.HE2015, arm)] = f"train step {arm.name}, batch 128, {{device}}"
+    return timed
+
+
+def _step_key(train: Any, arm: Any) -> tuple[str, str]:
+    return repr((train.recipe, train.batch_size, train.downsample, train.order)), repr(arm)
+
+
+def baseline_step_seconds(condition: Any, device: str) -> float | None:
+    """Seconds of one training step of ``condition`` (one CIFAR arm) on ``device``, as the baseline report timed it;
+    None when the suite's benchmarks do not time that step (another network, recipe or input size)."""
+    train, arms = getattr(condition, "train", None), getattr(condition, "arms", ())
+    if train is None or len(arms) != 1 or not hasattr(train, "recipe"):
+        return None
+    name = _timed_steps().get(_step_key(train, arms[0]))
+    return None if name is None else _baseline()["timings"].get(name.format(device=device))
+
+
 def _hours(seconds: float) -> str:
-    return f"{seconds / 3600:.2g}"
+    return f"{seconds / 3600:.2g}" if seconds < 100 * 3600 else f"{seconds / 3600:.0f}"
 
 
 def _duration(seconds: float) -> str:
