@@ -7,6 +7,8 @@ It measures, on one device:
   compiled everywhere; CUDA-graph capture on CUDA), for source 003's network,
   ResNet-20, ResNet-56 and ResNet-110 at groups of 1, 5 and 10 seeds, with each
   mode's compile or capture time;
+- **sharing**: 1, 2 and 4 processes training an arm each on the device at once (the
+  local engine's ``--engine-workers`` above the GPU count), in the mode ``auto`` picks;
 - **layouts** (CUDA): the ways to lay out the seeds of one arm, eager: grouped
   convolutions with and without channels_last, one model after the other, and one
   model per CUDA stream (``torch.func.vmap`` is not among them: it cannot update
@@ -29,6 +31,7 @@ compiled net), so CI and a session without a GPU exercise the same code.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import platform
 import subprocess
 import sys
@@ -49,6 +52,7 @@ from resclaims.cifar.stack import ModelStack, build
 from resclaims.cifar.timing import cpu_threads
 
 EVAL_COST = 1 / 3  # an evaluated image's cost, as a fraction of a trained one's (forward only)
+SHARING = (1, 2, 4)  # processes training an arm each on one device at once
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,37 @@ def measure_layout(net: Net, group: int, layout: str, device: torch.device, seco
     step()
     return {"net": net.name, "group": group, "layout": layout,
             "images_per_s": step_modes.images_per_second(step, images, seconds=seconds, synchronize=sync)}
+
+
+def _sharing_worker(net: Net, group: int, mode: str, device: str, seconds: float, barrier, results) -> None:
+    """One of several processes on one device: set up, wait for the others, then measure at the same time."""
+    step, xs, ys = _step(net, group, mode, torch.device(device))
+    sync = _synchronize(torch.device(device))
+    step(xs, ys)
+    sync()
+    barrier.wait()
+    results.put(step_modes.images_per_second(lambda: step(xs, ys), group * net.train.batch_size, seconds=seconds,
+                                             synchronize=sync))  # fmt: skip
+
+
+def measure_sharing(net: Net, group: int, mode: str, device: torch.device, seconds: float, processes: int,
+                    timeout: float = 300) -> dict[str, Any]:
+    """Images/s of ``processes`` processes training an arm each on one device at once (the local engine's
+    ``--engine-workers N`` with more workers than GPUs): whether several small arms at once fill the device."""
+    context = multiprocessing.get_context("spawn")
+    barrier, results = context.Barrier(processes), context.Queue()
+    workers = [context.Process(target=_sharing_worker, args=(net, group, mode, str(device), seconds, barrier, results))
+               for _ in range(processes)]  # fmt: skip
+    for worker in workers:
+        worker.start()
+    try:
+        rates = [results.get(timeout=timeout) for _ in workers]
+    finally:
+        for worker in workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+    return {"net": net.name, "group": group, "mode": mode, "processes": processes, "images_per_s": sum(rates)}
 
 
 # -- projections ----------------------------------------------------------------------------------------
@@ -261,10 +296,18 @@ def check(device: torch.device, *, budget: float, out: Path, data_dir: Path | No
                 if left() > 20 and (layout != "streams" or device.type == "cuda"):
                     layouts.append(measure_layout(measured[1], 5, layout, device, seconds))
                     say(f"layout {layout:24s} ResNet-20 x5 eager: {layouts[-1]['images_per_s']:,.0f} img/s")
+        sharing = []
+        if not reduced:  # several arms at once on one device, each its own process, in the mode "auto" picks
+            auto = step_modes.resolve_mode("auto", device)
+            for processes in SHARING:
+                if left() > 60:
+                    sharing.append(measure_sharing(measured[1], 5, auto, device, seconds, processes))
+                    say(f"sharing: {processes} process(es), ResNet-20 x5 {auto} each: "
+                        f"{sharing[-1]['images_per_s']:,.0f} img/s together")
     document = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch": torch.__version__, "reduced": reduced, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "commit": _commit(), "steps": rows, "layouts": layouts,
+        "commit": _commit(), "steps": rows, "layouts": layouts, "sharing": sharing,
         "layouts_not_measured": {"vmap": "torch.func.vmap cannot update BatchNorm's running statistics in place"},
         "projections": projections(rows, measured) if not reduced else {},
     }
@@ -305,6 +348,9 @@ def table(document: dict) -> str:
             wall = "-" if p.get("seconds") is None else f"{p['seconds'] / 60:.1f} min"
             goal = f"{p['goal_seconds'] / 60:.0f} min" if p.get("goal_seconds") else ""
             lines.append(f"| {name} | {wall} | {goal} | {p.get('what', '')} |")
+    if document.get("sharing"):
+        lines += ["", "| arms at once on the device (processes) | img/s together |", "|---:|---:|"]
+        lines += [f"| {r['processes']} | {r['images_per_s']:,.0f} |" for r in document["sharing"]]
     if "k_full" in document:
         k = document["k_full"]
         lines += ["", f"K full: {'ran in %.1f min, exit %s' % (k['wall_s'] / 60, k['exit']) if k['ran'] else k['reason']}"]

@@ -109,12 +109,12 @@ class Runs:
         request the cache lacks calls the cache's ``before_training`` first, once (the session's estimate line).
         """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
-        key = {"data": data_key(data)}
+        kind, key = device_kind(kernel, device), {"data": data_key(data)}
         planner = self.cache.planner
         if planner is not None:
             planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
         elif self.cache.before_training is not None and any(
-                self.cache.missing(kernel, parts, seeds, device_kind=device.type, **key)):
+                self.cache.missing(kernel, parts, seeds, device_kind=kind, **key)):
             announce, self.cache.before_training = self.cache.before_training, None
             announce()  # the session's first training: its estimate line first (resclaims.engines.plugin)
 
@@ -127,7 +127,7 @@ class Runs:
             names = ", ".join(condition_name(c) for c in todo)
             # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
             # fewer of them, and the next one must find the partial state of the condition it was training
-            scratch = self.cache.scratch(kernel, device_kind=device_kind(kernel, device), seeds=missing, protocol=protocol, **key)
+            scratch = self.cache.scratch(kernel, device_kind=kind, seeds=missing, protocol=protocol, **key)
             with self.progress.track(label, names, len(missing), total) as on_epoch:
                 frame = kernel.train(job, missing, device, data=data, on_epoch=on_epoch, checkpoints=scratch,
                                      on_condition=lambda c, f: (handed.append(c), keep(c, f)))
@@ -135,7 +135,7 @@ class Runs:
                 keep(todo[0], frame)
             return frame
 
-        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=device_kind(kernel, device),
+        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=kind,
                                              describe=lambda condition: describe(kernel, condition), **key)
 
 
