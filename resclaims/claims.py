@@ -239,8 +239,8 @@ class Judge:
             self.skip(f"{claim.id}: full tier only: a sentence about the source's protocol, measured at "
                       f"{self.fidelity}; proxy estimate {result.estimate:.4g} [{result.ci[0]:.4g}, {result.ci[1]:.4g}]")
         recorded = claim.known.get(self.tier)
-        if recorded:
-            self.expect(recorded, NotSupported)
+        if recorded:  # the reason: the numbers recorded with the declaration, and this session's own
+            self.expect(f"{recorded}; this session: {result.summary()}", NotSupported)
             if self.default_seeds and result.verdict != recorded_verdict(recorded):
                 raise OutcomeChanged(f"{claim.id}: recorded as {recorded_verdict(recorded)} at the {self.tier} tier, "
                                      f"now {result.summary()}: update its known outcome")
