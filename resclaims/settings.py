@@ -85,11 +85,14 @@ def resolve_device(value: str) -> torch.device:
 
 
 def check_step_mode(device: torch.device) -> None:
-    """Fail now if $RESCLAIMS_STEP names no step mode, or one the device cannot run (:mod:`resclaims.cifar.steps`)."""
+    """Fail now if $RESCLAIMS_STEP names no step mode, or one the device cannot run (:mod:`resclaims.cifar.steps`),
+    or $RESCLAIMS_GPU_ARMS is not a positive number (:func:`resclaims.cifar.workers.default_workers`)."""
     from resclaims.cifar.steps import resolve_mode
+    from resclaims.cifar.workers import default_workers
 
     try:
         resolve_mode("auto", device)
+        default_workers(device)
     except ValueError as error:
         raise SettingsError(str(error)) from None
 

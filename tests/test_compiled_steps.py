@@ -183,3 +183,15 @@ def test_the_cache_keeps_the_runs_of_each_step_mode_apart(monkeypatch):
     assert device_kind(kernel, torch.device("cuda")) == f"cuda, {steps.AUTO['cuda']} steps"
     monkeypatch.setenv(steps.ENVIRONMENT, "compile")
     assert device_kind(kernel, torch.device("cpu")) == "cpu, compile steps"
+
+
+def test_arms_at_once_on_a_gpu_come_from_the_environment(monkeypatch):
+    from resclaims.cifar.workers import GPU_ARMS, default_workers
+
+    monkeypatch.delenv(GPU_ARMS, raising=False)
+    assert default_workers(torch.device("cuda")) == 1
+    monkeypatch.setenv(GPU_ARMS, "3")
+    assert default_workers(torch.device("cuda")) == 3
+    monkeypatch.setenv(GPU_ARMS, "two")
+    with pytest.raises(ValueError, match="RESCLAIMS_GPU_ARMS=two: give a positive whole number"):
+        default_workers(torch.device("cuda"))

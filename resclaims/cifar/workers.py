@@ -13,13 +13,21 @@ from resclaims.cifar.config import Arm
 from resclaims.cifar.stack import build
 
 
-def default_workers(device: torch.device) -> int:
-    """Processes to train arms in: one per CPU core this process may use on CPU, one on CUDA.
+GPU_ARMS = "RESCLAIMS_GPU_ARMS"  # arms that train at once on one GPU, each in its own process (default 1)
 
-    Not ``torch.get_num_threads()``: CI sets ``OMP_NUM_THREADS=1``, which would leave one core idle.
+
+def default_workers(device: torch.device) -> int:
+    """Processes to train arms in: one per CPU core this process may use on CPU; on CUDA, $RESCLAIMS_GPU_ARMS (1).
+
+    Not ``torch.get_num_threads()``: CI sets ``OMP_NUM_THREADS=1``, which would leave one core idle. On a GPU,
+    several processes can share the device when one arm's group leaves it idle (ResNet-20 with 5 seeds, say):
+    ``python -m resclaims gpu-check`` measures 1, 2 and 4 at once ("sharing"); set the variable from that table.
     """
     if torch.device(device).type != "cpu":
-        return 1
+        value = os.environ.get(GPU_ARMS, "1")
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{GPU_ARMS}={value}: give a positive whole number of arms to train at once on a GPU")
+        return int(value)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
