@@ -56,8 +56,9 @@ STEP_MODES = ("eager", "compile", "graph", "compile+graph")
 WARMUP_STEPS = 3  # steps run (and undone) before a capture: cuDNN's search, the allocator, inductor's compile
 ENVIRONMENT = "RESCLAIMS_STEP"  # overrides "auto": one of STEP_MODES
 
-# What "auto" means per device type, and the measurements behind it (img/s of one arm's grouped seeds, one step
-# repeated; ``python -m resclaims gpu-check --cpu``'s table, torch 2.13.0, AMD EPYC, 1 thread per process):
+# What "auto" means per device type, and the measurements behind it: img/s of one quick arm's seeds, one step on
+# random batches repeated for 5 s as gpu-check measures it (torch 2.13.0, AMD EPYC, 1 thread, 2026-12-02; the
+# quick tier's benchmark test_T_keras003_step_modes times eager against compiled in every CI run):
 #
 #   arm (tier)                                     eager loop  eager grouped  compiled grouped  compile (cold cache)
 #   K quick: 003's net x0.25, 10 blocks, 5 x 64        2,128          3,186             3,463          29 s
