@@ -55,7 +55,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for change in changes:
         print(f"  {change.kind}: {change.message}")
     print(compare.summary_line(changes, args.baseline))
-    return 1 if changes and args.fail_on_change else 0
+    return 1 if compare.counted(changes) and args.fail_on_change else 0
 
 
 def cmd_baseline_update(args: argparse.Namespace) -> int:

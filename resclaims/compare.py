@@ -4,7 +4,12 @@ Answers "did anything change?" the way pytest-benchmark and asv do for timings,
 and extends it to claims. A change is one of:
 
 - ``verdict``: a claim's verdict differs from the baseline's;
-- ``estimate``: a claim's estimate left the baseline's interval (same tier only);
+- ``estimate``: a claim's estimate left the baseline's interval (same tier only), where both
+  reports trained on the same arithmetic (``provenance["arithmetic"]``: torch, the device, the
+  CPU's vector capability). On other arithmetic the same seeds train to other last bits, which
+  training amplifies: the runs are a new sample, whose estimate can leave the baseline's 90%
+  interval without any change in the code. That is listed as ``moved`` and not counted as a
+  change (a verdict that differs still is);
 - ``appeared`` / ``disappeared``: a claim is in one report only; a baseline claim
   counts as disappeared only if the later session ran the test that recorded it
   (see :func:`ran`), so a session that runs one module, or ``-k`` a few tests,
@@ -38,7 +43,7 @@ class ReportError(RuntimeError):
 
 @dataclass(frozen=True)
 class Change:
-    kind: str  # verdict | estimate | appeared | disappeared | slower
+    kind: str  # verdict | estimate | appeared | disappeared | slower; or moved (information, not a change)
     item: str  # claim id or benchmark name
     message: str
 
@@ -96,6 +101,7 @@ def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Ch
     before = {c["id"]: c for c in baseline["claims"] if c["id"] in now or ran(c, selection)}
     changes = [Change("appeared", i, f"{i} is new: {now[i]['verdict']}") for i in sorted(now.keys() - before.keys())]
     changes += [Change("disappeared", i, f"{i} is gone (was {before[i]['verdict']})") for i in sorted(before.keys() - now.keys())]
+    same = current["provenance"].get("arithmetic") == baseline["provenance"].get("arithmetic") is not None
     for claim_id in sorted(now.keys() & before.keys()):
         a, b = now[claim_id], before[claim_id]
         if a["verdict"] != b["verdict"]:
@@ -104,9 +110,20 @@ def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Ch
         low, high = b["ci"]
         if a["tier"] == b["tier"] and a["estimate"] is not None and low is not None and high is not None:
             if not low <= a["estimate"] <= high:
-                changes.append(Change("estimate", claim_id, f"{claim_id}: estimate {_num(a['estimate'])} left the "
-                                      f"baseline's interval [{_num(low)}, {_num(high)}]"))
+                text = f"{claim_id}: estimate {_num(a['estimate'])} left the baseline's interval [{_num(low)}, {_num(high)}]"
+                if same:
+                    changes.append(Change("estimate", claim_id, text))
+                else:
+                    changes.append(Change("moved", claim_id, f"{text}, on other arithmetic ("
+                                          f"{baseline['provenance'].get('arithmetic') or 'not recorded'} -> "
+                                          f"{current['provenance'].get('arithmetic') or 'not recorded'}): "
+                                          "a new sample of runs, not counted as a change"))
     return changes
+
+
+def counted(changes: list[Change]) -> list[Change]:
+    """The changes that count (``--fail-on-change``, ``compare --fail-on-change``): all but ``moved``."""
+    return [change for change in changes if change.kind != "moved"]
 
 
 def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | None,
@@ -145,12 +162,16 @@ def as_json(changes: list[Change], baseline: Path) -> dict[str, Any]:
 
 
 def summary_line(changes: list[Change], baseline: Path) -> str:
+    moved = len(changes) - len(counted(changes))
+    aside = f" ({moved} estimate(s) moved on other arithmetic, not counted)" if moved else ""
+    changes = counted(changes)
     if not changes:
-        return f"no change against the baseline {baseline}"
+        return f"no change against the baseline {baseline}{aside}"
     kinds = {}
     for change in changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
-    return f"{len(changes)} change(s) against the baseline {baseline}: " + ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return (f"{len(changes)} change(s) against the baseline {baseline}: "
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + aside)
 
 
 def _num(value: float | None) -> str:

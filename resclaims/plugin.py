@@ -351,7 +351,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             os.replace(tmp, latest)
     config.stash[_WRITTEN_KEY] = written
     config.stash[_PROBLEM_KEY] = problem
-    changed = report.comparison is not None and report.comparison["changes"]
+    changed = report.comparison is not None and compare.counted([compare.Change(**c) for c in report.comparison["changes"]])
     if config.option.fail_on_change and (changed or problem) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -409,4 +409,4 @@ def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
         for change in changes:
             terminalreporter.line(f"  {change.kind}: {change.message}", yellow=True)
         terminalreporter.line(compare.summary_line(changes, Path(report.comparison["baseline"])),
-                              red=bool(changes) and config.option.fail_on_change)
+                              red=bool(compare.counted(changes)) and config.option.fail_on_change)

@@ -203,8 +203,11 @@ def _headline_sentences(document: dict[str, Any], claims: list[dict[str, Any]]) 
         out.append(f"{len(exact)} exact architecture facts (counted, not sampled): {tally}; see their table.")
     comparison = document.get("comparison")
     if comparison is not None:
-        n = len(comparison["changes"])
-        out.append(f"{n} change(s) against the baseline {comparison['baseline']}" + ("; listed below." if n else "."))
+        n = sum(c["kind"] != "moved" for c in comparison["changes"])
+        moved = len(comparison["changes"]) - n
+        aside = f" ({moved} estimate(s) moved on other arithmetic, not counted)" if moved else ""
+        listed = "; listed below." if comparison["changes"] else "."
+        out.append(f"{n} change(s) against the baseline {comparison['baseline']}{aside}{listed}")
     return out
 
 

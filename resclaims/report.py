@@ -44,6 +44,14 @@ from resclaims.verdict import ClaimResult, require_supported
 SCHEMA_VERSION = 1
 
 
+def arithmetic(device: str) -> str:
+    """What decides a trained run's last bits besides the code: torch, the device and the kernels it dispatches to
+    (a CPU's vector capability: AVX2 and AVX-512 machines of one name sum in different orders)."""
+    if device.startswith("cuda"):
+        return f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}"
+    return f"torch {torch.__version__}, {cpu_name()}, {torch.backends.cpu.get_cpu_capability()}"
+
+
 def cifar_steps(device: str) -> str:
     """How CIFAR training steps run on ``device`` (:mod:`resclaims.cifar.steps`): eager, compiled or captured."""
     from resclaims.cifar.steps import resolve_mode
@@ -136,6 +144,7 @@ class Report:
             "base_seed": base_seed,
             "tier": tier,
             "cifar_steps": cifar_steps(device),
+            "arithmetic": arithmetic(device),
         }
 
     # -- adding results -------------------------------------------------

@@ -208,6 +208,24 @@ def test_cli_compare_report_and_baseline_update(tmp_path, capsys, monkeypatch):
     shutil.rmtree(tmp_path / "reports")
 
 
+def test_an_estimate_that_moves_on_other_arithmetic_is_listed_but_not_counted():
+    """Same arithmetic: an estimate outside the baseline's interval is a change. Another CPU (AVX2 against AVX-512)
+    trains other last bits: the shift is listed as moved, not counted; a verdict that differs still counts."""
+    def document(estimate, verdict="supported", arithmetic="torch 2.13.0, AMD EPYC, AVX512"):
+        return {"claims": [{"id": "K1", "verdict": verdict, "estimate": estimate, "ci": [estimate - 1, estimate + 1],
+                            "tier": "quick"}], "provenance": {"arithmetic": arithmetic}}  # fmt: skip
+
+    baseline = document(5.0)
+    assert [c.kind for c in compare.compare_claims(document(9.0), baseline)] == ["estimate"]
+    moved = compare.compare_claims(document(9.0, arithmetic="torch 2.13.0, AMD EPYC, AVX2"), baseline)
+    assert [c.kind for c in moved] == ["moved"] and compare.counted(moved) == [] and "AVX2" in moved[0].message
+    assert "no change against the baseline b (1 estimate(s) moved on other arithmetic" in compare.summary_line(moved, Path("b"))
+    flipped = compare.compare_claims(document(9.0, "refuted", "torch 2.13.0, AMD EPYC, AVX2"), baseline)
+    assert [c.kind for c in compare.counted(flipped)] == ["verdict"]
+    unrecorded = compare.compare_claims(document(9.0), {**baseline, "provenance": {}})
+    assert [c.kind for c in unrecorded] == ["moved"]  # a baseline from before reports recorded it
+
+
 def test_timings_slower_beyond_the_threshold_are_changes():
     bench = lambda mean, data: {"benchmarks": [{"fullname": "t::x", "name": "x", "stats": {"mean": mean, "data": data}}]}  # noqa: E731
     slow = compare.compare_timings(bench(3.0, [3.0] * 5), bench(1.0, [1.0] * 5), "mean:100%")
