@@ -48,8 +48,8 @@ import torch
 from resclaims.cifar import steps as step_modes
 from resclaims.cifar.config import D_SEEDS, D_TIERS, K_SEEDS, K_TIERS, HE2015, Arm, TrainConfig, he_arms, keras_arms
 from resclaims.cifar.optim import make_optimizer
-from resclaims.cifar.stack import ModelStack, build
-from resclaims.cifar.timing import cpu_threads
+from resclaims.cifar.stack import build
+from resclaims.cifar.timing import cpu_threads, fixed_batches_step
 
 EVAL_COST = 1 / 3  # an evaluated image's cost, as a fraction of a trained one's (forward only)
 SHARING = (1, 2, 4)  # processes training an arm each on one device at once
@@ -57,37 +57,28 @@ SHARING = (1, 2, 4)  # processes training an arm each on one device at once
 
 @dataclass(frozen=True)
 class Net:
-    """One network the check measures: its arm, recipe (batch size, optimizer) and input side."""
+    """One network the check measures: its arm, and its recipe (batch size, optimizer, input size)."""
 
     name: str
     arm: Arm
     train: TrainConfig
-    side: int
 
 
 def nets(reduced: bool) -> list[Net]:
     """The full check's nets, or (CPU) small ones of the same code."""
     keras = TrainConfig()
     if reduced:
-        return [Net("003 x0.125, 2 blocks", keras_arms([2], width=0.125)[0], replace(keras, batch_size=32), 24),
-                Net("ResNet-8 4-8-8, 16x16", he_arms([8], True, (4, 8, 8))[0], replace(HE2015, batch_size=32), 16)]
-    return [Net("003 (10 blocks)", keras_arms([10])[0], keras, 24),
-            *(Net(f"ResNet-{d}", he_arms([d], True)[0], HE2015, 32) for d in (20, 56, 110))]
+        return [Net("003 x0.125, 2 blocks", keras_arms([2], width=0.125)[0], replace(keras, batch_size=32)),
+                Net("ResNet-8 4-8-8, 16x16", he_arms([8], True, (4, 8, 8))[0],
+                    replace(HE2015, batch_size=32, downsample=2))]
+    return [Net("003 (10 blocks)", keras_arms([10])[0], keras),
+            *(Net(f"ResNet-{d}", he_arms([d], True)[0], HE2015) for d in (20, 56, 110))]
 
 
 def _step(net: Net, group: int, mode: str, device: torch.device, *, grouped: bool = True,
           channels_last: bool | None = None) -> tuple[step_modes.GroupStep, list, list]:
-    cuda = device.type == "cuda"
-    stack = ModelStack([build(net.arm, seed).to(device) for seed in range(group)], grouped,
-                       cuda if channels_last is None else channels_last)
-    params = stack.parameters()
-    optimizer = (make_optimizer(net.train, params) if mode == "eager"
-                 else step_modes.capturable_optimizer(net.train.recipe, params))  # fmt: skip
-    generator = torch.Generator().manual_seed(0)
-    b = net.train.batch_size
-    xs = [torch.rand(b, 3, net.side, net.side, generator=generator).to(device) for _ in range(group)]
-    ys = [torch.randint(0, 10, (b,), generator=generator).to(device) for _ in range(group)]
-    return step_modes.GroupStep(stack, optimizer, mode, autocast=cuda), xs, ys
+    return fixed_batches_step(net.train, net.arm, group, device, stack="grouped" if grouped else "loop", mode=mode,
+                              channels_last=channels_last)  # fmt: skip
 
 
 def _synchronize(device: torch.device):

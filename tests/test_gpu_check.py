@@ -43,7 +43,7 @@ def test_the_check_writes_json_and_a_table_and_records_failures(tmp_path, monkey
     small = gpucheck.nets(reduced=True)
     names = ["003 (10 blocks)", "ResNet-20", "ResNet-56", "ResNet-110"]
     monkeypatch.setattr(gpucheck, "nets", lambda reduced: [
-        gpucheck.Net(name, small[i > 0].arm, small[i > 0].train, small[i > 0].side) for i, name in enumerate(names)])
+        gpucheck.Net(name, small[i > 0].arm, small[i > 0].train) for i, name in enumerate(names)])
     monkeypatch.setattr(gpucheck, "SHARING", (1, 2))
     lines = []
     out = tmp_path / "check" / "gpu-check.json"

@@ -49,6 +49,7 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from resclaims.cifar.optim import make_optimizer
 from resclaims.cifar.stack import ModelStack
 from resclaims.models import grouped as grouped_models
 
@@ -180,6 +181,14 @@ def capturable_optimizer(recipe: str, params: list[torch.Tensor], lr_scale: floa
     return CapturableSGD(params, lr=0.1 * lr_scale, momentum=0.9, weight_decay=1e-4)
 
 
+def group_step(cfg, stack: ModelStack, mode: str = "eager", *, autocast: bool = False) -> "GroupStep":
+    """``stack``'s training step under ``cfg``'s recipe (a :class:`~resclaims.cifar.config.TrainConfig`): PyTorch's
+    optimizer when eager (the numbers :func:`resclaims.cifar.training.train` always had), else its capturable form."""
+    params = stack.parameters()
+    optimizer = make_optimizer(cfg, params) if mode == "eager" else capturable_optimizer(cfg.recipe, params, cfg.lr_scale)
+    return GroupStep(stack, optimizer, mode, autocast=autocast)
+
+
 def _group_losses(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-model mean cross-entropy and correct count: logits (G, B, K) float, y (G, B) -> two (G,) tensors."""
     G, B = y.shape
@@ -273,7 +282,7 @@ class GroupStep:
         rng = _rng_state(self.device)
         try:
             if "graph" in self.mode:
-                self._capture(x, y)
+                self._capture(x, y, state, saved, rng)
                 out = self._replay(x, y)
             else:
                 self.optimizer.zero_grad(set_to_none=True)
@@ -305,11 +314,9 @@ class GroupStep:
             tensors += [v for v in state.values() if isinstance(v, torch.Tensor)]
         return tensors + [v for k, v in vars(self.optimizer).items() if isinstance(v, torch.Tensor) and k != "lr"]
 
-    def _capture(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Warm up on a side stream, undo the warm-up, capture one step (module docstring)."""
-        state = self._state()
-        saved = [t.detach().clone() for t in state]
-        rng = _rng_state(self.device)
+    def _capture(self, x: torch.Tensor, y: torch.Tensor, state: list[torch.Tensor], saved: list[torch.Tensor],
+                 rng: torch.Tensor) -> None:
+        """Warm up on a side stream, undo the warm-up (back to ``saved`` and ``rng``), capture one step."""
         static_x, static_y = x.clone(), y.clone()
         side = torch.cuda.Stream(self.device)
         side.wait_stream(torch.cuda.current_stream(self.device))

@@ -8,9 +8,8 @@ from contextlib import contextmanager, nullcontext
 import torch
 
 from resclaims.cifar.config import STACKS, Arm, TrainConfig
-from resclaims.cifar.optim import make_optimizer
 from resclaims.cifar.stack import ModelStack, build
-from resclaims.cifar.steps import GroupStep, capturable_optimizer
+from resclaims.cifar.steps import GroupStep, group_step
 from resclaims.seeding import torch_generator
 
 
@@ -25,15 +24,10 @@ def cpu_threads(n: int):
         torch.set_num_threads(before)
 
 
-def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop",
-                 mode: str = "eager") -> Callable[[], float]:
-    """One training step of ``n_models`` copies of ``arm`` on fixed random batches, for timing.
-
-    The step is the one :func:`train` takes (same stack, optimizer, autocast and
-    memory format on CUDA, step ``mode``: see :mod:`resclaims.cifar.steps`); the
-    closure returns the summed loss, which waits for the device. A compiled or
-    captured step compiles on its first call (a timing's warm-up round).
-    """
+def fixed_batches_step(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop",
+                       mode: str = "eager", channels_last: bool | None = None) -> tuple[GroupStep, list, list]:
+    """The step :func:`train` takes for ``n_models`` copies of ``arm`` (same stack, optimizer, autocast and, on CUDA,
+    memory format; step ``mode``: see :mod:`resclaims.cifar.steps`), and fixed random batches for it: for timing."""
     device = torch.device(device)
     cuda = device.type == "cuda"
     if stack not in STACKS[1:]:
@@ -42,10 +36,17 @@ def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device
     generator = torch_generator(0, "timing", arm.name)
     xs = [torch.rand(cfg.batch_size, 3, side, side, generator=generator).to(device) for _ in range(n_models)]
     ys = [torch.randint(0, 10, (cfg.batch_size,), generator=generator).to(device) for _ in range(n_models)]
-    stack = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], stack == "grouped", cuda)
-    params = stack.parameters()
-    optimizer = make_optimizer(cfg, params) if mode == "eager" else capturable_optimizer(cfg.recipe, params, cfg.lr_scale)
-    train_step = GroupStep(stack, optimizer, mode, autocast=cuda)
+    models = ModelStack([build(arm, seed).to(device) for seed in range(n_models)], stack == "grouped",
+                        cuda if channels_last is None else channels_last)
+    return group_step(cfg, models, mode, autocast=cuda), xs, ys
+
+
+def step_closure(cfg: TrainConfig, arm: Arm, n_models: int, device: torch.device | str, *, stack: str = "loop",
+                 mode: str = "eager") -> Callable[[], float]:
+    """One training step of :func:`fixed_batches_step`, as a closure that returns the summed loss (which waits for
+    the device). A compiled or captured step compiles on its first call (a timing's warm-up round)."""
+    cuda = torch.device(device).type == "cuda"
+    train_step, xs, ys = fixed_batches_step(cfg, arm, n_models, device, stack=stack, mode=mode)
 
     def step() -> float:
         with torch.backends.cudnn.flags(enabled=True, benchmark=True) if cuda else nullcontext():

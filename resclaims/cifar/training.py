@@ -20,7 +20,7 @@ from resclaims.cifar.config import STACKS, Arm, TrainConfig
 from resclaims.cifar.data import run_batches, test_transform, to_device
 from resclaims.cifar.optim import he_lr, make_optimizer
 from resclaims.cifar.stack import ModelStack, build, run_seed, seeded_device
-from resclaims.cifar.steps import GroupStep, capturable_optimizer, resolve_mode
+from resclaims.cifar.steps import group_step, resolve_mode
 from resclaims.cifar.workers import map_arms
 from resclaims.datasets.cifar10 import Cifar10
 
@@ -50,9 +50,8 @@ def _train_arm(cfg, arm, *, seeds, dev, device, grouped, amp, channels_last, dty
                checkpoint_seconds=CHECKPOINT_SECONDS, on_epoch=None) -> pd.DataFrame:  # fmt: skip
     models = [build(arm, seed).to(device=device, dtype=dtype) for seed in seeds]
     stack = ModelStack(models, grouped, channels_last)
-    params = stack.parameters()
-    optimizer = make_optimizer(cfg, params) if mode == "eager" else capturable_optimizer(cfg.recipe, params, cfg.lr_scale)
-    train_step = GroupStep(stack, optimizer, mode, autocast=amp)
+    train_step = group_step(cfg, stack, mode, autocast=amp)
+    optimizer = train_step.optimizer
     autocast = torch.autocast(device.type, dtype=torch.bfloat16) if amp else nullcontext()
     cudnn = torch.backends.cudnn.flags(enabled=True, benchmark=True) if device.type == "cuda" else nullcontext()
     rows, losses, hits, sizes = [], [], [], []  # per step of the current epoch: (G,) tensors, G sizes
