@@ -1,4 +1,6 @@
-"""CI: a session that read its runs from an engine's fill trained none, and its claims equal the quick session's.
+"""CI: a session that read its runs from an engine's fill (or the published run store) trained none, and its claims
+equal the reference's: every verdict, estimate, interval, p-value and n, and the same claims incomplete for the same
+missing runs (a --no-train session).
 
 usage: python .ci/same_claims.py FILLED REFERENCE (two report folders)
 """
@@ -12,13 +14,19 @@ FIELDS = ("verdict", "estimate", "ci", "p_value", "p_refute", "n")
 
 def main(filled: str, reference: str) -> int:
     ours = json.loads((Path(filled) / "summary.json").read_text())
-    theirs = {c["id"]: c for c in json.loads((Path(reference) / "summary.json").read_text())["claims"]}
+    reference = json.loads((Path(reference) / "summary.json").read_text())
+    theirs = {c["id"]: c for c in reference["claims"]}
     trained = ours["provenance"].get("runs_trained")
-    differ = [f"{c['id']}: {field} {c.get(field)!r} != {theirs[c['id']].get(field)!r}"
+    differ = [f"{c['id']}: {field} {c.get(field)!r} != {theirs.get(c['id'], {}).get(field)!r}"
               for c in ours["claims"] for field in FIELDS if c.get(field) != theirs.get(c["id"], {}).get(field)]
-    print(f"{len(ours['claims'])} claims compared, {len(differ)} differences; runs trained: {trained}")
+    incomplete = {i: (v["missing"], v["runs"]) for i, v in (ours.get("incomplete") or {}).items()}
+    expected = {i: (v["missing"], v["runs"]) for i, v in (reference.get("incomplete") or {}).items()}
+    differ += [f"{i}: incomplete {incomplete.get(i)} != {expected.get(i)}" for i in sorted(incomplete.keys() | expected.keys())
+               if incomplete.get(i) != expected.get(i)]
+    print(f"{len(ours['claims'])} claims and {len(incomplete)} incomplete compared, {len(differ)} differences; "
+          f"runs trained: {trained}")
     print("\n".join(differ))
-    return 0 if ours["claims"] and not differ and trained == 0 else 1
+    return 0 if (ours["claims"] or incomplete) and not differ and trained == 0 else 1
 
 
 if __name__ == "__main__":

@@ -174,17 +174,29 @@ def protocol(config, n_seeds, data) -> str:
 
 @pytest.fixture(scope="module")
 def k_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
-    """Residual and plain at every block count (K1, K2: config.blocks; K3: config.depth_blocks), and (full tier)
-    the K1 pair again with images reshuffled every pass, as arms "resnet-10-images" and "plain-10-images"."""
-    arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
+    """Residual and plain at ``config.blocks`` (K1, K2): the first runs a fill trains, pair by pair."""
+    arms = cifar.keras_arms([config.blocks], config.width)
     frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data)
-    if config.order_effect:  # the same seeds as the K arms: paired by seed
-        images = cifar.CifarRuns(replace(config.train, order="images"),
-                                 tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-        frame = pd.concat([frame, runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")],
-                          ignore_index=True)
     report.note("K1", f"scale: {protocol}")
     return frame
+
+
+@pytest.fixture(scope="module")
+def k_order_runs(runs, config, n_seeds, data, k_runs) -> pd.DataFrame:
+    """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
+    "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs."""
+    images = cifar.CifarRuns(replace(config.train, order="images"),
+                             tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
+    return pd.concat([k_runs, runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")],
+                     ignore_index=True)
+
+
+@pytest.fixture(scope="module")
+def k_depth_runs(runs, config, n_seeds, data, k_runs) -> pd.DataFrame:
+    """Residual and plain at K3's other block counts (full tier), beside the K1 pair's runs."""
+    arms = cifar.keras_arms(sorted(set(config.depth_blocks) - {config.blocks}), config.width)
+    return pd.concat([k_runs, runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K",
+                                   data=data, label="K3")], ignore_index=True)
 
 
 def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -217,9 +229,10 @@ def test_K1_consistency(k_runs, config, judge):
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(k_runs, config, report, judge, protocol):
+def test_K1_data_order_effect(request, config, report, judge, protocol):
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
+    k_runs = request.getfixturevalue("k_order_runs")
     effect = gap(k_runs, config.blocks, "train_acc") - gap(k_runs, config.blocks, "train_acc", "-images")
     result = judge.record(K1_ORDER, effect, protocol=protocol + "; second arm pair with images reshuffled every pass",
                           details={"effect_per_seed": effect.tolist()})
@@ -240,9 +253,10 @@ def test_K2_test_accuracy(k_runs, config, report, judge):
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(k_runs, config, judge, protocol):
+def test_K3_gap_grows_with_depth(request, config, judge, protocol):
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
+    k_runs = request.getfixturevalue("k_depth_runs")
     assert sorted(config.depth_blocks) == K3_BLOCKS.tolist(), "K3's procedure is declared for the full tier's blocks"
     gaps = np.stack([gap(k_runs, int(b), "train_acc") for b in K3_BLOCKS], axis=1)  # (seeds, block counts)
     finite = np.isfinite(gaps).all(axis=1)

@@ -7,7 +7,8 @@
 - ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
 - ``plan [--estimate-only] [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest
   (trains nothing); ``--estimate-only``: the one line of the cost.
-- ``fill --engine local|ray|slurm [SELECTION]``: train the runs the selected claims need into the run cache.
+- ``fill --engine local|ray|slurm [--publish] [--budget 150m] [SELECTION]``: train the runs the selected claims need
+  into the run cache (``--publish``: and into the published run store, ``results/runs/``).
 - ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
   steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.gpucheck`); reduced on a CPU.
 
@@ -156,13 +157,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 def cmd_fill(args: argparse.Namespace) -> int:
     from resclaims.engines import EngineError, EngineOptions, parse_options
-    from resclaims.engines.fill import fill
+    from resclaims.engines.fill import fill, parse_budget
 
     started = time.perf_counter()
     try:
         options = EngineOptions(args.engine, args.engine_address, args.workers, parse_options(args.engine_option),
                                 args.seeds_per_job)
-        trained = fill(selection(args.pytest_args), options)
+        budget = None if args.budget is None else parse_budget(args.budget)
+        trained = fill(selection(args.pytest_args), options, publish=args.publish, budget=budget)
     except EngineError as error:
         return usage_error(str(error))
     print(f"resclaims: fill ({args.engine}): {trained} runs trained in {time.perf_counter() - started:.1f} s")
@@ -238,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
                             usage="resclaims fill [--engine NAME] [engine options] [SELECTION ...]",
                             description=selection_text.replace(" Trains nothing.", ""), allow_abbrev=False)
     add_engine_options(p)
+    p.add_argument("--publish", action="store_true",
+                   help="publish every finished run into the published run store (results/runs/), one seed per job")
+    p.add_argument("--budget", default=None, metavar="DURATION",
+                   help="start no job that cannot finish within this time at the measured rate, e.g. 150m or 2.5h "
+                        "(default: no limit)")
     p.set_defaults(run=cmd_fill)
     p = commands.add_parser("gpu-check", help="eager, compiled and captured training steps measured, full-tier times "
                             "projected (reduced on a CPU)")

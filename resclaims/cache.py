@@ -37,6 +37,7 @@ systems this needs working ``fcntl`` locks, as NFSv4 has).
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -57,6 +58,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from filelock import FileLock, Timeout
+
+from resclaims import store as run_store
+from resclaims.store import RunStore
 
 METADATA_KEY = b"resclaims"  # the Parquet key-value metadata entry_info reads
 
@@ -84,10 +88,13 @@ def kernel_version(module: ModuleType) -> str:
 class RunCache:
     """Trained runs under ``directory``; ``directory=None`` turns caching off."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, store: RunStore | None = None, *, publish: bool = False) -> None:
         self.directory = Path(directory) if directory is not None else None
+        self.store = store  # the published run store, read under the cache (resclaims.store); None: not read
+        self.publish = publish  # a publishing fill: every run it trains, or finds in the cache, goes into the store
         self.trained = 0  # runs (seeds x conditions calls) trained in this session
-        self.reused = 0  # runs read from the cache
+        self.reused = 0  # runs read from the cache or the store
+        self.from_store: list[dict[str, Any]] = []  # the provenance of every run read from the store
         self.sent = (0, 0)  # (trained, reused) as last sent to an xdist controller (resclaims.xdist)
         self.planner: Any = None  # while a session plans (resclaims.engines.plan.Planner): the runs fixture trains nothing
         # called once by the runs fixture before the session first trains (resclaims.engines.plugin: the estimate line)
@@ -113,7 +120,7 @@ class RunCache:
             return train(seeds)
         groups = [self._group(kernel, seeds, device_kind, key)]
         return self._fill(kernel, [None], groups, seeds, lambda todo, missing, keep: keep(None, train(missing)),
-                          device_kind)
+                          device_kind, None)
 
     def runs_per_condition(
         self,
@@ -140,7 +147,7 @@ class RunCache:
             self.trained += len(seeds) * len(conditions)
             return train(conditions, seeds, lambda condition, frame: None)
         groups = [self._group(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
-        return self._fill(kernel, conditions, groups, seeds, train, device_kind, describe)
+        return self._fill(kernel, conditions, groups, seeds, train, device_kind, key.get("data"), describe)
 
     def missing(self, kernel: ModuleType, conditions: Sequence[Any], seeds: Sequence[int], *, device_kind: str,
                 **key: Any) -> list[list[int]]:
@@ -152,7 +159,12 @@ class RunCache:
         if self.directory is None:
             return [list(seeds) for _ in conditions]
         groups = [self._group(kernel, list(seeds), device_kind, {**key, "condition": c}) for c in conditions]
-        return [[seed for seed, path in paths.items() if not path.is_file()] for _, paths in groups]
+        return [[seed for seed, path in paths.items() if not path.is_file() and not self._published(kernel, c, seed, key)]
+                for c, (_, paths) in zip(conditions, groups)]
+
+    def _published(self, kernel: ModuleType, condition: Any, seed: int, key: dict[str, Any]) -> bool:
+        return self.store is not None and condition is not None and self.store.holds(kernel, condition, seed,
+                                                                                        key.get("data"))
 
     def scratch(self, kernel: ModuleType, *, device_kind: str, **key: Any) -> Path | None:
         """A folder for the partial state of training under this key (None when caching is off).
@@ -167,32 +179,43 @@ class RunCache:
         digest = hashlib.sha256(json.dumps(_base(kernel, device_kind, key), sort_keys=True).encode()).hexdigest()
         return self.directory / kernel.__name__ / "partial" / digest[:32]
 
-    def _fill(self, kernel: ModuleType, conditions: list[Any], groups: list[tuple[Path, dict[int, Path]]],
-              seeds: list[int], train: Callable[..., Any], device_kind: str,
+    def _fill(self, kernel: ModuleType, conditions: list[Any], groups: list[tuple[dict[int, Path], dict[int, Path]]],
+              seeds: list[int], train: Callable[..., Any], device_kind: str, data: str | None,
               describe: Callable[[Any], dict[str, Any]] | None = None) -> pd.DataFrame:
-        """Every group's entries at ``seeds``: read where the cache holds them, trained (under the locks) where not."""
+        """Every group's entries at ``seeds``: read where the cache (or the store) holds them, trained (under the
+        locks of the missing seeds' entries) where not."""
         frames: dict[Path, pd.DataFrame] = {}
+        published: dict[Path, dict[str, Any]] = {}  # entries read from the store: their provenance
 
         def pending() -> tuple[list[int], list[int]]:
-            for _, paths in groups:
+            for condition, (_, paths) in zip(conditions, groups):
                 for seed, path in paths.items():
-                    if path not in frames and (frame := _read_entry(path, seed)) is not None:
+                    if path in frames:
+                        continue
+                    if (frame := _read_entry(path, seed)) is not None:
                         frames[path] = frame
+                        self._publish_cached(kernel, condition, seed, data, frame, path)
+                    elif self.store is not None and condition is not None:
+                        found = self.store.read(kernel, condition, seed, data, provenance=True)
+                        if found is not None:
+                            frames[path], published[path] = found
             todo = [i for i, (_, paths) in enumerate(groups) if any(path not in frames for path in paths.values())]
             return todo, [seed for seed in seeds if any(groups[i][1][seed] not in frames for i in todo)]
 
         todo, missing = pending()
         if todo:
-            with _locked(sorted({groups[i][0] for i in todo})):
+            with _locked(sorted({groups[i][0][seed] for i in todo for seed in missing})):
                 todo, missing = pending()  # another session may have trained them while this one waited
                 if todo:
-                    self._train(kernel, conditions, groups, todo, missing, train, device_kind, frames, describe)
+                    self._train(kernel, conditions, groups, todo, missing, train, device_kind, frames, data,
+                                describe)
         self.trained += len(todo) * len(missing)
         self.reused += len(conditions) * len(seeds) - len(todo) * len(missing)
+        self.from_store += list(published.values())
         return pd.concat([frames[paths[seed]] for _, paths in groups for seed in seeds], ignore_index=True)
 
-    @staticmethod
-    def _train(kernel, conditions, groups, todo, missing, train, device_kind, frames, describe) -> None:  # noqa: ANN001
+    def _train(self, kernel, conditions, groups, todo, missing, train, device_kind, frames, data,  # noqa: ANN001
+               describe) -> None:
         stored, started = [], [time.perf_counter()]
 
         def keep(condition: Any, frame: pd.DataFrame) -> None:
@@ -202,29 +225,65 @@ class RunCache:
             if set(missing) - set(parts):
                 raise RuntimeError(f"{kernel.__name__}: training handed over no rows for seeds "
                                    f"{sorted(set(missing) - set(parts))}")  # fmt: skip
-            info = {"wall_seconds": wall, "seeds_in_batch": len(missing), "device_kind": device_kind,
-                    "device_name": device_name(device_kind), "written": datetime.now(timezone.utc).isoformat(),
-                    **(describe(condition) if describe is not None else {})}
+            info = {"wall_seconds": wall, "seeds_in_batch": len(missing), "group": list(missing),
+                    **provenance(device_kind), **(describe(condition) if describe is not None else {})}
             for seed in missing:
                 _write_entry(parts[seed], paths[seed], {**info, "seed": seed})
                 frames[paths[seed]] = parts[seed]
+                if self.publish and self.store is not None and condition is not None:
+                    self.store.publish(kernel, condition, seed, data, parts[seed], {**info, "seed": seed})
             stored.append(i)
 
         train([conditions[i] for i in todo], missing, keep)
         if sorted(stored) != todo:
             raise RuntimeError(f"{kernel.__name__}: training returned without handing over every condition")
 
+    def _publish_cached(self, kernel: ModuleType, condition: Any, seed: int, data: str | None,
+                        frame: pd.DataFrame, path: Path) -> None:
+        """A publishing fill publishes a run an earlier session trained into the cache, if its entry records the
+        provenance the store needs (entries written before the store existed do not: they are left alone)."""
+        if not (self.publish and self.store is not None and condition is not None and run_store.publishable(kernel)):
+            return
+        if self.store.holds(kernel, condition, seed, data):
+            return
+        info = entry_info(path)
+        if all(field in info for field in run_store.PROVENANCE):
+            self.store.publish(kernel, condition, seed, data, frame, info)
+
     def _group(self, kernel: ModuleType, seeds: list[int], device_kind: str,
-               key: dict[str, Any]) -> tuple[Path, dict[int, Path]]:
-        """A group's lock file and its entries' paths, by seed."""
+               key: dict[str, Any]) -> tuple[dict[int, Path], dict[int, Path]]:
+        """A group's lock files and its entries' paths, by seed: one lock per run, so that two sessions can train
+        other seeds of one condition at once. A publishing fill locks in the store, so that two fills on one store
+        never train the same run, whatever their caches."""
         base = _base(kernel, device_kind, key)
-        digest = _digest(base)
-        return (self.directory / base["kernel"] / "locks" / f"{digest[:32]}.lock",
-                {seed: self._path(base, seed) for seed in seeds})
+        paths = {seed: self._path(base, seed) for seed in seeds}
+        condition = key.get("condition")
+        if self.publish and self.store is not None and condition is not None and run_store.publishable(kernel):
+            locks = {seed: self.store.lock_path(run_store.key(kernel, condition, seed, key.get("data")))
+                     for seed in seeds}
+        else:
+            locks = {seed: self.directory / base["kernel"] / "locks" / f"{paths[seed].stem[:32]}.lock" for seed in seeds}
+        return locks, paths
 
     def _path(self, base: dict[str, str], seed: int) -> Path:
         digest = _digest({**base, "seed": seed})
         return self.directory / base["kernel"] / digest[:2] / f"{digest}.parquet"
+
+
+@functools.cache
+def _revision() -> str:
+    from resclaims.report import git_commit
+
+    return git_commit(Path(__file__).resolve().parents[1])
+
+
+def provenance(device_kind: str) -> dict[str, Any]:
+    """How a run trained, as a cache entry and a published run record it (besides its wall time and group)."""
+    from resclaims.report import arithmetic
+
+    return {"revision": _revision(), "torch": torch.__version__, "numpy": np.__version__, "device_kind": device_kind,
+            "device_name": device_name(device_kind), "arithmetic": arithmetic(device_kind),
+            "threads": torch.get_num_threads(), "written": datetime.now(timezone.utc).isoformat()}
 
 
 def _digest(value: dict[str, Any]) -> str:

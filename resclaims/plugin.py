@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -17,12 +18,15 @@ import pytest
 from resclaims import calibration, compare, validation, xdist
 from resclaims.cache import RunCache
 from resclaims.catalogue import unique_ids
-from resclaims.claims import Judge
+from resclaims.claims import Claim, Judge
+from resclaims.engines.plan import INCOMPLETE
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
 from resclaims.progress import Progress
 from resclaims.runs import Runs
+from resclaims.store import RunStore
+from resclaims.store import default_directory as store_directory
 from resclaims.seeding import DEFAULT_BASE_SEED
 from resclaims.verdict import SOURCE_PROTOCOL
 from resclaims.settings import (
@@ -63,6 +67,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
     group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from data/runs/)")
+    group.addoption("--no-store", action="store_true", help="ignore the published run store and train its runs again into the run cache (default: read it, from results/runs/)")
+    group.addoption("--no-train", action="store_true", help="train nothing: a claim whose runs are not all cached or published is reported incomplete, with what its runs cost (default: train what is missing)")
     group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with, or none for no comparison (default: reports/baseline/ when it exists)")
     group.addoption("--fail-on-change", action="store_true", help="fail the session if anything changed against the baseline (for CI; default: report only)")
     group.addoption("--slowdown", default=compare.DEFAULT_SLOWDOWN, metavar="EXPR", help=f"a benchmark counts as slower past this pytest-benchmark compare-fail expression (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
@@ -89,6 +95,7 @@ def _settings(config: pytest.Config) -> Settings:
         seeds=parse_seeds(opt.seeds),
         data_dir=resolve_data_dir(opt.data_dir),
         report_dir=check_report_dir(report_dir, "--report-dir" if opt.report_dir else "report folder"),
+        no_train=opt.no_train,
     )
 
 
@@ -103,7 +110,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[REPORT_KEY] = Report(
         settings.report_dir, tier=settings.tier, device=str(settings.device), base_seed=settings.base_seed
     )
-    config.stash[CACHE_KEY] = RunCache(None if config.option.no_run_cache else cache_dir() / "runs")
+    store = None if config.option.no_store else RunStore(store_directory())
+    config.stash[CACHE_KEY] = RunCache(None if config.option.no_run_cache else cache_dir() / "runs", store)
     config.stash[BASELINE_KEY] = _baseline(config)
     config.stash[CALIBRATED_KEY] = {}
     if hasattr(config, "workerinput"):
@@ -124,9 +132,24 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     """xdist worker: what the report gained in this phase goes to the controller (:mod:`resclaims.xdist`)."""
     test_report = yield
     report = item.config.stash.get(REPORT_KEY, None)
+    if report is not None and test_report.skipped and isinstance(test_report.longrepr, tuple):
+        reason = test_report.longrepr[2].removeprefix("Skipped: ")
+        if reason.startswith(INCOMPLETE):  # --no-train: the claims this test decides lack runs
+            missing, total = (int(n) for n in re.search(r"(\d+) of (\d+) runs missing", reason).groups())
+            for claim_id in claims_of(item) or [item.nodeid]:
+                report.add_incomplete(claim_id, reason.removeprefix(INCOMPLETE), missing, total)
     if report is not None and report.journal is not None:
         xdist.send(report, item.config.stash[CACHE_KEY], test_report)
     return test_report
+
+
+def claims_of(item: pytest.Item) -> list[str]:
+    """The ids of the claims a test decides: the module's :class:`Claim` declarations its function names."""
+    function, module = getattr(item, "function", None), getattr(item, "module", None)
+    if function is None or module is None:
+        return []
+    return [value.id for name in function.__code__.co_names
+            if isinstance(value := getattr(module, name, None), Claim)]
 
 
 def _baseline(config: pytest.Config) -> Path | None:

@@ -269,6 +269,13 @@ def sections(document: dict[str, Any]) -> list[Section]:
     """The report's sections in reading order."""
     prov = document["provenance"]
     out = [headline(document)]
+    if document.get("incomplete"):
+        out.append(Section(
+            "Incomplete: no verdict on partial data",
+            headers=["claim", "runs missing", "which, and what they cost"],
+            rows=[[claim_id, f"{i['missing']} of {i['runs']}", i["reason"]]
+                  for claim_id, i in sorted(document["incomplete"].items(), key=lambda kv: kv[0])],
+        ))
     out += [family_section(document, f, claims) for f, claims in families(document).items()]
     exact = [c for c in document["claims"] if is_exact(c, document)]
     if exact:
@@ -288,6 +295,15 @@ def sections(document: dict[str, Any]) -> list[Section]:
     if document.get("runs"):
         out.append(Section("Runs", headers=["family", "runs", "diverged (NaN or inf loss; excluded from every statistic)"],
                            rows=[[f, str(c["runs"]), str(c["diverged"])] for f, c in document["runs"].items()]))
+    if document.get("run_sources"):
+        out.append(Section(
+            "Where the runs came from",
+            headers=["family", "trained in this session", "from the local run cache", "from the published run store",
+                     "published by (commit; device)"],
+            rows=[[f, str(c["trained"]), str(c["from_cache"]), str(c["from_store"]),
+                   "; ".join([", ".join(c["store_revisions"]), ", ".join(c["store_devices"])]) if c["from_store"] else ""]
+                  for f, c in document["run_sources"].items()],
+        ))
     out.append(Section("Tests", items=[f"{c['id']}: {c['test']}" for c in document["claims"]]))
     if notes_by_place(document).get(NOTES):
         out.append(Section("Notes", items=notes_by_place(document)[NOTES]))

@@ -130,6 +130,8 @@ class Report:
         self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
         self.validation: dict[str, Any] | None = None  # resclaims.validation.run(): procedure x world x both errors
         self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
+        self.run_sources: dict[str, dict[str, Any]] = {}  # family -> runs trained, from the cache, from the store
+        self.incomplete: dict[str, dict[str, Any]] = {}  # claim id -> the runs it lacks (--no-train)
         self.journal: list[dict[str, Any]] | None = None  # a list on an xdist worker: what to send (see sent())
         self.run_keys: list[tuple] = []  # on the xdist controller: the serial order of each frame in runs
         self.provenance: dict[str, Any] = {
@@ -215,6 +217,26 @@ class Report:
             counts["runs"] += len(first)
             counts["diverged"] += int(first.diverged.sum())
 
+    def add_run_sources(self, family: str, trained: int, cached: int, published: list[dict[str, Any]]) -> None:
+        """Where a family's runs came from: trained in this session, read from the local run cache, or read from
+        the published run store (``published``: each such run's provenance; the report names their revisions
+        and devices)."""
+        counts = self.run_sources.setdefault(family, {"trained": 0, "from_cache": 0, "from_store": 0,
+                                                      "store_revisions": [], "store_devices": []})
+        counts["trained"] += trained
+        counts["from_cache"] += cached
+        counts["from_store"] += len(published)
+        for field, values in (("store_revisions", [p["revision"] for p in published]),
+                              ("store_devices", [p["device_name"] for p in published])):
+            counts[field] = sorted(set(counts[field]) | set(values))
+        self._log("sources", family=family, trained=trained, cached=cached, published=published)
+
+    def add_incomplete(self, claim_id: str, reason: str, missing: int, total: int) -> None:
+        """A claim not decided because ``missing`` of its ``total`` runs are neither cached nor published
+        (a session that trains nothing, ``--no-train``); ``reason`` says which runs and what they cost."""
+        self.incomplete[claim_id] = {"missing": missing, "runs": total, "reason": reason}
+        self._log("incomplete", claim_id=claim_id, reason=reason, missing=missing, total=total)
+
     def add_calibration(self, calibration: Any) -> None:
         """A claim's calibration (:class:`resclaims.calibration.Calibration`), replacing an earlier one."""
         self.calibrations = [c for c in self.calibrations if c.claim_id != calibration.claim_id] + [calibration]
@@ -260,6 +282,10 @@ class Report:
                 at = sum(1 for k in self.run_keys if k <= (*key, seq))  # after every frame that came before it
                 self.runs.insert(at, self.runs.pop())
                 self.run_keys.insert(at, (*key, seq))
+            elif kind == "incomplete":
+                self.add_incomplete(entry["claim_id"], entry["reason"], entry["missing"], entry["total"])
+            elif kind == "sources":
+                self.add_run_sources(entry["family"], entry["trained"], entry["cached"], entry["published"])
             elif kind == "calibration":
                 fields = entry["calibration"]
                 rates = {k: None if fields[k] is None else Rate(**fields[k]) for k in ("type_one", "test_size", "power")}
@@ -316,11 +342,13 @@ class Report:
             "calibration": [c.to_json() for c in sorted(self.calibrations, key=lambda c: _claim_order(c.claim_id))],
             "validation": self.validation,
             "runs": self.run_counts,
+            "run_sources": self.run_sources,
+            "incomplete": self.incomplete,
         }
 
     def write(self) -> Path | None:
         """Write the report and move it into place; nothing if the session recorded nothing."""
-        if not (self.claims or self.timings):
+        if not (self.claims or self.timings or self.incomplete):
             shutil.rmtree(self.directory, ignore_errors=True)
             return None
         try:

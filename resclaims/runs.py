@@ -113,10 +113,20 @@ class Runs:
         planner = self.cache.planner
         if planner is not None:
             planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+        elif getattr(self.settings, "no_train", False):  # engines' workers have bare settings
+            lacking = self.cache.missing(kernel, parts, seeds, device_kind=kind, **key)
+            if any(lacking):  # the claims of this request are incomplete: what they need, and what it costs
+                from resclaims.engines.plan import incomplete
+
+                import pytest
+
+                pytest.skip(incomplete(self.cache, kernel, parts, seeds, lacking, device=device, device_kind=kind,
+                                       label=label or family))
         elif self.cache.before_training is not None and any(
                 self.cache.missing(kernel, parts, seeds, device_kind=kind, **key)):
             announce, self.cache.before_training = self.cache.before_training, None
             announce()  # the session's first training: its estimate line first (resclaims.engines.plugin)
+        before = (self.cache.trained, self.cache.reused, len(self.cache.from_store))
 
         def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
             if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped
@@ -135,8 +145,13 @@ class Runs:
                 keep(todo[0], frame)
             return frame
 
-        return self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=kind,
-                                             describe=lambda condition: describe(kernel, condition), **key)
+        frame = self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=kind,
+                                              describe=lambda condition: describe(kernel, condition), **key)
+        if self.report is not None:
+            published = self.cache.from_store[before[2]:]
+            self.report.add_run_sources(family or label, self.cache.trained - before[0],
+                                        self.cache.reused - before[1] - len(published), published)
+        return frame
 
 
 def device_kind(kernel: ModuleType, device: Any) -> str:

@@ -34,6 +34,7 @@ class Settings:
     seeds: int | None  # overrides each tier's seed count
     data_dir: Path | None  # user-supplied data root (--data-dir or RESCLAIMS_DATA)
     report_dir: Path  # where this session's report goes
+    no_train: bool = False  # --no-train: claims lacking runs are reported incomplete, nothing trains
 
     def n_seeds(self, per_tier: Mapping[str, int]) -> int:
         """Seeds per condition: --seeds, else this tier's count from ``{"quick": ..., "full": ...}``."""

@@ -237,7 +237,7 @@ def cifar_runs(cache: RunCache, track=None) -> Runs:
         yield lambda epoch: None
 
     settings = SimpleNamespace(device=torch.device("cpu"), run_seeds=lambda name, n: derive_seeds(1, name, n))
-    return Runs(settings, cache, SimpleNamespace(track=track or quiet), SimpleNamespace(add_runs=lambda *a: None))
+    return Runs(settings, cache, SimpleNamespace(track=track or quiet), SimpleNamespace(add_runs=lambda *a: None, add_run_sources=lambda *a: None))
 
 
 def test_cached_training_trains_each_seed_once(data, tmp_path, monkeypatch):

@@ -130,7 +130,7 @@ def test_the_plan_estimates_from_measured_runs(tmp_path):
     assert plan.estimate().startswith("T quick: 2 runs to train, about ")
     assert plan.estimate().endswith(" device-hours on cpu")
     table = plan.table().splitlines()
-    assert len(table) == 3 and table[1].split()[-4:-2] == ["3", "0"]  # cached, to train
+    assert len(table) == 3 and table[1].split()[-5:-2] == ["3", "0", "0"]  # held, published, to train
     empty = Plan([need(TINY[1], (1,), (1,))], {}, tmp_path / "empty", "full", "cpu")
     assert "cost unknown on cpu" in empty.estimate()
 

@@ -9,13 +9,18 @@ An arm in training checkpoints into the cache's scratch folder (see
 
 Cached runs are keyed by :data:`VERSION`: the source of every module of
 :mod:`resclaims.cifar` and of the models it trains (any change to one retrains).
+Published runs (:mod:`resclaims.store`) are keyed by :data:`NAME` and :data:`NUMERICS`
+instead, never by source: bump :data:`NUMERICS` with any change that changes the numbers a
+run produces (the store's spot check fails until it is bumped). :func:`validate` says when
+a frame cannot have come from its protocol.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -36,6 +41,8 @@ from resclaims.models import keras003
 # cached runs depend on the model code too
 MODELS_VERSION = kernel_version(keras003) + kernel_version(he_models) + kernel_version(grouped_models)
 VERSION = kernel_version(sys.modules[__package__]) + MODELS_VERSION  # the whole package, and the models
+NAME = "cifar"  # what the published run store files these runs under
+NUMERICS = 1  # bump when a change changes the numbers a run produces (the published run store keys by it)
 
 
 @dataclass(frozen=True)
@@ -78,6 +85,56 @@ def device_kind(device: torch.device) -> str:
     differ (a captured step's dropout masks, :mod:`resclaims.cifar.steps`); CPU runs are eager, plain ``"cpu"``."""
     mode = resolve_mode("auto", device)
     return device.type if mode == "eager" else f"{device.type}, {mode} steps"
+
+
+def from_content(content: dict[str, Any]) -> CifarRuns:
+    """The one-arm :class:`CifarRuns` whose :func:`resclaims.store.content` is ``content`` (what a published run's
+    key records): 003's recipe builds :class:`~resclaims.models.keras003.Keras003`, He's
+    :class:`~resclaims.models.cifar.CifarNet`, from the arguments the key holds."""
+    train = {k: tuple(v) if isinstance(v, list) else v for k, v in content["train"].items()}
+    config = TrainConfig(**train)
+    model = keras003.Keras003 if config.recipe == "keras003" else he_models.CifarNet
+    arms = tuple(Arm(a["name"], partial(model, *a["build"]["args"], **{k: tuple(v) if isinstance(v, list) else v
+                                                                        for k, v in a["build"]["keywords"].items()}),
+                     a["warmup_steps"]) for a in content["arms"])
+    return CifarRuns(config, arms)
+
+
+def load_data(data_dir: Path | None) -> Cifar10:
+    """The data set published runs trained on, from ``data_dir`` or the download cache (never downloaded)."""
+    from resclaims.datasets import cifar10
+
+    return cifar10.load(data_dir, download_missing=False)
+
+
+def first_epoch(protocol: CifarRuns, group: Sequence[int], data: Cifar10) -> pd.DataFrame:
+    """The first logged epoch of ``protocol``'s runs at ``group`` (the seeds that trained together), trained on this
+    CPU as the kernel trains: what the store's spot check compares with a published run's first row."""
+    cfg = replace(protocol.train, steps=protocol.train.log_every)
+    return train_arms(cfg, protocol.arms, list(group), data, torch.device("cpu"))
+
+
+def validate(protocol: CifarRuns | GradientRuns, frame: pd.DataFrame) -> str | None:
+    """Why one seed's frame of a one-arm ``protocol`` cannot have come from it (None: it can): another arm, not
+    one row per logged epoch 1..E, or an accuracy outside [0, 1] (NaN only where the run diverged, or in a
+    column of a split the protocol does not evaluate: all NaN)."""
+    if isinstance(protocol, GradientRuns):
+        return None
+    (arm,) = protocol.arms
+    epochs = protocol.train.steps // protocol.train.log_every
+    if "arm" not in frame or set(frame["arm"]) != {arm.name}:
+        return f"its rows are not all of arm {arm.name}"
+    if "epoch" not in frame or sorted(frame["epoch"]) != list(range(1, epochs + 1)):
+        return f"it does not hold one row for each of the protocol's {epochs} logged epochs"
+    diverged = frame["diverged"].to_numpy(bool) if "diverged" in frame else False
+    for column in (c for c in frame if c.endswith("_acc")):
+        values = frame[column].to_numpy(float)
+        if (values != values).all():  # a split the protocol does not evaluate (003 holds out no validation images)
+            continue
+        bad = ~((values >= 0) & (values <= 1)) & ~(diverged & (values != values))
+        if bad.any():
+            return f"{column} {values[bad][0]!r} is not an accuracy in [0, 1]"
+    return None
 
 
 def progress_total(protocol: CifarRuns | GradientRuns, n_seeds: int) -> int:

@@ -36,6 +36,7 @@ import torch
 
 from resclaims.cache import RunCache, kernel_version
 from resclaims.runs import Runs, conditions, data_key, kernel_of
+from resclaims.store import RunStore
 
 ENGINES = ("local", "ray", "slurm")
 INSTALL = {"ray": 'pip install "resclaims[ray]"  (or: pip install "ray>=2.9")',
@@ -69,6 +70,8 @@ class FillJob:
     family: str = ""
     data_key: str | None = None  # which data set (its checksum); the data itself goes separately
     threads: int = 1  # CPU threads per job: one, so that every engine computes the same floats
+    store_dir: str | None = None  # the published run store, read under the cache (None: not read, --no-store)
+    publish: bool = False  # publish every run it trains into the store (fill --publish)
 
     @property
     def runs(self) -> int:
@@ -76,10 +79,10 @@ class FillJob:
 
 
 def make_job(protocol: Any, seeds: Sequence[int], *, device: str, cache_dir: Path, label: str = "",
-             family: str = "", data_key: str | None = None) -> FillJob:
+             family: str = "", data_key: str | None = None, store_dir: Path | None = None) -> FillJob:
     """A job for ``protocol`` (one condition) at ``seeds``, stamped with its kernel's current version."""
     return FillJob(protocol, tuple(seeds), device, str(cache_dir), kernel_version(kernel_of(protocol)), label,
-                   family, data_key)
+                   family, data_key, store_dir=None if store_dir is None else str(store_dir))
 
 
 class _Quiet:
@@ -103,7 +106,8 @@ def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
                              f"was made with {job.kernel_version}; run the same checkout on every worker")
     if job.device == "cpu":
         torch.set_num_threads(job.threads)
-    cache = RunCache(Path(job.cache_dir))
+    cache = RunCache(Path(job.cache_dir), None if job.store_dir is None else RunStore(Path(job.store_dir)),
+                     publish=job.publish)
     runs = Runs(SimpleNamespace(device=torch.device(job.device)), cache, _Quiet(), report=None)
     lacking = cache.missing(kernel, conditions(job.protocol), job.seeds, device_kind=job.device, data=data_key(data))
     started = time.perf_counter()

@@ -45,6 +45,7 @@ from resclaims.engines import EngineError, FillJob, make_job
 from resclaims.runs import condition_name, conditions, data_key, device_kind, kernel_of, steps
 
 PLANNING = "plan: "  # how the reasons of tests skipped by planning begin
+INCOMPLETE = "incomplete: "  # how the reasons of tests skipped for lack of runs begin (--no-train)
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class Need:
     device: str  # cpu | cuda: where its jobs train
     data_key: str | None
     device_kind: str = ""  # what the cache keys its runs by (resclaims.runs.device_kind): "cuda, graph steps", say
+    published: int = 0  # of its seeds, those the published run store holds (resclaims.store)
+    request: int = 0  # which request of the session asked for it: a fill trains requests in this order
 
     @property
     def name(self) -> str:
@@ -75,6 +78,7 @@ class Planner:
         self.needs: dict[tuple, Need] = {}
         self.data: dict[str | None, Any] = {}
         self.cache_dir: Path | None = None
+        self.store_dir: Path | None = None
         self.tier = self.device = ""
         self.other_skips: list[str] = []
         self.timings: set[str] = set()
@@ -89,6 +93,7 @@ class Planner:
             return
         cache.planner = self
         self.cache_dir, self.tier, self.device = cache.directory, settings.tier, settings.device.type
+        self.store_dir = cache.store.directory if cache.store is not None else None
         for method in ("__call__", "record", "exact"):  # claims are decided by the session after the fill
             self._patch.setattr(Judge, method, _not_while_planning)
 
@@ -114,10 +119,12 @@ class Planner:
         kernel, parts, key = kernel_of(protocol), conditions(protocol), data_key(data)
         kind = device_kind(kernel, device)
         lacking = cache.missing(kernel, parts, seeds, device_kind=kind, data=key)
+        request = len({need.request for need in self.needs.values()})
         for part, missing in zip(parts, lacking):
+            published = sum(cache._published(kernel, part, seed, {"data": key}) for seed in seeds)
             need = Need(family or label, label, kernel.__name__, part, tuple(seeds), tuple(missing),
-                        steps(kernel, part), device.type, key, kind)
-            self.needs[(need.kernel, repr(part), key, need.seeds, need.device)] = need
+                        steps(kernel, part), device.type, key, kind, published, request)
+            self.needs.setdefault((need.kernel, repr(part), key, need.seeds, need.device), need)
         if data is not None:
             self.data[key] = data
         n = sum(map(len, lacking))
@@ -139,6 +146,7 @@ class Plan:
     tier: str
     device: str
     other_skips: list[str] = field(default_factory=list)
+    store_dir: Path | None = None  # the published run store the session read (None: --no-store)
 
     @property
     def missing(self) -> list[Need]:
@@ -156,9 +164,14 @@ class Plan:
         if not self.missing:
             return []
         size = seeds_per_job or max(len(need.missing) for need in self.missing)
-        return [make_job(need.condition, need.missing[i:i + size], device=need.device, cache_dir=self.cache_dir,
-                         label=need.label, family=need.family, data_key=need.data_key)
-                for need in self.missing for i in range(0, len(need.missing), size)]
+        # in the order the session asks for them; within a request seed by seed (a claim on paired arms gets whole
+        # pairs first), the conditions of a seed in the request's order
+        chunks = [(need.request, need.seeds.index(chunk[0]), k, need, chunk)
+                  for k, need in enumerate(self.missing)
+                  for chunk in (need.missing[i:i + size] for i in range(0, len(need.missing), size))]
+        return [make_job(need.condition, chunk, device=need.device, cache_dir=self.cache_dir, label=need.label,
+                         family=need.family, data_key=need.data_key, store_dir=self.store_dir)
+                for *_, need, chunk in sorted(chunks, key=lambda c: c[:3])]
 
     def seconds(self, need: Need) -> float | None:
         """The estimated training time of ``need``'s missing runs (None: nothing measured to estimate from)."""
@@ -184,13 +197,15 @@ class Plan:
     def estimate(self) -> str:
         """One line: ``Z, M quick: 1600 runs to train, about 0.02 device-hours on cpu`` (or nothing to train)."""
         families = ", ".join(dict.fromkeys(need.family for need in self.needs)) or "nothing selected"
+        published = sum(need.published for need in self.needs)
+        held = f" ({published} of them published)" if published else ""
         if not self.runs_to_train:
-            return f"{families} {self.tier}: every run is in the cache, nothing to train"
+            return f"{families} {self.tier}: every run is in the cache or the store{held}, nothing to train"
         costs = [(need, *self.cost(need)) for need in self.missing]
         known = sum(s for _, s, _ in costs if s is not None)
         unknown = [need for need, s, _ in costs if s is None]
         kernels = ", ".join(sorted({need.kernel for need in unknown}))
-        line = f"{families} {self.tier}: {self.runs_to_train} runs to train, "
+        line = f"{families} {self.tier}: {self.runs_to_train} runs to train" + (f" ({published} published)" if published else "") + ", "
         if len(unknown) == len(costs):
             return line + f"cost unknown on {self.device} (no measured runs of {kernels} in the cache)"
         line += f"about {_hours(known)} device-hours on {self.device}"
@@ -204,14 +219,14 @@ class Plan:
 
     def table(self) -> str:
         """Every need, one line each: family, seed name, condition, seeds, steps, cached, estimate."""
-        lines = [f"{'family':8s} {'seeds of':14s} {'condition':34s} {'seeds':>6s} {'steps':>7s} {'cached':>7s} "
-                 f"{'to train':>9s} {'estimate':>10s}"]
+        lines = [f"{'family':8s} {'seeds of':14s} {'condition':34s} {'seeds':>6s} {'steps':>7s} {'held':>5s} "
+                 f"{'published':>9s} {'to train':>9s} {'time left':>10s}"]
         for need in self.needs:
             s = self.seconds(need) if need.missing else 0.0
             name = need.name if len(need.name) <= 34 else need.name[:33] + "…"
             lines.append(f"{need.family:8s} {need.label:14s} {name:34s} {len(need.seeds):6d} "
-                         f"{need.steps:7d} {len(need.seeds) - len(need.missing):7d} {len(need.missing):9d} "
-                         f"{'unknown' if s is None else _duration(s):>10s}")
+                         f"{need.steps:7d} {len(need.seeds) - len(need.missing):5d} {need.published:9d} "
+                         f"{len(need.missing):9d} {'unknown' if s is None else _duration(s):>10s}")
         return "\n".join(lines)
 
 
@@ -219,10 +234,46 @@ _MEASURED: dict[tuple, list[dict[str, Any]]] = {}
 
 
 def _measured(directory: Path | None, kernel: str) -> list[dict[str, Any]]:
-    """:func:`resclaims.cache.measurements`, read once per plan."""
+    """:func:`resclaims.cache.measurements` and the provenance of the published runs trained on this machine, read
+    once per plan: the time left is at this machine's measured rate."""
     if (directory, kernel) not in _MEASURED:
-        _MEASURED[directory, kernel] = measurements(directory, kernel)
+        _MEASURED[directory, kernel] = measurements(directory, kernel) + published_measurements(kernel)
     return _MEASURED[directory, kernel]
+
+
+def published_measurements(kernel: str) -> list[dict[str, Any]]:
+    """The provenance of every published run of ``kernel`` (a module name) that trained on this machine's device."""
+    import importlib
+
+    from resclaims import store
+    from resclaims.cache import device_name
+
+    module = importlib.import_module(kernel)
+    if not store.publishable(module):
+        return []
+    found = []
+    for path in store.RunStore(store.default_directory()).entries():
+        with contextlib.suppress(store.StoreError):
+            meta = store.entry_metadata(path)
+            if meta["key"]["kernel"] == module.NAME and \
+                    meta["provenance"].get("device_name") == device_name(meta["provenance"].get("device_kind", "")):
+                found.append(meta["provenance"])
+    return found
+
+
+def incomplete(cache: RunCache, kernel: Any, parts: Sequence[Any], seeds: Sequence[int],
+               lacking: Sequence[Sequence[int]], *, device: Any, device_kind: str, label: str) -> str:
+    """Why a session that trains nothing (``--no-train``) decides no claim of a request: ``incomplete: K: 14 of 20
+    runs missing (resnet-10 x7, plain-10 x7), about 4.9 h on cpu at this machine's measured rate``."""
+    needs = [Need(label, label, kernel.__name__, part, tuple(seeds), tuple(missing), steps(kernel, part),
+                  device.type, None, device_kind) for part, missing in zip(parts, lacking)]
+    plan = Plan(needs, {}, cache.directory, "", device.type)
+    costs = [plan.seconds(need) for need in plan.missing]
+    n, total = plan.runs_to_train, len(parts) * len(seeds)
+    which = ", ".join(f"{need.name} x{len(need.missing)}" for need in plan.missing)
+    cost = ("cost unknown (nothing measured to estimate from)" if None in costs
+            else f"about {_duration(sum(costs))} on {device.type} at this machine's measured rate")
+    return f"{INCOMPLETE}{label}: {n} of {total} runs missing ({which}), {cost}; no verdict on partial data"
 
 
 BASELINE = Path(__file__).resolve().parents[2] / "reports" / "baseline" / "summary.json"
@@ -297,4 +348,4 @@ def plan(args: Sequence[str]) -> Plan:
         message = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
         raise EngineError(f"the selection cannot be planned: {message}")
     return Plan(list(planner.needs.values()), planner.data, planner.cache_dir, planner.tier, planner.device,
-                planner.other_skips)
+                planner.other_skips, planner.store_dir)

@@ -1,0 +1,98 @@
+"""The spot check: the published runs (results/runs/) are real runs of their protocols (issue 23).
+
+Every entry is checked whole: readable, its provenance complete, its key the one its file name says, its condition
+one the kernel can rebuild, its numbers possible under that protocol (one row per logged epoch, accuracies in
+[0, 1]), no run published twice. Then entries picked at random, seeded by the commit, are trained again for their
+first logged epoch from their protocol, seed and group (the seeds that trained together, whose order sets the
+dropout masks), on this CPU, and compared with the store: bit for bit where the arithmetic matches the entry's
+(``provenance.arithmetic``: torch, the device and the CPU's vector capability), else within :data:`TOLERANCE`.
+A mismatch means the code no longer computes what the published runs computed: bump the kernel's ``NUMERICS``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import random
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from resclaims import store
+from resclaims.cache import provenance
+from resclaims.report import git_commit
+
+KERNELS = {"cifar": "resclaims.cifar.kernel"}  # a published kernel's NAME -> its module
+CHECKED = 1  # entries retrained per session: a resnet-10 first epoch is about 40 s on one core
+# On other arithmetic (another CPU's vector width, a GPU's bfloat16 autocast) the first epoch's 195 steps round
+# differently: the same run to within these, accuracies in their own units, losses relative.
+TOLERANCE = {"acc": 0.03, "loss": 0.03}
+
+ENTRIES = list(store.RunStore(store.default_directory()).entries())
+
+
+def kernel_of(meta: dict) -> object:
+    name = meta["key"]["kernel"]
+    assert name in KERNELS, f"a published run of an unknown kernel {name!r}: add it to KERNELS"
+    return importlib.import_module(KERNELS[name])
+
+
+def test_every_published_run_is_whole_and_published_once():
+    if not ENTRIES:
+        pytest.skip("the store holds no runs yet")
+    keys = set()
+    for path in ENTRIES:
+        meta = store.entry_metadata(path)  # unreadable, or no key: StoreError naming the file
+        kernel = kernel_of(meta)
+        condition = kernel.from_content(meta["key"]["condition"])
+        assert store.content(condition) == meta["key"]["condition"], f"{path}: its condition does not rebuild"
+        store.check_entry(path, kernel, condition, None)  # provenance, its place, its numbers
+        run = (meta["key"]["kernel"], meta["key"]["numerics"], str(meta["key"]["condition"]), meta["key"]["data"],
+               meta["key"]["seed"])
+        assert run not in keys, f"{path}: seed {meta['key']['seed']} of this protocol is published twice"
+        keys.add(run)
+        assert meta["provenance"]["seed"] == meta["key"]["seed"] and meta["key"]["seed"] in meta["provenance"]["group"]
+
+
+def picked() -> list[Path]:
+    """Entries to retrain, chosen by the commit: every commit checks others, and a rerun checks the same."""
+    return random.Random(git_commit(Path(__file__).parent).removesuffix("+dirty")).sample(ENTRIES, min(CHECKED, len(ENTRIES)))
+
+
+@pytest.mark.parametrize("index", range(CHECKED))
+def test_a_published_runs_first_epoch_trains_again_to_its_numbers(index, settings, one_thread):
+    if index >= len(ENTRIES):
+        pytest.skip("the store holds fewer runs than the spot check retrains")
+    path = picked()[index]
+    meta = store.entry_metadata(path)
+    kernel = kernel_of(meta)
+    condition = kernel.from_content(meta["key"]["condition"])
+    frame, _ = store.check_entry(path, kernel, condition, None)
+    data = load_data(kernel, meta, settings)
+    first = kernel.first_epoch(condition, meta["provenance"]["group"], data)
+    ours = first[first.seed == meta["key"]["seed"]].reset_index(drop=True)
+    theirs = frame[frame.epoch == frame.epoch.min()].reset_index(drop=True)
+    here = provenance("cpu")
+    if meta["provenance"]["arithmetic"] == here["arithmetic"]:
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=f"{path}, retrained on this machine")
+        return
+    for column in (c for c in theirs if c.endswith(("_acc", "_loss")) and theirs[c].notna().all()):
+        a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
+        bound = TOLERANCE["acc"] if column.endswith("_acc") else TOLERANCE["loss"] * np.abs(b)
+        assert (np.abs(a - b) <= bound).all(), (f"{path}: {column} retrained on {here['arithmetic']} is {a}, the "
+                                                f"store's ({meta['provenance']['arithmetic']}) {b}")
+
+
+def load_data(kernel, meta: dict, settings):  # noqa: ANN001, ANN201
+    """The data set the entry trained on, found through --data-dir / RESCLAIMS_DATA (skips when it is not there)."""
+    from resclaims.datasets import DataUnavailable
+
+    try:
+        data = kernel.load_data(settings.data_dir)
+    except DataUnavailable as error:
+        pytest.skip(str(error))
+    assert data.checksum == meta["key"]["data"], f"the entry trained on data {meta['key']['data']}, not {data.checksum}"
+    torch.set_num_threads(1)
+    return data
