@@ -34,9 +34,14 @@ parameters (``stack="grouped"`` or ``"loop"``). Both compute exactly what separa
 training computes (tests/test_cifar_training.py shows it in float64). A grouped
 pass launches one model's kernels for G models, which is what small nets on a GPU
 need; ``"auto"`` picks it on CUDA. On CPU, compute-bound, it gains little: one
-thread, 5 seeds, per step, 80 against 85 ms (quick K net), 135 against 159 ms
-(quick D net), but 526 against 449 ms for 003's full-width net, so ``"auto"``
-keeps ``loop`` on CPU (torch 2.13, this project's 2-core CI machine). What pays
+thread, 5 seeds, median step, grouped against loop, 123 against 148 ms (quick K
+net), 270 against 297 ms (quick D net) and 721 against 718 ms for 003's
+full-width net, nothing where the long runs train, so ``"auto"`` keeps ``loop``
+on CPU (torch 2.13, one core of a 2-core AVX-512 Xeon whose other core was
+busy, issue 23; a second run under heavier load: 151/182, 329/398 and 953/1041
+ms). How near one thread comes to the CPU's own limit (003's step against a
+large sgemm, a stretch of training against its step) is measured by
+``benchmarks/test_cpu_rate.py``. What pays
 on CPU is processes: arms train in parallel worker processes of one thread each
 (:func:`map_arms`). On the shared 2-core machine (other jobs running), 5 seeds x
 2 arms of the quick K net took 45 s that way against 65 s on one thread, and in
