@@ -182,21 +182,23 @@ def k_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def k_order_runs(runs, config, n_seeds, data, k_runs) -> pd.DataFrame:
+def k_order_runs(request, runs, config, n_seeds, data) -> pd.DataFrame:
     """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
-    "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs."""
+    "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs. Asked for before the pair, so
+    that a plan sees both requests when neither is trained."""
     images = cifar.CifarRuns(replace(config.train, order="images"),
                              tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-    return pd.concat([k_runs, runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")],
-                     ignore_index=True)
+    frame = runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")
+    return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(runs, config, n_seeds, data, k_runs) -> pd.DataFrame:
-    """Residual and plain at K3's other block counts (full tier), beside the K1 pair's runs."""
+def k_depth_runs(request, runs, config, n_seeds, data) -> pd.DataFrame:
+    """Residual and plain at K3's other block counts (full tier), beside the K1 pair's runs (asked for first, as
+    :func:`k_order_runs`)."""
     arms = cifar.keras_arms(sorted(set(config.depth_blocks) - {config.blocks}), config.width)
-    return pd.concat([k_runs, runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K",
-                                   data=data, label="K3")], ignore_index=True)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data, label="K3")
+    return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
 
 
 def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:

@@ -37,7 +37,7 @@ need; ``"auto"`` picks it on CUDA. On CPU, compute-bound, it gains little: one
 thread, 5 seeds, median step, grouped against loop, 123 against 148 ms (quick K
 net), 270 against 297 ms (quick D net) and 721 against 718 ms for 003's
 full-width net, nothing where the long runs train, so ``"auto"`` keeps ``loop``
-on CPU (torch 2.13, one core of a 2-core AVX-512 Xeon whose other core was
+on CPU (torch 2.13, one core of this project's 2-core AVX-512 machine whose other core was
 busy, issue 23; a second run under heavier load: 151/182, 329/398 and 953/1041
 ms). How near one thread comes to the CPU's own limit (003's step against a
 large sgemm, a stretch of training against its step) is measured by

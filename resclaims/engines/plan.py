@@ -268,11 +268,14 @@ def incomplete(cache: RunCache, kernel: Any, parts: Sequence[Any], seeds: Sequen
     needs = [Need(label, label, kernel.__name__, part, tuple(seeds), tuple(missing), steps(kernel, part),
                   device.type, None, device_kind) for part, missing in zip(parts, lacking)]
     plan = Plan(needs, {}, cache.directory, "", device.type)
-    costs = [plan.seconds(need) for need in plan.missing]
+    costs = [plan.cost(need) for need in plan.missing]
     n, total = plan.runs_to_train, len(parts) * len(seeds)
     which = ", ".join(f"{need.name} x{len(need.missing)}" for need in plan.missing)
-    cost = ("cost unknown (nothing measured to estimate from)" if None in costs
-            else f"about {_duration(sum(costs))} on {device.type} at this machine's measured rate")
+    sources = {source for _, source in costs}
+    cost = ("cost unknown (nothing measured to estimate from)" if None in sources
+            else f"about {_duration(sum(s for s, _ in costs))} on {device.type} " + (
+                "from the baseline's train-step times (training steps only)" if "baseline" in sources
+                else "at this machine's measured rate"))
     return f"{INCOMPLETE}{label}: {n} of {total} runs missing ({which}), {cost}; no verdict on partial data"
 
 
