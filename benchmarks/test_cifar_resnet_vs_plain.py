@@ -77,7 +77,7 @@ import pytest
 from resclaims import calibration, cifar, procedures
 from resclaims.claims import Claim
 from resclaims.datasets import cifar10
-from resclaims.families.cifar import gap, percent, plot_residual_vs_plain
+from resclaims.families.cifar import gap, percent, plot_gap_per_seed, plot_residual_vs_plain
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -218,8 +218,9 @@ def test_K1_direction(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(k_runs, config, judge):
+def test_K1_magnitude(k_runs, config, report, judge):
     d = gap(k_runs, config.blocks, "train_acc")
+    plot_gap_per_seed(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy_gap_per_seed"), "train_acc")
     judge(K1, d, details={"gap_per_seed": d.tolist()})
 
 

@@ -253,6 +253,14 @@ def test_a_bad_budget_is_one_line(text):
         parse_budget(text)
 
 
+def test_fill_says_a_bad_budget_in_one_line_before_anything(capsys):
+    from resclaims.__main__ import main
+
+    assert main(["fill", "--budget", "soon", "tests/test_store.py"]) == 4
+    err = capsys.readouterr().err.strip()
+    assert err == "resclaims: ERROR: --budget soon: give a positive duration, e.g. 150m, 2.5h or 5400 (seconds)"
+
+
 TOY_KERNEL = '''
 import os
 import time

@@ -10,6 +10,7 @@ next fill trains only the rest.
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import os
 import sys
@@ -24,6 +25,7 @@ from dataclasses import replace
 from resclaims.engines import EngineError, EngineOptions, FillJob, check_cache, make_engine
 from resclaims.engines.plan import plan
 from resclaims.runs import condition_name
+from resclaims.store import publishable
 
 MAX_PASSES = 10
 
@@ -109,6 +111,10 @@ def fill(args: Sequence[str], options: EngineOptions, *, out: TextIO = sys.stdou
         if publish and current.store_dir is None:
             raise EngineError("--publish with --no-store: a publishing fill writes into the store; leave --no-store out")
         print(f"resclaims: {current.estimate()}", file=out, flush=True)
+        if publish:
+            for kernel in sorted({need.kernel for need in current.needs if not publishable(importlib.import_module(need.kernel))}):
+                print(f"resclaims: fill: {kernel} declares no NAME and NUMERICS (resclaims.store): its runs go into "
+                      "the run cache only, unpublished", file=out)
         for reason in current.other_skips:
             print(f"resclaims: skipped, not planned: {reason}", file=out)
         for _ in range(MAX_PASSES):

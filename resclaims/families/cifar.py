@@ -71,6 +71,16 @@ def plot_residual_vs_plain(runs: pd.DataFrame, blocks: int, path: Path, column: 
                                   "plain", ylabel=f"{WORDS[column]} (%)")
 
 
+def plot_gap_per_seed(runs: pd.DataFrame, blocks: int, path: Path, column: str) -> None:
+    """K1: each seed's gap, residual minus plain, over the epochs (percentage points), one line per seed."""
+    pair = runs[runs.arm.isin([f"resnet-{blocks}", f"plain-{blocks}"])].pivot_table(
+        index=["seed", "epoch"], columns="arm", values=column)
+    gaps = (100 * (pair[f"resnet-{blocks}"] - pair[f"plain-{blocks}"])).rename("gap").reset_index()
+    plotting.plot_learning_curves(gaps.assign(seed=gaps.seed.astype(str)), path, x="epoch", y="gap", by="seed",
+                                  title=f"003: {WORDS[column]} gap per seed, residual - plain",
+                                  ylabel=f"{WORDS[column]} gap (points)")
+
+
 def plot_errors(runs: pd.DataFrame, path: Path, column: str, title: str) -> None:
     """D: error curves by arm, over iterations."""
     what = {"train_err": "training error", "test_err": "test error"}[column]
