@@ -48,6 +48,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -235,3 +236,30 @@ def _frame_problem(kernel: ModuleType, condition: Any, frame: pd.DataFrame, seed
 
 def _first_line(error: BaseException) -> str:
     return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+# On other arithmetic (another CPU's vector width, a GPU's bfloat16 autocast) a first epoch's steps round differently:
+# the same run agrees to within these, accuracies in their own units, losses relative.
+TOLERANCE = {"acc": 0.03, "loss": 0.03}
+
+
+def differences(retrained: pd.DataFrame, published: pd.DataFrame, *, exact: bool) -> list[str]:
+    """How a run trained again differs from its published rows (none: it is the same run): every value bit for bit
+    where ``exact`` (the same arithmetic), else its accuracies within ``TOLERANCE["acc"]`` and losses within
+    ``TOLERANCE["loss"]`` relative, other columns equal."""
+    if list(retrained.columns) != list(published.columns) or len(retrained) != len(published):
+        return [f"columns or rows differ: {list(retrained.columns)} x {len(retrained)} against "
+                f"{list(published.columns)} x {len(published)}"]
+    found = []
+    for column in published:
+        a, b = retrained[column].to_numpy(), published[column].to_numpy()
+        numeric = column.endswith(("_acc", "_loss")) and not exact
+        if numeric:
+            a, b = a.astype(float), b.astype(float)
+            bound = TOLERANCE["acc"] if column.endswith("_acc") else TOLERANCE["loss"] * np.abs(b)
+            same = (np.abs(a - b) <= bound) | (np.isnan(a) & np.isnan(b))
+        else:
+            same = np.array([x == y or (x != x and y != y) for x, y in zip(a, b)])
+        if not same.all():
+            found.append(f"{column}: {a[~same][:3].tolist()} retrained, {b[~same][:3].tolist()} published")
+    return found

@@ -208,6 +208,18 @@ def test_a_publishing_cache_publishes_what_it_trains_with_its_group(tmp_path):
         assert prov["group"] == [5, 6] and prov["seeds_in_batch"] == 2 and prov["threads"] >= 1
 
 
+def test_a_retrained_run_differs_from_its_published_rows_when_a_number_does():
+    published = toy_frame("a", 3).assign(test_loss=[2.0, 1.5, 1.2], test_acc=[0.1, 0.2, 0.3])
+    assert store.differences(published.copy(), published, exact=True) == []
+    nudged = published.assign(test_acc=published.test_acc + [0, 1e-9, 0])
+    assert store.differences(nudged, published, exact=True) == ["test_acc: [0.200000001] retrained, [0.2] published"]
+    assert store.differences(nudged, published, exact=False) == []  # other arithmetic: within the tolerance
+    assert store.differences(published.assign(test_acc=published.test_acc + 0.05), published, exact=False)
+    assert store.differences(published.assign(test_loss=published.test_loss * 1.05), published, exact=False)
+    assert store.differences(published.assign(epoch=published.epoch + 1), published, exact=False)
+    assert store.differences(published.iloc[:2], published, exact=True)
+
+
 # -- fills -----------------------------------------------------------------------------------------------------
 def test_a_fill_trains_a_request_seed_by_seed():
     seeds = (1, 2, 3)

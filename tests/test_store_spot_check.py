@@ -5,7 +5,8 @@ one the kernel can rebuild, its numbers possible under that protocol (one row pe
 [0, 1]), no run published twice. Then entries picked at random, seeded by the commit, are trained again for their
 first logged epoch from their protocol, seed and group (the seeds that trained together, whose order sets the
 dropout masks), on this CPU, and compared with the store: bit for bit where the arithmetic matches the entry's
-(``provenance.arithmetic``: torch, the device and the CPU's vector capability), else within :data:`TOLERANCE`.
+(``provenance.arithmetic``: torch, the device and the CPU's vector capability), else within
+:data:`resclaims.store.TOLERANCE` (:func:`resclaims.store.differences`).
 A mismatch means the code no longer computes what the published runs computed: bump the kernel's ``NUMERICS``.
 """
 
@@ -15,8 +16,6 @@ import importlib
 import random
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -26,9 +25,6 @@ from resclaims.report import git_commit
 
 KERNELS = {"cifar": "resclaims.cifar.kernel"}  # a published kernel's NAME -> its module
 CHECKED = 1  # entries retrained per session: a resnet-10 first epoch is about 40 s on one core
-# On other arithmetic (another CPU's vector width, a GPU's bfloat16 autocast) the first epoch's 195 steps round
-# differently: the same run to within these, accuracies in their own units, losses relative.
-TOLERANCE = {"acc": 0.03, "loss": 0.03}
 
 ENTRIES = list(store.RunStore(store.default_directory()).entries())
 
@@ -78,14 +74,11 @@ def test_a_published_runs_first_epoch_trains_again_to_its_numbers(index, setting
     ours = first[first.seed == meta["key"]["seed"]].reset_index(drop=True)
     theirs = frame[frame.epoch == frame.epoch.min()].reset_index(drop=True)
     here = provenance("cpu")
-    if meta["provenance"]["arithmetic"] == here["arithmetic"]:
-        pd.testing.assert_frame_equal(ours, theirs, check_exact=True, obj=f"{path}, retrained on this machine")
-        return
-    for column in (c for c in theirs if c.endswith(("_acc", "_loss")) and theirs[c].notna().all()):
-        a, b = ours[column].to_numpy(float), theirs[column].to_numpy(float)
-        bound = TOLERANCE["acc"] if column.endswith("_acc") else TOLERANCE["loss"] * np.abs(b)
-        assert (np.abs(a - b) <= bound).all(), (f"{path}: {column} retrained on {here['arithmetic']} is {a}, the "
-                                                f"store's ({meta['provenance']['arithmetic']}) {b}")
+    exact = meta["provenance"]["arithmetic"] == here["arithmetic"]
+    assert not store.differences(ours, theirs, exact=exact), (
+        f"{path}: its first epoch retrained on {here['arithmetic']} is not the published run's "
+        f"({meta['provenance']['arithmetic']}): {store.differences(ours, theirs, exact=exact)}; if the code's numbers "
+        "changed on purpose, bump the kernel's NUMERICS")
 
 
 def load_data(kernel, meta: dict, settings):  # noqa: ANN001, ANN201
