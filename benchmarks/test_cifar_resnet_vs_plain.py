@@ -73,6 +73,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from resclaims import calibration, cifar, procedures
 from resclaims.claims import Claim
