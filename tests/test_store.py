@@ -220,6 +220,32 @@ def test_a_retrained_run_differs_from_its_published_rows_when_a_number_does():
     assert store.differences(published.iloc[:2], published, exact=True)
 
 
+def _train_seed(directory: Path, seed: int, log: Path) -> None:
+    def train(todo, missing, keep):
+        started = time.monotonic()
+        time.sleep(1.0)
+        with log.open("a") as out:
+            out.write(f"{seed} {started} {time.monotonic()}\n")
+        for condition in todo:
+            keep(condition, toy_frame(condition.name, missing[0]))
+
+    RunCache(directory).runs_per_condition(toy, train, [Toy("a")], [seed], device_kind="cpu", data="data")
+
+
+def test_two_workers_fill_one_condition_at_once(tmp_path):
+    """One lock per run, not per condition: two processes training other seeds of one arm overlap in time."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_train_seed, args=(tmp_path / "cache", seed, tmp_path / "log")) for seed in (1, 2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    (_, a0, a1), (_, b0, b1) = (map(float, line.split()) for line in (tmp_path / "log").read_text().splitlines())
+    assert max(a0, b0) < min(a1, b1), "the two seeds trained one after the other"
+
+
 # -- fills -----------------------------------------------------------------------------------------------------
 def test_a_fill_trains_a_request_seed_by_seed():
     seeds = (1, 2, 3)
