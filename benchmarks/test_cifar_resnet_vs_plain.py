@@ -194,12 +194,11 @@ def k_order_runs(request, runs, config, n_seeds, data) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(request, runs, config, n_seeds, data) -> pd.DataFrame:
-    """Residual and plain at K3's other block counts (full tier), beside the K1 pair's runs (asked for first, as
-    :func:`k_order_runs`)."""
-    arms = cifar.keras_arms(sorted(set(config.depth_blocks) - {config.blocks}), config.width)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data, label="K3")
-    return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
+def k_depth_runs(runs, config, n_seeds, data) -> pd.DataFrame:
+    """Residual and plain at each of K3's block counts (full tier), the K1 pair's among them: one request, so that
+    a session lacking any of them says how many of all of K3's runs it lacks."""
+    arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data, label="K3")
 
 
 def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -260,7 +259,7 @@ def test_K2_test_accuracy(k_runs, config, report, judge):
 def test_K3_gap_grows_with_depth(request, config, judge, protocol):
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
-    k_runs = request.getfixturevalue("k_depth_runs")
+    k_runs = request.getfixturevalue("k_depth_runs")  # the full tier's only: the quick tier trains no K3 arms
     assert sorted(config.depth_blocks) == K3_BLOCKS.tolist(), "K3's procedure is declared for the full tier's blocks"
     gaps = np.stack([gap(k_runs, int(b), "train_acc") for b in K3_BLOCKS], axis=1)  # (seeds, block counts)
     finite = np.isfinite(gaps).all(axis=1)
