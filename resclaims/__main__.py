@@ -124,9 +124,17 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+# options of the selection whose value may be an existing path, which must not be read as the selection's own path
+PATH_OPTIONS = ("--data-dir", "--report-dir", "--baseline", "--rootdir", "--basetemp", "-c", "--confcutdir",
+                "--ignore", "--ignore-glob", "--deselect", "--benchmark-storage", "--benchmark-save-data")
+
+
 def names_a_path(args: list[str], folder: Path = Path()) -> bool:
-    """Whether pytest arguments name a test path (a file, a folder or a node id) relative to ``folder``."""
-    return any(not arg.startswith("-") and (folder / arg.split("::")[0]).exists() for arg in args)
+    """Whether pytest arguments name a test path (a file, a folder or a node id) relative to ``folder``; the value of
+    an option such as ``--data-dir D`` is not one."""
+    values = {i + 1 for i, arg in enumerate(args) if arg in PATH_OPTIONS}
+    return any(i not in values and not arg.startswith("-") and (folder / arg.split("::")[0]).exists()
+               for i, arg in enumerate(args))
 
 
 def selection(args: list[str]) -> list[str]:

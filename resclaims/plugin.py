@@ -32,7 +32,9 @@ from resclaims.verdict import SOURCE_PROTOCOL
 from resclaims.settings import (
     DATA_ENV,
     Settings,
+    MAX_SEEDS,
     SettingsError,
+    check_cache_dir,
     check_report_dir,
     check_step_mode,
     parse_base_seed,
@@ -63,6 +65,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tier", default=None, metavar="NAME", help="tier to run, quick or full (default: quick; --full is short for --tier full)")
     group.addoption("--device", default="auto", metavar="cpu|cuda|auto", help="device to train on (default: auto, cuda when available)")
     group.addoption("--seeds", default=None, metavar="N", help="seeds per condition, overriding each tier's count (default: the tier's)")
+    group.addoption("--max-seeds", default=None, metavar="N", help=f"the most --seeds a session takes (default: {MAX_SEEDS:,}; a guard against typos)")
     group.addoption("--base-seed", default=str(DEFAULT_BASE_SEED), metavar="S", help=f"base seed every run's seed derives from (default: {DEFAULT_BASE_SEED})")
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
@@ -92,7 +95,7 @@ def _settings(config: pytest.Config) -> Settings:
         tier=tier,
         device=device,
         base_seed=parse_base_seed(opt.base_seed),
-        seeds=parse_seeds(opt.seeds),
+        seeds=parse_seeds(opt.seeds, opt.max_seeds),
         data_dir=resolve_data_dir(opt.data_dir),
         report_dir=check_report_dir(report_dir, "--report-dir" if opt.report_dir else "report folder"),
         no_train=opt.no_train,
@@ -111,7 +114,11 @@ def pytest_configure(config: pytest.Config) -> None:
         settings.report_dir, tier=settings.tier, device=str(settings.device), base_seed=settings.base_seed
     )
     store = None if config.option.no_store else RunStore(store_directory())
-    config.stash[CACHE_KEY] = RunCache(None if config.option.no_run_cache else cache_dir() / "runs", store)
+    try:
+        runs_dir = None if config.option.no_run_cache else check_cache_dir(cache_dir() / "runs")
+    except SettingsError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[CACHE_KEY] = RunCache(runs_dir, store)
     config.stash[BASELINE_KEY] = _baseline(config)
     config.stash[CALIBRATED_KEY] = {}
     if hasattr(config, "workerinput"):

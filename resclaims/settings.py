@@ -51,7 +51,12 @@ def parse_tier(value: str) -> str:
     return value
 
 
-def parse_seeds(value: str | None) -> int | None:
+MAX_SEEDS = 10_000  # seeds per condition a session takes without --max-seeds (the largest tier asks 2,000)
+
+
+def parse_seeds(value: str | None, limit: str | None = None) -> int | None:
+    """--seeds as a number; past ``limit`` (--max-seeds, default :data:`MAX_SEEDS`) refused in one line: a typo's
+    hundred million seeds would otherwise derive seeds and grow memory for minutes before any cost is shown."""
     if value is None:
         return None
     try:
@@ -60,6 +65,13 @@ def parse_seeds(value: str | None) -> int | None:
         seeds = 0
     if seeds < 1:
         raise SettingsError(f"--seeds {value}: give a positive whole number of seeds, or leave it out for the tier's count")
+    try:
+        most = MAX_SEEDS if limit is None else int(limit)
+    except ValueError:
+        raise SettingsError(f"--max-seeds {limit}: give a whole number of seeds") from None
+    if seeds > most:
+        raise SettingsError(f"--seeds {value}: more than {most:,} seeds per condition; check the number, or pass "
+                            f"--max-seeds {seeds} to allow it")
     return seeds
 
 
@@ -108,6 +120,22 @@ def resolve_data_dir(value: str | None) -> Path | None:
     if not path.is_dir():
         raise SettingsError(f"{source} {value}: no such directory; point it at the folder that holds the data sets")
     return path.resolve()
+
+
+def check_cache_dir(path: Path) -> Path:
+    """Fail now, before anything is announced or trained, if the run cache cannot be used: the folder exists (or
+    can be made) and a file can be written in it."""
+    from resclaims.datasets import CACHE_ENV
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check."):
+            pass
+    except OSError as error:
+        raise SettingsError(f"run cache {path}: cannot write in it ({error.strerror or error}); point {CACHE_ENV} at "
+                            f"a folder you can write (the run cache is its runs/ folder), or run with --no-run-cache"
+                            ) from None
+    return path
 
 
 def check_report_dir(path: Path, option: str = "--report-dir") -> Path:

@@ -62,11 +62,14 @@ PROVENANCE = ("revision", "torch", "numpy", "device_kind", "device_name", "arith
               "seeds_in_batch", "group", "written", "condition")
 
 
+PUBLISHED = Path(__file__).resolve().parents[1] / "results" / "runs"  # the project's store, in the repository
+
+
 def default_directory() -> Path:
-    """The store: ``$RESCLAIMS_STORE``, else ``results/runs/`` in the project checkout."""
+    """The store: ``$RESCLAIMS_STORE``, else :data:`PUBLISHED`, ``results/runs/`` in the project checkout."""
     if os.environ.get(STORE_ENV):
         return Path(os.environ[STORE_ENV]).expanduser()
-    return Path(__file__).resolve().parents[1] / "results" / "runs"
+    return PUBLISHED
 
 
 def content(value: Any) -> Any:

@@ -8,6 +8,14 @@ from resclaims.cifar.timing import cpu_threads
 from resclaims.datasets.cifar10 import Cifar10
 
 
+@pytest.fixture(autouse=True)
+def empty_store(tmp_path_factory, monkeypatch):
+    """Every test reads an empty published run store, not the repository's (whose runs grow session by session):
+    its own sessions, plans and fills included (they inherit RESCLAIMS_STORE). The spot check reads the
+    repository's store by its path."""
+    monkeypatch.setenv("RESCLAIMS_STORE", str(tmp_path_factory.mktemp("store")))
+
+
 @pytest.fixture
 def one_thread():
     """Tiny models run fastest on one thread, and a shared CPU cannot stall them (or change their sums)."""

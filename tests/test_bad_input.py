@@ -233,3 +233,46 @@ def test_the_session_says_so_in_one_line_and_fails(pytester, monkeypatch, tmp_pa
     result.stdout.fnmatch_lines(["resclaims: could not write the report to *out (Read-only file system); an earlier "
                                  "report there is unchanged"])
     assert "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("where", ["a file", "read-only"])
+def test_a_run_cache_that_cannot_be_used_is_one_line_before_anything(pytester, monkeypatch, tmp_path, where):
+    """RESCLAIMS_CACHE at a file, or at a folder that cannot be written: one line and exit 4, before any test runs
+    or any cost is announced (it used to be a setup error of hundreds of lines per test)."""
+    target = tmp_path / "cache"
+    if where == "a file":
+        target.write_text("not a folder")
+    else:
+        target.mkdir()
+        monkeypatch.setattr("tempfile.NamedTemporaryFile", _refuse)
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(target))
+    pytester.makepyfile(test_x="def test_x(run_cache): raise AssertionError('ran')")
+    result = pytester.runpytest_inprocess("-p", "resclaims.plugin")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    lines = one_error_line(result)
+    assert len(lines) == 1 and f"run cache {target / 'runs'}: cannot write in it" in lines[0], lines
+    assert "RESCLAIMS_CACHE" in lines[0] and "--no-run-cache" in lines[0] and "ran" not in result.stdout.str()
+
+
+def _refuse(*args, **kwargs):
+    raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_an_absurd_seed_count_is_refused_in_one_line_unless_allowed(pytester):
+    pytester.makepyfile(test_x="def test_x(settings): assert settings.seeds == 20000")
+    result = pytester.runpytest_inprocess("-p", "resclaims.plugin", "--seeds", "100000000")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert one_error_line(result) == ["ERROR: --seeds 100000000: more than 10,000 seeds per condition; check the "
+                                      "number, or pass --max-seeds 100000000 to allow it"]
+    assert pytester.runpytest_inprocess("-p", "resclaims.plugin", "--seeds", "20000", "--max-seeds", "20000").ret == 0
+
+
+def test_plan_reads_a_data_dir_value_as_the_option_s_not_as_the_selection(tmp_path, monkeypatch):
+    """`plan --full --data-dir D` with no path selects benchmarks/, D being --data-dir's value (it used to be
+    taken for the selection and fail with a bare pytest usage line)."""
+    from resclaims.__main__ import PROJECT, selection
+
+    (tmp_path / "D").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert selection(["--full", "--data-dir", "D"]) == ["--full", "--data-dir", "D", str(PROJECT / "benchmarks")]
+    assert selection(["--data-dir=D", "D"]) == ["--data-dir=D", "D"]  # a path of its own: the selection's

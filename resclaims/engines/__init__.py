@@ -24,7 +24,6 @@ the cluster's address, the cache folder) and raises :class:`EngineError` with on
 from __future__ import annotations
 
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -155,13 +154,12 @@ def parse_options(pairs: Iterable[str]) -> dict[str, str]:
 
 def check_cache(directory: Path) -> None:
     """The cache folder exists (or can be made) and a file can be written in it; else :class:`EngineError`."""
+    from resclaims.settings import SettingsError, check_cache_dir
+
     try:
-        Path(directory).mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=directory, prefix=".write-check."):
-            pass
-    except OSError as error:
-        raise EngineError(f"run cache {directory}: cannot write in it ({error.strerror or error}); point "
-                          "RESCLAIMS_CACHE at a folder every worker can write (the run cache is data/runs in it)") from None
+        check_cache_dir(Path(directory))
+    except SettingsError as error:
+        raise EngineError(f"{error} (every worker must be able to write it)") from None
 
 
 def make_engine(options: EngineOptions, *, device: str) -> Engine:
