@@ -135,6 +135,16 @@ def test_the_plan_estimates_from_measured_runs(tmp_path):
     assert "cost unknown on cpu" in empty.estimate()
 
 
+def test_runs_of_another_length_do_not_estimate_a_condition(tmp_path):
+    """A kernel's time per seed-step comes from runs of as many steps: the full tier's runs never price the quick
+    tier's (a quick-tier CI session once read "1.5 device-hours" for a few minutes' training)."""
+    cache = tmp_path / "runs"
+    execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=cache, label="T"))  # 2 epochs
+    need = lambda steps: Need("T", "T", "resclaims.zero_identity", TINY[1], (1,), (1,), steps, "cpu", None)  # noqa: E731
+    assert Plan([need(2)], {}, cache, "quick", "cpu").cost(need(2))[1] == "cache"
+    assert Plan([need(20)], {}, cache, "quick", "cpu").cost(need(20)) == (None, None)
+
+
 def test_without_measured_runs_cifar_steps_are_estimated_from_the_baseline_timings(tmp_path):
     """An empty cache: K's full-tier 10-block arms from the baseline's train-step times (named, with the machine);
     an arm the benchmarks do not time stays unknown."""

@@ -181,7 +181,8 @@ class Plan:
         """The estimated training time of ``need``'s missing runs and where it comes from, the most specific first:
         ``cache`` (the condition's own entries' wall times), ``baseline`` (the baseline report's timing of its
         training step), ``cache`` (its kernel's time per seed-step on this kind of device, from entries of as many
-        steps when there are some: the quick tier's tiny runs say little of the full tier's), or None (nothing)."""
+        steps: the quick tier's tiny runs say nothing of the full tier's, nor its runs of the quick tier's), or None
+        (nothing)."""
         entries = [e for e in _measured(self.cache_dir, need.kernel)
                    if e.get("device_kind") == (need.device_kind or need.device) and e.get("seeds_in_batch")]
         same = [e["wall_seconds"] / e["seeds_in_batch"] for e in entries if e.get("condition") == repr(need.condition)]
@@ -190,7 +191,7 @@ class Plan:
         step = baseline_step_seconds(need.condition, need.device)  # this very network and recipe, timed
         if step is not None:
             return len(need.missing) * need.condition.train.steps * step, "baseline"
-        alike = [e for e in entries if e.get("steps") == need.steps] or entries  # a tier's runs before another's
+        alike = [e for e in entries if e.get("steps") == need.steps]  # another tier's runs say nothing of this one's
         per_step = [e["wall_seconds"] / e["seeds_in_batch"] / e["steps"] for e in alike if e.get("steps")]
         if per_step:
             return len(need.missing) * need.steps * statistics.fmean(per_step), "cache"
