@@ -16,14 +16,19 @@ and extends it to claims. A change is one of:
   is compared on what it ran;
 - ``slower``: a benchmark failed pytest-benchmark's regression check
   (``--benchmark-compare-fail`` syntax, e.g. ``mean:50%``) and, where both runs
-  kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05).
-  Only benchmarks the later session ran are compared: one it did not run is no change.
+  kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05),
+  *relative to the session's other benchmarks*: its times are first divided by the
+  machine's speed factor measured in the same run (:func:`speed_factor`, the median
+  ratio over all benchmarks both ran), so a slower machine is no change, and one
+  benchmark slower than its peers is. Only benchmarks the later session ran are
+  compared: one it did not run is no change.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -126,28 +131,56 @@ def counted(changes: list[Change]) -> list[Change]:
     return [change for change in changes if change.kind != "moved"]
 
 
+MIN_BENCHMARKS_FOR_FACTOR = 3  # benchmarks both sessions ran, from which a machine's speed factor is taken
+
+
+def speed_factor(current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float:
+    """How much slower this session's machine ran than the baseline's, measured in this same run: the median over
+    the benchmarks both ran of mean time now / mean time then (1 with fewer than 3 of them, where a machine's speed
+    cannot be told from a change)."""
+    if not current or not baseline:
+        return 1.0
+    before = {b["fullname"]: b["stats"]["mean"] for b in baseline.get("benchmarks", [])}
+    ratios = [b["stats"]["mean"] / before[b["fullname"]] for b in current.get("benchmarks", [])
+              if before.get(b["fullname"])]
+    return float(statistics.median(ratios)) if len(ratios) >= MIN_BENCHMARKS_FOR_FACTOR else 1.0
+
+
 def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | None,
                     slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:
+    """Benchmarks slower than the baseline's beyond ``slowdown``, relative to the rest of this session's benchmarks.
+
+    No absolute time is judged: a whole machine that is slower (another CPU, a shared one) makes every benchmark
+    slower alike, which :func:`speed_factor` measures in the same run and divides out. What counts is one
+    benchmark slower than its peers by more than ``slowdown``, confirmed by Mann-Whitney where both kept 5 rounds.
+    """
     if not current or not baseline:
         return []
     check = parse_compare_fail(slowdown)
+    factor = speed_factor(current, baseline)
     before = {b["fullname"]: b for b in baseline.get("benchmarks", [])}
     changes = []
     for bench in current.get("benchmarks", []):
         old = before.get(bench["fullname"])
-        if old is None or not check.fails(bench["stats"], old["stats"]):
+        scaled = {k: v / factor if isinstance(v, (int, float)) and k in SCALED else v for k, v in bench["stats"].items()}
+        if old is None or not check.fails(scaled, old["stats"]):
             continue
-        new_data, old_data = bench["stats"].get("data") or [], old["stats"].get("data") or []
+        new_data, old_data = [t / factor for t in bench["stats"].get("data") or []], old["stats"].get("data") or []
         p = None
         if min(len(new_data), len(old_data)) >= MIN_ROUNDS_FOR_TEST:
             p = stats.mannwhitneyu(new_data, old_data, alternative="greater").pvalue
             if p >= 0.05:
                 continue
         ratio = bench["stats"]["mean"] / old["stats"]["mean"]
+        relative = f", {ratio / factor:.2f}x relative to this session's other benchmarks (machine factor " \
+                   f"{factor:.2f})" if factor != 1.0 else ""
         changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {ratio:.2f}x the baseline's mean time "
-                              f"({old['stats']['mean']:.4g} s -> {bench['stats']['mean']:.4g} s"
+                              f"({old['stats']['mean']:.4g} s -> {bench['stats']['mean']:.4g} s{relative}"
                               + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
     return changes
+
+
+SCALED = ("min", "max", "mean", "median", "q1", "q3", "ld15iqr", "hd15iqr", "stddev", "iqr")  # times, not counts
 
 
 def compare(current_folder: Path, baseline_folder: Path, slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:

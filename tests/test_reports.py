@@ -236,6 +236,20 @@ def test_timings_slower_beyond_the_threshold_are_changes():
     assert noisy == []  # the mean doubled, but Mann-Whitney sees no shift: not flagged
 
 
+def test_a_slower_machine_is_no_change_but_one_benchmark_slower_than_its_peers_is():
+    """No absolute time fails: every benchmark 2.3x slower (another machine) is divided out, measured in the same
+    run; one benchmark 2.5x slower than the others still counts."""
+    def session(times):
+        return {"benchmarks": [{"fullname": f"t::{name}", "name": name, "stats": {"mean": t, "min": t, "data": [t] * 5}}
+                               for name, t in times.items()]}
+
+    baseline = session({"a": 1.0, "b": 2.0, "c": 0.5, "d": 4.0})
+    assert compare.speed_factor(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 9.2}), baseline) == pytest.approx(2.3)
+    assert compare.compare_timings(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 9.2}), baseline, "mean:100%") == []
+    slow = compare.compare_timings(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 23.0}), baseline, "mean:100%")
+    assert [c.item for c in slow] == ["t::d"] and "2.50x relative to this session's other benchmarks" in slow[0].message
+
+
 def test_data_provenance_names_no_absolute_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=1)
