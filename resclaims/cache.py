@@ -159,10 +159,11 @@ class RunCache:
         if self.directory is None:
             return [list(seeds) for _ in conditions]
         groups = [self._group(kernel, list(seeds), device_kind, {**key, "condition": c}) for c in conditions]
-        return [[seed for seed, path in paths.items() if not path.is_file() and not self._published(kernel, c, seed, key)]
+        return [[seed for seed, path in paths.items() if not path.is_file() and not self.published(kernel, c, seed, key)]
                 for c, (_, paths) in zip(conditions, groups)]
 
-    def _published(self, kernel: ModuleType, condition: Any, seed: int, key: dict[str, Any]) -> bool:
+    def published(self, kernel: ModuleType, condition: Any, seed: int, key: dict[str, Any]) -> bool:
+        """Whether the store holds this run (not read: an unusable entry is trained when it is read)."""
         return self.store is not None and condition is not None and self.store.holds(kernel, condition, seed,
                                                                                         key.get("data"))
 

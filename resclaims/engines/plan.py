@@ -121,7 +121,7 @@ class Planner:
         lacking = cache.missing(kernel, parts, seeds, device_kind=kind, data=key)
         request = len({need.request for need in self.needs.values()})
         for part, missing in zip(parts, lacking):
-            published = sum(cache._published(kernel, part, seed, {"data": key}) for seed in seeds)
+            published = sum(cache.published(kernel, part, seed, {"data": key}) for seed in seeds)
             need = Need(family or label, label, kernel.__name__, part, tuple(seeds), tuple(missing),
                         steps(kernel, part), device.type, key, kind, published, request)
             self.needs.setdefault((need.kernel, repr(part), key, need.seeds, need.device), need)
