@@ -56,7 +56,8 @@ def fill_all(engine_name: str, cache: Path, **options) -> list[dict]:
 
 
 def test_every_engine_caches_the_same_frames(tmp_path):
-    """local, ray and submitit's local executor train the same runs, bit for bit, as execute in this process."""
+    """local, ray and submitit's local executor train the same runs, bit for bit, as execute in this process, in
+    workers at this process's priority (Ray's default worker niceness, 15, starved its workers on a busy machine)."""
     for protocol in TINY:
         execute(make_job(protocol, SEEDS, device="cpu", cache_dir=tmp_path / "here", label="T"))
     engines = {"local": {}}
@@ -66,6 +67,7 @@ def test_every_engine_caches_the_same_frames(tmp_path):
     for name, options in engines.items():
         results = fill_all(name, tmp_path / name, **options)
         assert sorted(r["trained"] for r in results) == [len(SEEDS)] * len(TINY), name
+        assert {r["niceness"] for r in results} == {os.nice(0)}, name
         assert_same_entries(tmp_path / "here", tmp_path / name)
     again = execute(make_job(TINY[0], SEEDS, device="cpu", cache_dir=tmp_path / "local", label="T"))
     assert (again["trained"], again["reused"], again["trained_seeds"]) == (0, len(SEEDS), [])  # a cached run is read, not trained

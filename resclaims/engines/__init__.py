@@ -95,7 +95,8 @@ class _Quiet:
 
 def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
     """Train ``job`` into its cache (what every engine runs on a worker); returns what it trained and how long:
-    ``trained`` and ``reused`` (runs), ``seconds``, ``host`` and ``trained_seeds`` (the seeds it trained).
+    ``trained`` and ``reused`` (runs), ``seconds``, ``host``, ``trained_seeds`` (the seeds it trained) and
+    ``niceness`` (the worker's scheduling priority: an engine's workers should run at their caller's).
 
     Runs the cache already holds are read, not trained (another worker, or a killed fill, made them).
     """
@@ -114,7 +115,7 @@ def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
     # the seeds it lacked were trained unless another worker trained them meanwhile (then this job trained none)
     trained_seeds = sorted({seed for seeds in lacking for seed in seeds}) if cache.trained else []
     return {"trained": cache.trained, "reused": cache.reused, "seconds": time.perf_counter() - started,
-            "host": os.uname().nodename, "trained_seeds": trained_seeds}
+            "host": os.uname().nodename, "trained_seeds": trained_seeds, "niceness": os.nice(0)}
 
 
 class Engine(Protocol):
