@@ -41,12 +41,18 @@ Claims with nothing sampled (counts, properties checked on every input) get
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
@@ -104,6 +110,10 @@ class Rate:
 
     def to_json(self) -> dict[str, Any]:
         return {"k": self.k, "n": self.n, "rate": self.rate, "ci": list(self.ci)}
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any] | None) -> Rate | None:
+        return None if value is None else cls(int(value["k"]), int(value["n"]))
 
 
 def outcomes(procedure: Procedure, simulate: Simulator, n_sims: int, seed: int) -> list[Decision | str]:
@@ -202,6 +212,15 @@ class Calibration:
             "power": as_json(self.power), "detectable": self.detectable, "grid": list(self.grid), "unit": self.unit,
             "alpha": ALPHA, "min_power": MIN_POWER, "defective": self.defective, "seconds": self.seconds,
         }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Calibration:
+        """The inverse of :meth:`to_json` (what :class:`Stored` keeps)."""
+        return cls(value["claim"], null=value["null"], null_label=value["null_label"], n_sims=value["n_sims"],
+                   type_one=Rate.from_json(value["type_one"]), test_size=Rate.from_json(value["test_size"]),
+                   effect=value["effect"], stated_effect=value["stated_effect"], power=Rate.from_json(value["power"]),
+                   detectable=value["detectable"], grid=tuple(value["grid"]), unit=value["unit"],
+                   seconds=value["seconds"])
 
 
 def exact(claim_id: str, why: str = "exact, no sampling") -> Calibration:
@@ -334,3 +353,103 @@ def geometric_grid(start: float, stop: float, ratio: float = 2**0.5) -> tuple[fl
     """start, start * ratio, ... up to ``stop``: the coarse grid of a smallest-detectable-effect search."""
     n = int(np.floor(np.log(stop / start) / np.log(ratio) + 1e-9)) + 1
     return tuple(float(start * ratio**i) for i in range(n))
+
+
+# -- calibrations kept by content -------------------------------------------------------------------------------------
+# The code a calibration's numbers depend on: the decision path (procedures, their tests and rule, the worlds, this
+# module) and the families' own procedures. The module that declares a claim is added per claim (its constants are
+# the procedure's parameters).
+DECIDING = ("calibration.py", "worlds.py", "procedures.py", "stats.py", "verdict.py", "claims.py", "families")
+
+
+def code_digest(*extra: Path) -> str:
+    """A digest of the deciding code (``DECIDING`` under ``resclaims/``), numpy's and scipy's versions and ``extra``."""
+    root = Path(__file__).resolve().parent
+    files = []
+    for name in DECIDING:
+        path = root / name
+        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
+    digest = hashlib.sha256(f"{np.__version__} {scipy.__version__}".encode())
+    for path in (*files, *extra):
+        digest.update(str(path.name).encode() + b"\0" + Path(path).read_bytes())
+    return digest.hexdigest()
+
+
+def keep_json(path: Path, value: Any) -> None:
+    """Write ``value`` to ``path`` as JSON, whole or not at all (a temporary file renamed into place); a folder that
+    cannot be written keeps nothing (the session still has the value)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
+            json.dump(value, tmp)
+        os.replace(tmp.name, path)
+    except OSError:
+        pass
+
+
+class Stored:
+    """Calibrations (and ``seeds_for_power`` answers) kept in a folder by content, so that a session on runs it has
+    already judged computes none again.
+
+    A key is a digest of everything the numbers depend on: the deciding code and the claim's module
+    (:func:`code_digest`), the claim's id, the number of simulations, the calibration seed and every data array's
+    dtype, shape and bytes. An entry is a JSON file written whole (a temporary file renamed into place); one that
+    cannot be read is computed again and replaced. ``directory`` None keeps nothing (``--no-run-cache``).
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = None if directory is None else Path(directory)
+        self.computed = self.read = 0
+
+    @staticmethod
+    def key(code: str, claim_id: str, data: Sequence[np.ndarray], *parts: Any) -> str:
+        digest = hashlib.sha256(f"{code} {claim_id} {parts!r}".encode())
+        for x in data:
+            x = np.ascontiguousarray(x)
+            digest.update(f"{x.dtype.str} {x.shape}".encode())
+            digest.update(x.tobytes())
+        return digest.hexdigest()[:32]
+
+    def _path(self, kind: str, key: str) -> Path | None:
+        return None if self.directory is None else self.directory / f"{kind}-{key}.json"
+
+    def _get(self, kind: str, key: str) -> Any:
+        path = self._path(kind, key)
+        if path is None or not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text())
+        except (OSError, ValueError):
+            return None  # unreadable: computed again and replaced
+
+    def _put(self, kind: str, key: str, value: Any) -> None:
+        path = self._path(kind, key)
+        if path is not None:
+            keep_json(path, value)
+
+    def calibration(self, key: str, compute: Callable[[], Calibration]) -> Calibration:
+        """The calibration under ``key``, computed (and kept) only where none is kept."""
+        kept = self._get("calibration", key)
+        if kept is not None:
+            try:
+                result = Calibration.from_json(kept)
+            except (KeyError, TypeError, ValueError):
+                result = None
+            if result is not None:
+                self.read += 1
+                return result
+        result = compute()
+        self.computed += 1
+        self._put("calibration", key, result.to_json())
+        return result
+
+    def seeds_for_power(self, key: str, compute: Callable[[], tuple[int | None, str]]) -> tuple[int | None, str]:
+        """``seeds_for_power``'s answer under ``key``, computed (and kept) only where none is kept."""
+        kept = self._get("seeds", key)
+        if isinstance(kept, list) and len(kept) == 2 and (kept[0] is None or isinstance(kept[0], int)):
+            self.read += 1
+            return kept[0], str(kept[1])
+        n, how = compute()
+        self.computed += 1
+        self._put("seeds", key, [n, how])
+        return n, how

@@ -163,6 +163,8 @@ class Judge:
     default_seeds: bool = True  # the tier's own seeds and base seed: recorded outcomes must hold exactly
     n_sims: int = 0  # simulated data sets per calibrated rate
     calibrated: dict[str, calibration.Calibration] = field(default_factory=dict)
+    stored: calibration.Stored = field(default_factory=lambda: calibration.Stored(None))  # kept by content
+    code: str = ""  # calibration.code_digest of the deciding code and the claim's module (part of a stored key)
 
     def __call__(self, claim: Claim, *data: np.ndarray, protocol: str | None = None,
                  details: Mapping[str, Any] | None = None) -> ClaimResult:
@@ -186,8 +188,10 @@ class Judge:
             verdict, p_value, p_refute = FULL_TIER_ONLY, None, None
         seeds = None
         if verdict == INCONCLUSIVE:
-            seeds, extra["seeds_for_power_how"] = calibration.seeds_for_power(
-                claim, claim.procedure, *data, seed=self.calibration_seed(claim.id), decision=decision)
+            seed = self.calibration_seed(claim.id)
+            seeds, extra["seeds_for_power_how"] = self.stored.seeds_for_power(
+                self.stored.key(self.code, claim.id, data, "seeds for power", seed),
+                lambda: calibration.seeds_for_power(claim, claim.procedure, *data, seed=seed, decision=decision))
         result = with_power(ClaimResult(
             id=claim.id, claim=claim.claim, source=claim.source, verdict=verdict,
             estimate=decision.estimate, ci=decision.ci, p_value=p_value, n=len(data[0]),
@@ -220,15 +224,21 @@ class Judge:
         return result
 
     def calibrate(self, claim: Claim, *data: np.ndarray) -> calibration.Calibration:
-        """The claim's calibration on its data (once per claim id and session), recorded in the report."""
+        """The claim's calibration on its data (once per claim id and session, and kept by content in ``stored``
+        so that a later session on the same runs reads it back), recorded in the report."""
         if claim.id not in self.calibrated:
-            worlds = claim.procedure.calibration(claim, *data)
-            if worlds.get("null") is None:
-                result = calibration.Calibration(claim.id, null=worlds.get("null_text", "no null constructible"),
-                                                 null_label="no null constructible")
-            else:
-                result = calibration.calibrate(claim.id, claim.procedure.decide, n_sims=self.n_sims,
-                                               seed=self.calibration_seed(claim.id), **worlds)
+            seed = self.calibration_seed(claim.id)
+
+            def compute() -> calibration.Calibration:
+                worlds = claim.procedure.calibration(claim, *data)
+                if worlds.get("null") is None:
+                    return calibration.Calibration(claim.id, null=worlds.get("null_text", "no null constructible"),
+                                                   null_label="no null constructible")
+                return calibration.calibrate(claim.id, claim.procedure.decide, n_sims=self.n_sims, seed=seed,
+                                             **worlds)
+
+            key = self.stored.key(self.code, claim.id, data, "calibration", self.n_sims, seed)
+            result = self.stored.calibration(key, compute)
             self.calibrated[claim.id] = result
             self.report.add_calibration(result)
         return self.calibrated[claim.id]

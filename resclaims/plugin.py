@@ -7,6 +7,7 @@ group, ``resclaims``; ``pytest --help`` shows each with its default.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -50,6 +51,7 @@ REPORT_KEY = pytest.StashKey[Report]()
 CACHE_KEY = pytest.StashKey[RunCache]()
 BASELINE_KEY = pytest.StashKey["Path | None"]()
 CALIBRATED_KEY = pytest.StashKey[dict]()
+STORED_KEY = pytest.StashKey[calibration.Stored]()
 DESELECTED_KEY = pytest.StashKey[list[str]]()
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
@@ -121,6 +123,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[CACHE_KEY] = RunCache(runs_dir, store)
     config.stash[BASELINE_KEY] = _baseline(config)
     config.stash[CALIBRATED_KEY] = {}
+    config.stash[STORED_KEY] = calibration.Stored(None if runs_dir is None else cache_dir() / "calibrations")
     if hasattr(config, "workerinput"):
         config.stash[REPORT_KEY].journal = []  # sent to the controller with each test's report
     elif _xdist_controller(config):
@@ -331,7 +334,14 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
         calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
         default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
+        stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
     )
+
+
+@functools.cache
+def _code_digest(module: Path) -> str:
+    """What a claim's calibration depends on besides its data: the deciding code and the module declaring it."""
+    return calibration.code_digest(module)
 
 
 def _module_fixture(request: pytest.FixtureRequest, name: str) -> Any:
@@ -361,6 +371,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         return  # not configured, or an xdist worker (its results went to the controller with each test's report)
     cache = config.stash[CACHE_KEY]  # under xdist: the workers' counts, sent with the tests' reports
     report.provenance["runs_trained"], report.provenance["runs_from_cache"] = cache.trained, cache.reused
+    stored = config.stash[STORED_KEY]  # under xdist: this process's only (each worker keeps its own count)
+    report.provenance["calibrations_computed"], report.provenance["calibrations_read"] = stored.computed, stored.read
     if _xdist_controller(config):
         report.provenance["timings"] = xdist.TIMINGS_UNDER_XDIST
     report.benchmarks = _benchmark_json(config)

@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ import numpy as np
 from scipy import stats
 
 from resclaims import procedures
+from resclaims.calibration import keep_json
 from resclaims.families import zero_identity
 from resclaims.procedures import Procedure
 from resclaims.stats import ALPHA
@@ -186,11 +185,5 @@ def cached(directory: Path | None) -> dict[str, Any]:
             pass  # unreadable: simulate again and replace it
     table = _MEMO.setdefault(key, run())
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as tmp:
-                json.dump(table, tmp)
-            os.replace(tmp.name, path)
-        except OSError:
-            pass  # a read-only cache: the report still gets the table
+        keep_json(path, table)  # a read-only cache keeps nothing: the report still gets the table
     return table
