@@ -225,6 +225,9 @@ SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean cu
 
 
 # -- runs ----------------------------------------------------------------------------------------
+READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's frame (resclaims.contract)
+
+
 @pytest.fixture(scope="module")
 def fidelity() -> str:
     return "source protocol"  # both tiers: the source's protocol, with more experiments than its 100
@@ -238,20 +241,20 @@ def protocol() -> str:
 @pytest.fixture(scope="module")
 def z_runs(runs, settings) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(SOURCE_PROTOCOL, settings.n_seeds(SEEDS), seed_name="Z", family="Z")
+    return runs(SOURCE_PROTOCOL, settings.n_seeds(SEEDS), seed_name="Z", family="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def source_runs(runs) -> pd.DataFrame:
     """The source's exact 100 experiments (full tier)."""
-    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", family="Z")
+    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", family="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def factorial_runs(runs, settings) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
     protocol = replace(SOURCE_PROTOCOL, arms=tuple(ARMS), shared_init=True)
-    return runs(protocol, settings.n_seeds(SEEDS), seed_name="Z4", family="Z")
+    return runs(protocol, settings.n_seeds(SEEDS), seed_name="Z4", family="Z", columns=READS_COLUMNS)
 
 
 def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:

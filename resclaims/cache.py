@@ -60,11 +60,12 @@ import torch
 from filelock import FileLock, Timeout
 
 from resclaims import store as run_store
+from resclaims.contract import Kernel, RunProtocol
 from resclaims.store import RunStore
 
 METADATA_KEY = b"resclaims"  # the Parquet key-value metadata entry_info reads
 
-def kernel_version(module: ModuleType) -> str:
+def kernel_version(module: ModuleType | Kernel) -> str:
     """A short hash of a kernel's source code: a module's, or that of every module of a package.
 
     A package's modules are hashed in the order of their paths inside it, each
@@ -102,7 +103,7 @@ class RunCache:
 
     def runs(
         self,
-        kernel: ModuleType,
+        kernel: Kernel,
         train: Callable[[list[int]], pd.DataFrame],
         seeds: Sequence[int],
         *,
@@ -124,13 +125,13 @@ class RunCache:
 
     def runs_per_condition(
         self,
-        kernel: ModuleType,
-        train: Callable[[list[Any], list[int], Callable[[Any, pd.DataFrame], None]], pd.DataFrame],
-        conditions: Sequence[Any],
+        kernel: Kernel,
+        train: Callable[[list[RunProtocol], list[int], Callable[[RunProtocol, pd.DataFrame], None]], pd.DataFrame],
+        conditions: Sequence[RunProtocol],
         seeds: Sequence[int],
         *,
         device_kind: str,
-        describe: Callable[[Any], dict[str, Any]] | None = None,
+        describe: Callable[[RunProtocol], dict[str, Any]] | None = None,
         **key: Any,
     ) -> pd.DataFrame:
         """Like :meth:`runs`, with one entry per (condition, seed), stored as each condition finishes.
@@ -149,7 +150,7 @@ class RunCache:
         groups = [self._group(kernel, seeds, device_kind, {**key, "condition": c}) for c in conditions]
         return self._fill(kernel, conditions, groups, seeds, train, device_kind, key.get("data"), describe)
 
-    def missing(self, kernel: ModuleType, conditions: Sequence[Any], seeds: Sequence[int], *, device_kind: str,
+    def missing(self, kernel: Kernel, conditions: Sequence[RunProtocol], seeds: Sequence[int], *, device_kind: str,
                 **key: Any) -> list[list[int]]:
         """Per condition, the seeds the cache does not hold (all of them when caching is off); reads no frame.
 
@@ -162,12 +163,12 @@ class RunCache:
         return [[seed for seed, path in paths.items() if not path.is_file() and not self.published(kernel, c, seed, key)]
                 for c, (_, paths) in zip(conditions, groups)]
 
-    def published(self, kernel: ModuleType, condition: Any, seed: int, key: dict[str, Any]) -> bool:
+    def published(self, kernel: Kernel, condition: RunProtocol | None, seed: int, key: dict[str, Any]) -> bool:
         """Whether the store holds this run (not read: an unusable entry is trained when it is read)."""
         return self.store is not None and condition is not None and self.store.holds(kernel, condition, seed,
                                                                                         key.get("data"))
 
-    def scratch(self, kernel: ModuleType, *, device_kind: str, **key: Any) -> Path | None:
+    def scratch(self, kernel: Kernel, *, device_kind: str, **key: Any) -> Path | None:
         """A folder for the partial state of training under this key (None when caching is off).
 
         Kernels write checkpoints there and resume from them; the key (including
@@ -180,9 +181,10 @@ class RunCache:
         digest = hashlib.sha256(json.dumps(_base(kernel, device_kind, key), sort_keys=True).encode()).hexdigest()
         return self.directory / kernel.__name__ / "partial" / digest[:32]
 
-    def _fill(self, kernel: ModuleType, conditions: list[Any], groups: list[tuple[dict[int, Path], dict[int, Path]]],
-              seeds: list[int], train: Callable[..., Any], device_kind: str, data: str | None,
-              describe: Callable[[Any], dict[str, Any]] | None = None) -> pd.DataFrame:
+    def _fill(self, kernel: Kernel, conditions: list[RunProtocol | None],
+              groups: list[tuple[dict[int, Path], dict[int, Path]]], seeds: list[int], train: Callable[..., Any],
+              device_kind: str, data: str | None,
+              describe: Callable[[RunProtocol], dict[str, Any]] | None = None) -> pd.DataFrame:
         """Every group's entries at ``seeds``: read where the cache (or the store) holds them, trained (under the
         locks of the missing seeds' entries) where not."""
         frames: dict[Path, pd.DataFrame] = {}
@@ -219,7 +221,7 @@ class RunCache:
                describe) -> None:
         stored, started = [], [time.perf_counter()]
 
-        def keep(condition: Any, frame: pd.DataFrame) -> None:
+        def keep(condition: RunProtocol | None, frame: pd.DataFrame) -> None:
             i = next(i for i in todo if conditions[i] == condition)
             wall, started[0] = time.perf_counter() - started[0], time.perf_counter()
             parts, paths = by_seed(frame), groups[i][1]
@@ -239,7 +241,7 @@ class RunCache:
         if sorted(stored) != todo:
             raise RuntimeError(f"{kernel.__name__}: training returned without handing over every condition")
 
-    def _publish_cached(self, kernel: ModuleType, condition: Any, seed: int, data: str | None,
+    def _publish_cached(self, kernel: Kernel, condition: RunProtocol | None, seed: int, data: str | None,
                         frame: pd.DataFrame, path: Path) -> None:
         """A publishing fill publishes a run an earlier session trained into the cache, if its entry records the
         provenance the store needs (entries written before the store existed do not: they are left alone)."""
@@ -251,7 +253,7 @@ class RunCache:
         if all(field in info for field in run_store.PROVENANCE):
             self.store.publish(kernel, condition, seed, data, frame, info)
 
-    def _group(self, kernel: ModuleType, seeds: list[int], device_kind: str,
+    def _group(self, kernel: Kernel, seeds: list[int], device_kind: str,
                key: dict[str, Any]) -> tuple[dict[int, Path], dict[int, Path]]:
         """A group's lock files and its entries' paths, by seed: one lock per run, so that two sessions can train
         other seeds of one condition at once. A publishing fill locks in the store, so that two fills on one store
@@ -291,7 +293,7 @@ def _digest(value: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
-def _base(kernel: ModuleType, device_kind: str, key: dict[str, Any]) -> dict[str, str]:
+def _base(kernel: Kernel, device_kind: str, key: dict[str, Any]) -> dict[str, str]:
     """What identifies a kernel's results, less the seed."""
     return {"kernel": kernel.__name__, "version": kernel_version(kernel), "device": device_kind,
             "torch": torch.__version__, "numpy": np.__version__, **{k: repr(v) for k, v in sorted(key.items())}}

@@ -7,7 +7,8 @@ claim its data through the ``judge`` fixture, and everything else happens in
 :func:`judge`, which no claim can skip:
 
 1. the rows (runs, paired by index) in which any value is NaN or inf (a
-   diverged run) are left out and counted;
+   diverged run: :mod:`resclaims.contract` makes its every value NaN) are left
+   out and counted, whatever the procedure;
 2. the procedure is calibrated on the claim's own data (type-I error, power
    at the stated effect, smallest detectable effect) and recorded in the report;
    a procedure whose type-I error is significantly above alpha fails the test;

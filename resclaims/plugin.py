@@ -20,6 +20,7 @@ from resclaims import calibration, compare, validation, xdist
 from resclaims.cache import RunCache
 from resclaims.catalogue import unique_ids
 from resclaims.claims import Claim, Judge
+from resclaims.contract import ContractError
 from resclaims.engines.plan import INCOMPLETE
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
@@ -139,8 +140,11 @@ def _xdist_controller(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
-    """xdist worker: what the report gained in this phase goes to the controller (:mod:`resclaims.xdist`)."""
+    """A protocol, kernel or frame that breaks the kernel contract fails its tests with the contract's one line;
+    xdist worker: what the report gained in this phase goes to the controller (:mod:`resclaims.xdist`)."""
     test_report = yield
+    if test_report.failed and call.excinfo is not None and call.excinfo.errisinstance(ContractError):
+        test_report.longrepr = f"kernel contract: {call.excinfo.value}"
     report = item.config.stash.get(REPORT_KEY, None)
     if report is not None and test_report.skipped and isinstance(test_report.longrepr, tuple):
         reason = test_report.longrepr[2].removeprefix("Skipped: ")

@@ -293,8 +293,12 @@ def sections(document: dict[str, Any]) -> list[Section]:
     out.append(Section("Protocols", items=[f"{', '.join(ids)}: {p}" for p, ids in protocols.items()]))
     out += calibration_sections(document)
     if document.get("runs"):
-        out.append(Section("Runs", headers=["family", "runs", "diverged (NaN or inf loss; excluded from every statistic)"],
-                           rows=[[f, str(c["runs"]), str(c["diverged"])] for f, c in document["runs"].items()]))
+        out.append(Section("Runs", headers=["family", "runs",
+                                            "diverged (NaN or inf loss; excluded from every statistic)",
+                                            "diverged per arm"],
+                           rows=[[f, str(c["runs"]), str(c["diverged"]),
+                                  ", ".join(f"{arm}: {n}" for arm, n in c.get("diverged_by_arm", {}).items())]
+                                 for f, c in document["runs"].items()]))
     if document.get("run_sources"):
         out.append(Section(
             "Where the runs came from",

@@ -129,7 +129,7 @@ class Report:
         self.data: dict[str, dict[str, Any]] = {}
         self.calibrations: list[Any] = []  # resclaims.calibration.Calibration, one per claim
         self.validation: dict[str, Any] | None = None  # resclaims.validation.run(): procedure x world x both errors
-        self.run_counts: dict[str, dict[str, int]] = {}  # family -> runs and diverged runs
+        self.run_counts: dict[str, dict[str, Any]] = {}  # family -> runs, diverged runs (and per arm, if any)
         self.run_sources: dict[str, dict[str, Any]] = {}  # family -> runs trained, from the cache, from the store
         self.incomplete: dict[str, dict[str, Any]] = {}  # claim id -> the runs it lacks (--no-train)
         self.journal: list[dict[str, Any]] | None = None  # a list on an xdist worker: what to send (see sent())
@@ -205,8 +205,10 @@ class Report:
         """The tidy per-run data behind a family's claims (written to results.csv).
 
         A frame with a boolean ``diverged`` column (the run's loss became NaN or
-        inf) also adds to the family's count of runs and diverged runs; a run is
-        one row, or with an ``epoch`` column one row of its first epoch.
+        inf, :mod:`resclaims.contract`) also adds to the family's count of runs and
+        diverged runs, and, where a run diverged, to ``diverged_by_arm`` (the diverged
+        runs of each arm that has any); a run is one row, or with an ``epoch`` column
+        one row of its first epoch.
         """
         self.runs.append(frame.assign(family=family))
         self._log("runs", family=family, columns=list(frame.columns), dtypes=[str(t) for t in frame.dtypes],
@@ -216,6 +218,11 @@ class Report:
             counts = self.run_counts.setdefault(family, {"runs": 0, "diverged": 0})
             counts["runs"] += len(first)
             counts["diverged"] += int(first.diverged.sum())
+            by_arm = first.groupby("arm", sort=False).diverged.sum() if "arm" in first else {}
+            for arm, diverged in by_arm.items():
+                if diverged:
+                    arms = counts.setdefault("diverged_by_arm", {})
+                    arms[str(arm)] = arms.get(str(arm), 0) + int(diverged)
 
     def add_run_sources(self, family: str, trained: int, cached: int, published: list[dict[str, Any]]) -> None:
         """Where a family's runs came from: trained in this session, read from the local run cache, or read from

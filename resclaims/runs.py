@@ -1,13 +1,12 @@
 """Runs: a protocol and seeds in, a tidy frame out; one interface for every training kernel.
 
-A *protocol* is a frozen dataclass that says how to train, but not how many
-times: the sample size is not part of it. It names its kernel in a class
-attribute, ``kernel = "resclaims.zero_identity"``. A protocol whose runs train
-as separate conditions (CIFAR's arms) lists them with ``conditions()`` and
-rebuilds itself from a subset with ``select(conditions)``; each (condition,
-seed) is then cached on its own, as soon as its condition finishes.
+A *protocol* (:class:`resclaims.contract.RunProtocol`) is a frozen dataclass that says how to train, but not
+how many times: the sample size is not part of it. It names its kernel in a class attribute,
+``kernel = "resclaims.zero_identity"``. A protocol whose runs train as separate conditions (CIFAR's arms,
+:class:`resclaims.contract.Conditions`) lists them with ``conditions()`` and rebuilds itself from a subset with
+``select(conditions)``; each (condition, seed) is then cached on its own, as soon as its condition finishes.
 
-A *kernel* is a module with one pure function::
+A *kernel* (:class:`resclaims.contract.Kernel`) is a module with one pure function::
 
     train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None)
         -> pd.DataFrame  # tidy: one row per run (seed) and epoch, with a ``seed`` column
@@ -15,8 +14,9 @@ A *kernel* is a module with one pure function::
 ``data`` is the loaded data set (with a ``checksum``) for kernels that need one;
 the hooks are optional: ``on_epoch(epoch)`` for progress, ``on_condition(condition,
 frame)`` to hand over a finished condition, ``checkpoints`` a folder to save and
-resume partial state in. A kernel may define ``progress_total(protocol, n_seeds)``
-(the number of ``on_epoch`` calls; default ``protocol.epochs``).
+resume partial state in. :mod:`resclaims.contract` says what the frame holds, how a
+diverged run is marked and left out, and the kernel's optional attributes; a protocol,
+kernel or frame that breaks it stops in one line before anything (more) trains.
 
 A :class:`Job` (a protocol, seeds and a device) is the unit any engine can
 execute. The ``runs`` fixture (:class:`Runs`) gives a claim its runs: seeds
@@ -26,27 +26,17 @@ many seeds were asked for), progress, and the report's run table.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from types import ModuleType
 from typing import Any
 
 import pandas as pd
 import torch
 
+from resclaims.contract import Kernel, RunProtocol, check_frame, conditions, device_kind, kernel_of, mark_diverged
+from resclaims.contract import progress_total
 
-def kernel_of(protocol: Any) -> ModuleType:
-    """The kernel module a protocol names in its ``kernel`` class attribute."""
-    name = getattr(type(protocol), "kernel", None)
-    if not isinstance(name, str):
-        raise TypeError(f"{type(protocol).__name__} names no kernel: give it a class attribute kernel = 'module.name'")
-    return importlib.import_module(name)
-
-
-def conditions(protocol: Any) -> list[Any]:
-    """The protocol's conditions, each cached on its own (one: the protocol itself)."""
-    return list(protocol.conditions()) if hasattr(protocol, "conditions") else [protocol]
+__all__ = ["Job", "Runs", "condition_name", "conditions", "data_key", "describe", "device_kind", "kernel_of", "steps"]
 
 
 def data_key(data: Any) -> str | None:
@@ -59,7 +49,7 @@ def data_key(data: Any) -> str | None:
     return checksum
 
 
-def condition_name(condition: Any) -> str:
+def condition_name(condition: RunProtocol) -> str:
     """A condition in a few words, for progress lines: its name, or the names of its arms."""
     if hasattr(condition, "name"):
         return str(condition.name)
@@ -71,7 +61,7 @@ def condition_name(condition: Any) -> str:
 class Job:
     """A protocol, seeds and a device: one unit of training that any engine can execute."""
 
-    protocol: Any
+    protocol: RunProtocol
     seeds: tuple[int, ...]
     device: str = "cpu"
 
@@ -82,27 +72,34 @@ class Job:
 
 
 class Runs:
-    """Trained runs for claims: ``runs(protocol, n, family=..., seed_name=None, data=None)`` -> a tidy frame.
+    """Trained runs for claims: ``runs(protocol, n, family=..., seed_name=None, data=None, columns=())`` -> a tidy
+    frame.
 
     The ``n`` seeds come from the base seed and ``seed_name`` (default: the family; ``--seeds 2`` gives
     the first two of ``--seeds 5``); runs the cache holds are read, the others
-    trained; the frame is added to the report's run table under ``family``.
+    trained; the frame is added to the report's run table under ``family``. ``columns`` names those the
+    caller reads: a kernel whose frame lacks one stops at its first frame, in one line (:mod:`resclaims.contract`).
     """
 
     def __init__(self, settings: Any, cache: Any, progress: Any, report: Any) -> None:
         self.settings, self.cache, self.progress, self.report = settings, cache, progress, report
 
-    def __call__(self, protocol: Any, n: int, *, family: str, seed_name: str | None = None, data: Any = None,
-                 label: str | None = None) -> pd.DataFrame:
+    def __call__(self, protocol: RunProtocol, n: int, *, family: str, seed_name: str | None = None,
+                 data: Any = None, label: str | None = None, columns: Sequence[str] = ()) -> pd.DataFrame:
         seed_name = seed_name or family
         seeds = self.settings.run_seeds(seed_name, n)
-        frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family)
+        frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family, columns=columns)
         self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
         return frame
 
-    def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "",
-              family: str = "") -> pd.DataFrame:
-        """The frame of ``protocol`` at ``seeds``, from the cache where it holds them.
+    def train(self, protocol: RunProtocol, seeds: Sequence[int], *, data: Any = None, label: str = "",
+              family: str = "", columns: Sequence[str] = ()) -> pd.DataFrame:
+        """The frame of ``protocol`` at ``seeds``, from the cache where it holds them, with the contract's mark on its
+        diverged runs (:func:`resclaims.contract.mark_diverged`).
+
+        ``columns``: those the caller reads. Each frame the kernel hands over is checked against the contract
+        (:func:`resclaims.contract.check_frame`) before it is cached, so a broken one stops training at its first
+        condition; the frame returned (cached runs too) must hold ``seed`` and ``columns``.
 
         While a session plans (the cache has a ``planner``, :mod:`resclaims.engines.plan`), nothing trains:
         the planner records the request and skips the test when any run is missing. Otherwise, the first
@@ -128,43 +125,44 @@ class Runs:
             announce()  # the session's first training: its estimate line first (resclaims.engines.plugin)
         before = (self.cache.trained, self.cache.reused, len(self.cache.from_store))
 
-        def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
+        def fit(todo: list[RunProtocol], missing: list[int],
+                keep: Callable[[RunProtocol, pd.DataFrame], None]) -> pd.DataFrame:
             if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped
                 planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
             job = protocol.select(todo) if len(parts) > 1 else protocol
             handed = []
-            total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))
+            total = progress_total(kernel, job, len(missing))
+
+            def checked(condition: RunProtocol, frame: pd.DataFrame) -> None:  # before it is cached
+                check_frame(frame, kernel, condition, columns=columns, several=len(parts) > 1)
+                keep(condition, frame)
+
             names = ", ".join(condition_name(c) for c in todo)
             # keyed by the whole protocol, not by the conditions left to train: a session stopped part-way leaves
             # fewer of them, and the next one must find the partial state of the condition it was training
             scratch = self.cache.scratch(kernel, device_kind=kind, seeds=missing, protocol=protocol, **key)
             with self.progress.track(label, names, len(missing), total) as on_epoch:
                 frame = kernel.train(job, missing, device, data=data, on_epoch=on_epoch, checkpoints=scratch,
-                                     on_condition=lambda c, f: (handed.append(c), keep(c, f)))
+                                     on_condition=lambda c, f: (handed.append(c), checked(c, f)))
             if not handed:  # a one-condition kernel hands its frame over by returning it
-                keep(todo[0], frame)
+                checked(todo[0], frame)
             return frame
 
         frame = self.cache.runs_per_condition(kernel, fit, parts, seeds, device_kind=kind,
                                               describe=lambda condition: describe(kernel, condition), **key)
+        check_frame(frame, kernel, protocol, columns=columns, several=len(parts) > 1, finite=False)  # cached runs
         if self.report is not None:
             published = self.cache.from_store[before[2]:]
             self.report.add_run_sources(family or label, self.cache.trained - before[0],
                                         self.cache.reused - before[1] - len(published), published)
-        return frame
+        return mark_diverged(frame)
 
 
-def device_kind(kernel: ModuleType, device: Any) -> str:
-    """What the cache keys a kernel's runs by besides their protocol: the device type, and how the kernel trains on
-    it where that changes the numbers (a kernel's own ``device_kind(device)``: CIFAR's step mode on a GPU)."""
-    return getattr(kernel, "device_kind", lambda d: d.type)(device)
-
-
-def steps(kernel: ModuleType, condition: Any) -> int:
+def steps(kernel: Kernel, condition: RunProtocol) -> int:
     """A condition's training steps, as its kernel counts progress for one seed (what planning scales by)."""
-    return int(getattr(kernel, "progress_total", lambda p, n: p.epochs)(condition, 1))
+    return progress_total(kernel, condition, 1)
 
 
-def describe(kernel: ModuleType, condition: Any) -> dict[str, Any]:
+def describe(kernel: Kernel, condition: RunProtocol) -> dict[str, Any]:
     """What a cache entry records about its condition, for planning: its steps and its repr."""
     return {"steps": steps(kernel, condition), "condition": repr(condition)}

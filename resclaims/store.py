@@ -45,13 +45,14 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from resclaims.contract import Kernel, RunProtocol
 
 STORE_ENV = "RESCLAIMS_STORE"
 METADATA_KEY = b"resclaims-store"
@@ -92,12 +93,12 @@ def content(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} has no content to key a published run by")
 
 
-def publishable(kernel: ModuleType) -> bool:
+def publishable(kernel: Kernel) -> bool:
     """Whether ``kernel`` declares what the store keys by: a string ``NAME`` and an integer ``NUMERICS``."""
     return isinstance(getattr(kernel, "NAME", None), str) and isinstance(getattr(kernel, "NUMERICS", None), int)
 
 
-def key(kernel: ModuleType, condition: Any, seed: int, data: str | None) -> dict[str, Any]:
+def key(kernel: Kernel, condition: RunProtocol, seed: int, data: str | None) -> dict[str, Any]:
     """What identifies one published run: the kernel's name and numerics version, the condition, data and seed."""
     return {"kernel": kernel.NAME, "numerics": kernel.NUMERICS, "condition": content(condition), "data": data,
             "seed": int(seed)}
@@ -126,7 +127,7 @@ class RunStore:
         """Where a publishing fill locks the training of this run (``.locks/`` is not committed)."""
         return self.directory / ".locks" / f"{digest(run_key)[:32]}.lock"
 
-    def read(self, kernel: ModuleType, condition: Any, seed: int, data: str | None, *, provenance: bool = False
+    def read(self, kernel: Kernel, condition: RunProtocol, seed: int, data: str | None, *, provenance: bool = False
              ) -> Any:
         """The published frame of this run (with ``provenance``: the frame and the run's provenance); None when none
         is published or the entry must not be used (said in one line, once per file)."""
@@ -146,11 +147,11 @@ class RunStore:
             return None
         return (frame, meta["provenance"]) if provenance else frame
 
-    def holds(self, kernel: ModuleType, condition: Any, seed: int, data: str | None) -> bool:
+    def holds(self, kernel: Kernel, condition: RunProtocol, seed: int, data: str | None) -> bool:
         """Whether an entry exists for this run (not read: one that turns out unusable is trained when read)."""
         return publishable(kernel) and self.path(key(kernel, condition, seed, data)).is_file()
 
-    def publish(self, kernel: ModuleType, condition: Any, seed: int, data: str | None, frame: pd.DataFrame,
+    def publish(self, kernel: Kernel, condition: RunProtocol, seed: int, data: str | None, frame: pd.DataFrame,
                 provenance: dict[str, Any]) -> Path | None:
         """Publish one finished run; the entry's path, or None when a usable entry is there already.
 
@@ -207,7 +208,7 @@ def entry_metadata(path: Path) -> dict[str, Any]:
     return meta
 
 
-def check_entry(path: Path, kernel: ModuleType | None, condition: Any, run_key: dict[str, Any] | None,
+def check_entry(path: Path, kernel: Kernel | None, condition: RunProtocol | None, run_key: dict[str, Any] | None,
                 place: Path | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The entry's frame and metadata, checked: readable, whole, its provenance complete, its key the one its place
     (``place``, default ``path``) says and ``run_key`` when given, its numbers possible under its protocol
@@ -230,7 +231,7 @@ def check_entry(path: Path, kernel: ModuleType | None, condition: Any, run_key: 
     return frame, meta
 
 
-def _frame_problem(kernel: ModuleType, condition: Any, frame: pd.DataFrame, seed: int) -> str | None:
+def _frame_problem(kernel: Kernel, condition: RunProtocol, frame: pd.DataFrame, seed: int) -> str | None:
     if "seed" not in frame or set(frame["seed"]) != {seed}:
         return f"its rows are not all of seed {seed}"
     validate = getattr(kernel, "validate", None)

@@ -47,8 +47,10 @@ def test_an_absurd_learning_rate_diverges_and_the_report_counts_it(tmp_path):
                               protocol="p", details={"diverged_pairs_excluded": excluded}))
     written = report.write()
     summary = json.loads((written / "summary.json").read_text())
-    assert summary["runs"] == {"Z": {"runs": 2 * len(SEEDS), "diverged": int(first.sum())}}
-    assert f"| Z | {2 * len(SEEDS)} | {int(first.sum())} |" in (written / "summary.md").read_text()
+    per_arm = {arm: int(n) for arm, n in first.groupby(level="arm", sort=False).sum().items() if n}
+    assert summary["runs"] == {"Z": {"runs": 2 * len(SEEDS), "diverged": int(first.sum()), "diverged_by_arm": per_arm}}
+    arms = ", ".join(f"{arm}: {n}" for arm, n in per_arm.items())
+    assert f"| Z | {2 * len(SEEDS)} | {int(first.sum())} | {arms} |" in (written / "summary.md").read_text()
 
 
 def test_training_stops_once_every_run_has_diverged():
@@ -67,7 +69,7 @@ def test_membrane_runs_diverge_and_are_counted(tmp_path):
     assert membrane.MembraneProtocol().lr == inspect.signature(torch.optim.Adam).parameters["lr"].default
     report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=0)
     report.add_runs("M", curves)
-    assert report.run_counts == {"M": {"runs": 4, "diverged": 4}}
+    assert report.run_counts == {"M": {"runs": 4, "diverged": 4, "diverged_by_arm": {"no_shortcut": 2, "shortcut": 2}}}
 
 
 @pytest.fixture(scope="module")
@@ -89,4 +91,5 @@ def test_cifar_runs_diverge_keep_their_rows_and_are_counted(cifar_data, tmp_path
     assert frame[frame.diverged].train_acc.isna().all() and frame[~frame.diverged].train_acc.notna().all()
     report = Report(tmp_path / "r", tier="quick", device="cpu", base_seed=0)
     report.add_runs("D", frame)
-    assert report.run_counts == {"D": {"runs": 2, "diverged": diverged}}
+    per_arm = {"diverged_by_arm": {"plain-8": 2}} if diverged else {}  # only where a run diverged
+    assert report.run_counts == {"D": {"runs": 2, "diverged": diverged, **per_arm}}

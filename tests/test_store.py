@@ -45,6 +45,7 @@ class Toy:
 toy = types.ModuleType("toy_store_kernel")
 toy.NAME, toy.NUMERICS, toy.VERSION = "toy", 1, "1"
 toy.validate = lambda condition, frame: (None if frame["acc"].between(0, 1).all() else "acc outside [0, 1]")
+toy.train = lambda protocol, seeds, device, **hooks: pd.concat([toy_frame(protocol.name, s) for s in seeds])
 sys.modules[toy.__name__] = toy
 
 

@@ -34,7 +34,8 @@ from typing import Any, Protocol
 import torch
 
 from resclaims.cache import RunCache, kernel_version
-from resclaims.runs import Runs, conditions, data_key, kernel_of
+from resclaims.contract import RunProtocol, conditions, kernel_of
+from resclaims.runs import Runs, data_key
 from resclaims.store import RunStore
 
 ENGINES = ("local", "ray", "slurm")
@@ -60,7 +61,7 @@ class FillJob:
     that an engine can ship one copy of a data set to many jobs.
     """
 
-    protocol: Any  # one condition (resclaims.runs.conditions)
+    protocol: RunProtocol  # one condition (resclaims.contract.conditions)
     seeds: tuple[int, ...]
     device: str  # cpu | cuda
     cache_dir: str
@@ -77,7 +78,7 @@ class FillJob:
         return len(self.seeds)
 
 
-def make_job(protocol: Any, seeds: Sequence[int], *, device: str, cache_dir: Path, label: str = "",
+def make_job(protocol: RunProtocol, seeds: Sequence[int], *, device: str, cache_dir: Path, label: str = "",
              family: str = "", data_key: str | None = None, store_dir: Path | None = None) -> FillJob:
     """A job for ``protocol`` (one condition) at ``seeds``, stamped with its kernel's current version."""
     return FillJob(protocol, tuple(seeds), device, str(cache_dir), kernel_version(kernel_of(protocol)), label,

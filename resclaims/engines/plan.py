@@ -42,7 +42,8 @@ import pytest
 from resclaims.cache import RunCache, measurements
 from resclaims.claims import Judge
 from resclaims.engines import EngineError, FillJob, make_job
-from resclaims.runs import condition_name, conditions, data_key, device_kind, kernel_of, steps
+from resclaims.contract import Kernel, RunProtocol, conditions, device_kind, kernel_of
+from resclaims.runs import condition_name, data_key, steps
 
 PLANNING = "plan: "  # how the reasons of tests skipped by planning begin
 INCOMPLETE = "incomplete: "  # how the reasons of tests skipped for lack of runs begin (--no-train)
@@ -55,7 +56,7 @@ class Need:
     family: str
     label: str  # the seed name
     kernel: str
-    condition: Any
+    condition: RunProtocol
     seeds: tuple[int, ...]
     missing: tuple[int, ...]
     steps: int
@@ -113,8 +114,8 @@ class Planner:
             if not reason.startswith(PLANNING) and reason not in self.other_skips:
                 self.other_skips.append(reason)
 
-    def request(self, cache: RunCache, protocol: Any, seeds: Sequence[int], *, device: Any, data: Any, label: str,
-                family: str) -> None:
+    def request(self, cache: RunCache, protocol: RunProtocol, seeds: Sequence[int], *, device: Any, data: Any,
+                label: str, family: str) -> None:
         """Record a ``runs`` request; skip the test (nothing trains) when the cache lacks any of its runs."""
         kernel, parts, key = kernel_of(protocol), conditions(protocol), data_key(data)
         kind = device_kind(kernel, device)
@@ -264,7 +265,7 @@ def published_measurements(kernel: str) -> list[dict[str, Any]]:
     return found
 
 
-def incomplete(cache: RunCache, kernel: Any, parts: Sequence[Any], seeds: Sequence[int],
+def incomplete(cache: RunCache, kernel: Kernel, parts: Sequence[RunProtocol], seeds: Sequence[int],
                lacking: Sequence[Sequence[int]], *, device: Any, device_kind: str, label: str) -> str:
     """Why a session that trains nothing (``--no-train``) decides no claim of a request: ``incomplete: K: 14 of 20
     runs missing (resnet-10 x7, plain-10 x7), about 4.9 h on cpu at this machine's measured rate``."""
@@ -315,7 +316,7 @@ def _step_key(train: Any, arm: Any) -> tuple[str, str]:
     return repr((train.recipe, train.batch_size, train.downsample, train.order)), repr(arm)
 
 
-def baseline_step_seconds(condition: Any, device: str) -> float | None:
+def baseline_step_seconds(condition: RunProtocol, device: str) -> float | None:
     """Seconds of one training step of ``condition`` (one CIFAR arm) on ``device``, as the baseline report timed it;
     None when the suite's benchmarks do not time that step (another network, recipe or input size)."""
     train, arms = getattr(condition, "train", None), getattr(condition, "arms", ())

@@ -4,7 +4,9 @@ The source reads its plot: the epoch at which the *mean* curve of 100 runs
 crosses the dashed line (0.01 on its loss scale). These helpers compute that
 reading and the per-run one, censored at the budget (a curve that never gets
 there counts as the budget; a censored estimate is a lower bound, which can
-refute but not support), and the Z procedures that no shared one fits.
+refute but not support), and the Z procedures that no shared one fits. A curve
+with a NaN or inf (a diverged run, :mod:`resclaims.contract`) has no crossing:
+NaN, never the budget, so that ``judge`` leaves it out and counts it.
 """
 
 from __future__ import annotations
@@ -30,15 +32,24 @@ SWEEP = np.geomspace(0.001, 1.0, 16)  # thresholds of the sweep figure, source s
 
 # -- epochs to the threshold ----------------------------------------------------------------
 def censored_crossings(c: np.ndarray, threshold: float) -> np.ndarray:
-    """Epochs to the threshold; a run that never gets there counts as the budget (its epoch count)."""
-    return np.minimum(crossing_epochs(c, threshold), c.shape[1])
+    """Epochs to the threshold; a run that never gets there counts as the budget (its epoch count), a diverged run
+    (a NaN or inf on its curve) is NaN."""
+    c = np.asarray(c, dtype=float)
+    return uncensored_divergence(np.minimum(crossing_epochs(c, threshold), c.shape[1]), c)
 
 
 def mean_crossing(mean_curves: np.ndarray, threshold: float, budget: int) -> np.ndarray:
-    """The epoch at which each mean curve, shape (..., epochs), gets below the threshold, censored at the budget."""
+    """The epoch at which each mean curve, shape (..., epochs), gets below the threshold, censored at the budget
+    (NaN where a mean curve holds a NaN or inf: a diverged run is in it)."""
     means = np.asarray(mean_curves, dtype=float)
     t = crossing_epochs(means.reshape(-1, means.shape[-1]), threshold).reshape(means.shape[:-1])
-    return np.minimum(t, budget)
+    return uncensored_divergence(np.minimum(t, budget), means)
+
+
+def uncensored_divergence(epochs: np.ndarray, curves: np.ndarray) -> np.ndarray:
+    """``epochs`` (one per curve), NaN where the curve is not finite throughout: a diverged run neither reached the
+    threshold nor was censored at the budget."""
+    return np.where(np.isfinite(curves).all(axis=-1), epochs, np.nan)
 
 
 def per_run_ratio(t_identity: np.ndarray, t_zero: np.ndarray) -> np.ndarray:
