@@ -30,3 +30,20 @@ def test_the_readme_claim_is_20_lines_or_fewer_and_runs_into_the_report(pytester
     result.assert_outcomes(passed=1)
     claims = {c["id"]: c for c in json.loads((pytester.path / "r" / "summary.json").read_text())["claims"]}
     assert claims["U1"]["verdict"] == "supported" and claims["U1"]["n"] == 20 and claims["U1"]["source"] == "mine"
+
+
+def test_list_shows_a_module_without_a_docstring(pytester, monkeypatch, capsys, tmp_path):
+    """The README's own claim module has no docstring: `list` and `list --markdown` show its claims (an IndexError
+    once); a module's summary line is then left out."""
+    import resclaims.__main__ as cli
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    (pytester.path / "benchmarks").mkdir()
+    (pytester.path / "benchmarks" / "test_my_claim.py").write_text(readme_example(), encoding="utf-8")
+    monkeypatch.setattr(cli, "PROJECT", pytester.path)
+    assert cli.main(["list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "test_my_claim.py:" in lines and any(line.split() == ["test_U1", "quick"] for line in lines), lines
+    assert cli.main(["list", "--markdown"]) == 0
+    text = capsys.readouterr().out
+    assert "## `benchmarks/test_my_claim.py`\n\n| id |" in text and "| U1 | mine |" in text
