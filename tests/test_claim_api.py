@@ -93,6 +93,15 @@ def test_a_declaration_that_leaves_out_a_field_names_the_claim_and_the_field(lef
         Claim(**declaration)
 
 
+def test_a_misspelled_procedure_names_the_valid_ones():
+    """``procedures.exceeds_pairde()`` in a declaration: the error lists the procedures (it was a bare AttributeError)."""
+    with pytest.raises(AttributeError, match=re.escape(
+            "resclaims.procedures has no procedure 'exceeds_pairde': use one of exceeds_paired, exceeds, below_margin, "
+            "median_in_band, share_in_band, increasing, exact, custom")):
+        Claim("U1", source="mine", claim="a count", statistic="n", procedure=procedures.exceeds_pairde())
+    assert not hasattr(procedures, "__wrapped__")  # tools' own look-ups still find nothing
+
+
 def test_a_bad_declaration_stops_collection_with_one_line(pytester):
     pytester.makepyfile(test_bad=HEADER + "\nBAD = Claim('U1', source='', claim='c', statistic='s', "
                                           "procedure=procedures.exact())\n\ndef test_x():\n    pass\n")
