@@ -26,6 +26,7 @@ many seeds were asked for), progress, and the report's run table.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -60,11 +61,40 @@ def data_key(data: Any) -> str | None:
 
 
 def condition_name(condition: Any) -> str:
-    """A condition in a few words, for progress lines: its name, or the names of its arms."""
+    """A condition in a few words, for progress lines and plans: its name, or the names of its arms, then the settings
+    in which it differs from its protocol's defaults, so that two protocols of one kernel read apart (``identity
+    (lr=0.0001)`` and ``identity``)."""
     if hasattr(condition, "name"):
-        return str(condition.name)
-    arms = getattr(condition, "arms", ())
-    return ", ".join(getattr(a, "name", str(a)) for a in arms) or type(condition).__name__
+        name = str(condition.name)
+    else:
+        arms = getattr(condition, "arms", ())
+        name = ", ".join(getattr(a, "name", str(a)) for a in arms) or type(condition).__name__
+    settings = ", ".join(f"{key}={value!r}" for key, value in changed_settings(condition))
+    return f"{name} ({settings})" if settings else name
+
+
+def changed_settings(condition: Any) -> list[tuple[str, Any]]:
+    """A dataclass protocol's fields (its arms aside) whose values differ from their defaults, in declaration order."""
+    if not dataclasses.is_dataclass(condition):
+        return []
+    changed = []
+    for field in dataclasses.fields(condition):
+        if field.name == "arms" or not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # no default: a setting every such protocol states (CIFAR's recipe)
+        value = getattr(condition, field.name)
+        try:
+            same = bool(value == default)
+        except (TypeError, ValueError, RuntimeError):  # an array or tensor compared element-wise
+            same = value is default
+        if not same:
+            changed.append((field.name, value))
+    return changed
 
 
 @dataclass(frozen=True)

@@ -104,13 +104,41 @@ def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_run_in_logs(tmp
         if isinstance(out, Terminal):
             assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
         else:
+            first, second = "identity, zero (n_samples=10, epochs=2)", "identity, zero (n_samples=10, epochs=2, lr=0.003)"
             assert text.splitlines() == [
-                "resclaims: fill: T: identity, zero, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
-                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
-                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
-                "resclaims: fill: T: identity, zero, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
-                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
-                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
+                f"resclaims: fill: T: {first}, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
+                f"resclaims: fill: T: {first}, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
+                f"resclaims: fill: T: {first}, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
+                f"resclaims: fill: T: {second}, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
+                f"resclaims: fill: T: {second}, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
+                f"resclaims: fill: T: {second}, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
+
+
+def test_two_protocols_of_one_kernel_read_apart_in_plans_and_fills(tmp_path):
+    """The README's U1 trains the identity arm at two learning rates: its plan rows, fill lines and progress named
+    both "identity". A condition's name now ends with the settings in which it differs from its protocol's
+    defaults; a protocol at its defaults (001's) and CIFAR's arms keep their names."""
+    from resclaims import cifar
+    from resclaims.runs import condition_name
+    from resclaims.zero_identity import SOURCE_PROTOCOL
+
+    slow, fast = (ZeroIdentityProtocol(arms=("identity",), lr=lr) for lr in (1e-4, 1e-3))
+    assert (condition_name(slow), condition_name(fast)) == ("identity (lr=0.0001)", "identity")
+    assert condition_name(SOURCE_PROTOCOL) == "identity, zero"
+    config = cifar.K_TIERS["quick"]
+    assert condition_name(cifar.CifarRuns(config.train, tuple(cifar.keras_arms([10], config.width)))) == \
+        "resnet-10, plain-10"
+    needs = [Need("U", "U1", "resclaims.zero_identity", p, (1, 2), (1, 2), 20, "cpu", None) for p in (slow, fast)]
+    table = Plan(needs, {}, tmp_path, "quick", "cpu").table().splitlines()
+    assert "U1             identity (lr=0.0001)  " in table[1] and "U1             identity              " in table[2]
+    assert len({len(row) for row in table}) == 1  # the columns stay aligned
+    out = io.StringIO()
+    jobs = [make_job(p, (7,), device="cpu", cache_dir=tmp_path, label="U1") for p in (slow, fast)]
+    progress = FillProgress(jobs, out, "local")
+    for job in jobs:
+        progress(job, {"trained": 1, "seconds": 1.0, "host": "node1", "trained_seeds": [7]})
+    assert [line.split(", seed")[0] for line in out.getvalue().splitlines()] == [
+        "resclaims: fill: U1: identity (lr=0.0001)", "resclaims: fill: U1: identity"]
 
 
 def test_a_job_refuses_another_kernel_version(tmp_path):

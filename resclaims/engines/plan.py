@@ -222,12 +222,13 @@ class Plan:
 
     def table(self) -> str:
         """Every need, one line each: family, seed name, condition, seeds, steps, cached, estimate."""
-        lines = [f"{'family':8s} {'seeds of':14s} {'condition':34s} {'seeds':>6s} {'steps':>7s} {'held':>5s} "
+        # as wide as the longest name: a condition's settings (the end of its name) tell two protocols apart
+        width = max([34, *(len(need.name) for need in self.needs)])
+        lines = [f"{'family':8s} {'seeds of':14s} {'condition':{width}s} {'seeds':>6s} {'steps':>7s} {'held':>5s} "
                  f"{'published':>9s} {'to train':>9s} {'time left':>10s}"]
         for need in self.needs:
             s = self.seconds(need) if need.missing else 0.0
-            name = need.name if len(need.name) <= 34 else need.name[:33] + "…"
-            lines.append(f"{need.family:8s} {need.label:14s} {name:34s} {len(need.seeds):6d} "
+            lines.append(f"{need.family:8s} {need.label:14s} {need.name:{width}s} {len(need.seeds):6d} "
                          f"{need.steps:7d} {len(need.seeds) - len(need.missing):5d} {need.published:9d} "
                          f"{len(need.missing):9d} {'unknown' if s is None else _duration(s):>10s}")
         return "\n".join(lines)
