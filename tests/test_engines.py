@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -235,6 +236,41 @@ def test_the_selection_keeps_its_own_options(command):
 
     args, rest = build_parser().parse_known_args([command, "--seeds", "2", "-m", "quick"])
     assert rest == ["--seeds", "2", "-m", "quick"] and getattr(args, "seeds_per_job", None) is None
+
+
+def test_a_fill_names_the_run_cache_it_cannot_use_and_offers_no_run_cache_it_refuses(tmp_path, monkeypatch, capsys):
+    """RESCLAIMS_CACHE at a file: the fill's line names that run cache and says every worker must write it; it
+    offered --no-run-cache, which a fill refuses (it trains into the run cache)."""
+    (tmp_path / "FILE").write_text("not a folder")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "FILE"))
+    monkeypatch.setattr("resclaims.engines.fill.plan", lambda *a: pytest.fail("planned despite bad input"))
+    assert main(["fill", "tests"]) == 4
+    assert capsys.readouterr().err.strip() == (
+        f"resclaims: ERROR: run cache {tmp_path / 'FILE' / 'runs'}: cannot write in it (Not a directory); point "
+        "RESCLAIMS_CACHE at a folder every worker can write (the run cache is its runs/ folder)")
+
+
+def test_a_fill_whose_workers_write_elsewhere_names_its_run_cache(tmp_path, monkeypatch):
+    """Jobs that finish without the fill's cache gaining their runs: the error names the run cache the fill reads."""
+    from resclaims.engines.fill import fill
+
+    cache = tmp_path / "mine" / "runs"
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(cache.parent))
+    need = Need("T", "T", "resclaims.zero_identity", TINY[0], SEEDS, SEEDS, 2, "cpu", None)
+    monkeypatch.setattr("resclaims.engines.fill.plan", lambda args: Plan([need], {}, cache, "quick", "cpu"))
+
+    class Elsewhere:  # an engine whose workers write into another cache
+        name, workers = "local", 1
+
+        def run(self, jobs, data, done) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("resclaims.engines.fill.make_engine", lambda options, device: Elsewhere())
+    with pytest.raises(RuntimeError, match=re.escape(f"the run cache {cache} still lacks runs it trained")):
+        fill(["tests"], EngineOptions(), out=io.StringIO())
 
 
 @pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
