@@ -16,7 +16,10 @@ A *kernel* is a module with one pure function::
 the hooks are optional: ``on_epoch(epoch)`` for progress, ``on_condition(condition,
 frame)`` to hand over a finished condition, ``checkpoints`` a folder to save and
 resume partial state in. A kernel may define ``progress_total(protocol, n_seeds)``
-(the number of ``on_epoch`` calls; default ``protocol.epochs``).
+(the number of ``on_epoch`` calls; default ``protocol.epochs``), and
+``planned_frame(protocol, seeds)``: the frame ``train`` would return, every value
+NaN, which a plan hands a test for runs not trained yet so that the test goes on to
+its next requests (:mod:`resclaims.engines.plan`; without it the test is skipped there).
 
 A :class:`Job` (a protocol, seeds and a device) is the unit any engine can
 execute. The ``runs`` fixture (:class:`Runs`) gives a claim its runs: seeds
@@ -35,6 +38,8 @@ from typing import Any
 
 import pandas as pd
 import torch
+
+PLANNED = "resclaims_planned"  # marks (in its attrs) a kernel's planned_frame, handed out while planning
 
 
 def kernel_of(protocol: Any) -> ModuleType:
@@ -127,7 +132,8 @@ class Runs:
         seed_name = seed_name or family
         seeds = self.settings.run_seeds(seed_name, n)
         frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family)
-        self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
+        if PLANNED not in frame.attrs:  # not a frame of runs to train, handed out while planning
+            self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
         return frame
 
     def train(self, protocol: Any, seeds: Sequence[int], *, data: Any = None, label: str = "",
@@ -135,14 +141,18 @@ class Runs:
         """The frame of ``protocol`` at ``seeds``, from the cache where it holds them.
 
         While a session plans (the cache has a ``planner``, :mod:`resclaims.engines.plan`), nothing trains:
-        the planner records the request and skips the test when any run is missing. Otherwise, the first
+        the planner records the request and, when any run is missing, hands back the kernel's ``planned_frame``
+        (every value NaN, so that the test goes on to its next requests) or skips the test. Otherwise, the first
         request the cache lacks calls the cache's ``before_training`` first, once (the session's estimate line).
         """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
         kind, key = device_kind(kernel, device), {"data": data_key(data)}
         planner = self.cache.planner
         if planner is not None:
-            planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+            planned = planner.request(self.cache, protocol, seeds, device=device, data=data, label=label,
+                                      family=family)
+            if planned is not None:
+                return planned
         elif getattr(self.settings, "no_train", False):  # engines' workers have bare settings
             lacking = self.cache.missing(kernel, parts, seeds, device_kind=kind, **key)
             if any(lacking):  # the claims of this request are incomplete: what they need, and what it costs
@@ -160,7 +170,8 @@ class Runs:
 
         def fit(todo: list[Any], missing: list[int], keep: Callable[[Any, pd.DataFrame], None]) -> pd.DataFrame:
             if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped
-                planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+                planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family,
+                                go_on=False)
             job = protocol.select(todo) if len(parts) > 1 else protocol
             handed = []
             total = getattr(kernel, "progress_total", lambda p, n: p.epochs)(job, len(missing))

@@ -25,11 +25,30 @@ def test_the_readme_claim_is_20_lines_or_fewer_and_runs_into_the_report(pytester
     assert len([line for line in code.splitlines() if line.strip()]) <= 20
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_my_claim=code)
-    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--report-dir", "r",
-                                "--baseline", "none")
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "resclaims.engines.plugin", "-p", "no:cacheprovider",
+                                "--report-dir", "r", "--baseline", "none")
     result.assert_outcomes(passed=1)
-    claims = {c["id"]: c for c in json.loads((pytester.path / "r" / "summary.json").read_text())["claims"]}
+    document = json.loads((pytester.path / "r" / "summary.json").read_text())
+    claims = {c["id"]: c for c in document["claims"]}
     assert claims["U1"]["verdict"] == "supported" and claims["U1"]["n"] == 20 and claims["U1"]["source"] == "mine"
+    # the estimate line before the first training counts every run the session trains (it said 20 of these 40)
+    assert document["provenance"]["runs_trained"] == 40
+    result.stdout.fnmatch_lines(["resclaims: U quick: 40 runs to train, *"])
+
+
+def test_the_plan_of_the_readme_claim_counts_both_learning_rates(pytester, monkeypatch, tmp_path, capsys):
+    """U1 asks for one learning rate's runs, then the other's: planning stopped the test at its first missing
+    request, so the estimate line said 20 runs to train for a session that trains 40."""
+    from resclaims.__main__ import main
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.makeconftest('pytest_plugins = ("resclaims.plugin",)\n')
+    pytester.makepyfile(test_my_claim=readme_example())
+    assert main(["plan", "test_my_claim.py"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-1].startswith("U quick: 40 runs to train, "), lines
+    assert [line.split()[2:4] for line in lines[1:-1]] == [["identity", "(lr=0.0001)"], ["identity", "20"]]
+    assert not (tmp_path / "cache" / "runs" / "resclaims.zero_identity").exists()  # nothing trained
 
 
 def test_list_shows_a_module_without_a_docstring(pytester, monkeypatch, capsys, tmp_path):

@@ -306,6 +306,34 @@ def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=Non
     return pd.DataFrame([{"seed": s, "epoch": e, "loss": float(np.random.default_rng(s).normal(size=9)[e])}
                          for s in seeds for e in range(protocol.epochs)])
 '''
+PLANNED_FRAME = '''
+
+def planned_frame(protocol, seeds):
+    return pd.DataFrame([{"seed": s, "epoch": e, "loss": np.nan} for s in seeds for e in range(protocol.epochs)])
+'''
+PLANNED_TESTS = '''
+import pytest
+from toy_kernel import Toy
+
+
+@pytest.fixture(scope="module")
+def c_runs(runs):
+    return runs(Toy("c"), 2, family="X")
+
+
+def test_two_in_turn(runs):
+    losses = {name: runs(Toy(name), 2, family="X").loss.to_numpy() for name in ("a", "b")}
+    assert (losses["a"] < losses["b"]).sum() >= 0
+
+
+def test_converged(c_runs):
+    if c_runs.loss.isna().all():
+        pytest.skip("no run converged")
+
+
+def test_without_runs():
+    pytest.skip("no data here")
+'''
 TOY_TESTS = '''
 import pytest
 from toy_kernel import Toy
@@ -319,6 +347,23 @@ def test_toy(runs, name):
 def test_the_session_trained_nothing(run_cache):
     assert run_cache.trained == 0 and run_cache.reused == 8
 '''
+
+
+def test_a_plan_counts_every_request_of_a_test_and_shows_no_skip_of_runs_it_plans(pytester, monkeypatch, tmp_path):
+    """A kernel with planned_frame: a test that asks for two protocols in turn counts both (planning stopped at the
+    first missing one); a test that skips on its NaN runs (as it might skip on runs that did not converge) is not
+    shown as "skipped, not planned", for its runs are; a test without runs still is."""
+    from resclaims.engines.plan import plan
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.syspathinsert()
+    pytester.makeconftest('pytest_plugins = ("resclaims.plugin",)\n')
+    pytester.makepyfile(toy_kernel=TOY_KERNEL + PLANNED_FRAME, test_toy=PLANNED_TESTS)
+    found = plan(["test_toy.py"])
+    assert [(need.name, need.missing) for need in found.needs] == [
+        ("a", found.needs[0].seeds), ("b", found.needs[0].seeds), ("c", found.needs[0].seeds)]
+    assert found.estimate().startswith("X quick: 6 runs to train") and found.other_skips == ["no data here"]
+    assert not (tmp_path / "cache" / "runs" / "toy_kernel").exists()
 
 
 def toy_project(tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:
