@@ -73,7 +73,6 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from resclaims import calibration, cifar, procedures
 from resclaims.claims import Claim
@@ -319,9 +318,7 @@ def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} grouped step of {n} seeds by step mode, {device_kind}"
-    with cifar.cpu_threads(cifar.timing_threads(device_kind) or torch.get_num_threads()):
-        step = cifar.step_closure(config.train, arm, n, device_kind, stack="grouped", mode=mode)
-        loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
+    loss, step = cifar.timed_step(benchmark, config.train, arm, n, device_kind, stack="grouped", mode=mode)
     assert math.isfinite(loss) and step.group_step.mode == mode, f"{mode} fell back to {step.group_step.mode}"
     report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, grouped, {mode}, {device_kind}",
                          experiments=n, impl=mode, images=n * config.train.batch_size, device=device_kind,

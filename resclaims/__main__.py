@@ -96,9 +96,9 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import pytest
 
-    if args.markdown:
-        from resclaims import catalogue
+    from resclaims import catalogue
 
+    if args.markdown:
         print(catalogue.markdown(catalogue.load_modules(PROJECT / "benchmarks")), end="")
         return 0
 
@@ -118,7 +118,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     for item in collector.items:
         if item.module.__name__ != module:
             module = item.module.__name__
-            print(f"\n{item.path.name}: {(item.module.__doc__ or '').strip().splitlines()[0]}")
+            doc = catalogue.summary(item.module)  # "" for a module without a docstring (the README's example)
+            print(f"\n{item.path.name}:" + (f" {doc}" if doc else ""))
         tiers = sorted(m.name for m in item.iter_markers() if m.name in ("quick", "full", "gpu"))
         print(f"  {item.name:70s} {', '.join(tiers)}")
     return 0

@@ -66,6 +66,12 @@ def load_modules(folder: Path) -> list[ModuleType]:
     return modules
 
 
+def summary(module: ModuleType) -> str:
+    """A module's summary: its docstring's first line ("" for a module without a docstring)."""
+    lines = (module.__doc__ or "").strip().splitlines()
+    return lines[0] if lines else ""
+
+
 def _cell(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
@@ -90,9 +96,10 @@ def markdown(modules: list[ModuleType]) -> str:
         claims = declared_claims(module)
         if not claims:
             continue
-        doc = module.__doc__ or ""
-        parts.append(f"\n## `benchmarks/{Path(module.__file__).name}`\n\n{_cell(doc.strip().splitlines()[0])}\n")
-        protocol = _protocol(doc)
+        parts.append(f"\n## `benchmarks/{Path(module.__file__).name}`\n")
+        if summary(module):
+            parts.append(f"\n{_cell(summary(module))}\n")
+        protocol = _protocol(module.__doc__ or "")
         if protocol:
             parts.append(f"\n{protocol}\n")
         parts.append("\n| id | source | role | source's words | claim as tested | statistic | procedure | "

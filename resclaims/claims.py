@@ -83,11 +83,13 @@ class DefectiveProcedure(AssertionError):
 class Claim:
     """One claim: what it says, where it comes from, and how it is decided."""
 
-    id: str  # "Z1.direction": family letter and number, then parts; "@..." marks a variant
-    source: str  # the document it comes from: "001", "He2015", or your own ("mine")
-    claim: str  # the claim in one sentence, as the report shows it
-    statistic: str  # what the estimate measures
-    procedure: Procedure  # how it is decided (resclaims.procedures)
+    # id, source, claim, statistic and procedure are required: their defaults only let a declaration that leaves
+    # one out stop with the one line that names the claim and the field (__post_init__), not a TypeError
+    id: str = ""  # "Z1.direction": family letter and number, then parts; "@..." marks a variant
+    source: str = ""  # the document it comes from: "001", "He2015", or your own ("mine")
+    claim: str = ""  # the claim in one sentence, as the report shows it
+    statistic: str = ""  # what the estimate measures
+    procedure: Procedure | None = None  # how it is decided (resclaims.procedures)
     unit: str = ""  # the statistic's unit: "epochs", "points", "x"
     quote: str = ""  # the source's own words, when ``claim`` paraphrases them
     stated: float | None = None  # the effect the source states, for the power (None: none stated)
@@ -105,6 +107,9 @@ class Claim:
             value = getattr(self, attribute)
             if not isinstance(value, str) or not value.strip():
                 raise ClaimError(f"claim {name}: missing {attribute}: say {_HELP[attribute]}")
+        if self.procedure is None:
+            raise ClaimError(f"claim {name}: missing procedure: say how it is decided, one of resclaims.procedures "
+                             f"({', '.join(procedures.__all__)})")
         if not isinstance(self.procedure, Procedure):
             raise ClaimError(f"claim {name}: unknown procedure {self.procedure!r}: use one of resclaims.procedures "
                              f"({', '.join(procedures.__all__)})")

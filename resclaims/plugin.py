@@ -72,7 +72,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--base-seed", default=str(DEFAULT_BASE_SEED), metavar="S", help=f"base seed every run's seed derives from (default: {DEFAULT_BASE_SEED})")
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
     group.addoption("--report-dir", default=None, metavar="PATH", help="where the report is written (default: reports/<run-id>/, linked as reports/latest)")
-    group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from data/runs/)")
+    group.addoption("--no-run-cache", action="store_true", help="train every run again instead of reusing cached runs (default: reuse, from the run cache, $RESCLAIMS_CACHE/runs/, else data/runs/)")
     group.addoption("--no-store", action="store_true", help="ignore the published run store and train its runs again into the run cache (default: read it, from results/runs/)")
     group.addoption("--no-train", action="store_true", help="train nothing: a claim whose runs are not all cached or published is reported incomplete, with what its runs cost (default: train what is missing)")
     group.addoption("--baseline", default=None, metavar="PATH", help="report folder to compare with, or none for no comparison (default: reports/baseline/ when it exists)")

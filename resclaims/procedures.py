@@ -37,6 +37,7 @@ where none of these fits.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -50,6 +51,16 @@ from resclaims.verdict import Decision, two_tests
 
 __all__ = ["Procedure", "exceeds_paired", "exceeds", "below_margin", "median_in_band", "share_in_band", "increasing",
            "exact", "custom"]
+
+
+def __getattr__(name: str) -> Any:
+    """A name this module lacks: for a misspelled procedure (``procedures.exceeds_pairde``), the valid ones."""
+    if name.startswith("__"):  # Python's and tools' own look-ups (__path__, __wrapped__, ...)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    valid = ", ".join(n for n in __all__ if n != "Procedure")
+    raise AttributeError(f"resclaims.procedures has no procedure {name!r}: use one of {valid}", name=name,
+                         obj=sys.modules[__name__])
+
 
 Worlds = Callable[..., dict[str, Any]]  # (claim, *data) -> keyword arguments of calibration.calibrate
 

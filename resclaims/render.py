@@ -375,10 +375,17 @@ def validation_section(validation: dict[str, Any]) -> Section:
                           rate(r.get("false_refuted")), str(r.get("sims", ""))] for r in validation.get("rows", [])])
 
 
+def _equivalence(details: dict[str, Any]) -> bool:
+    """A claim decided inside a band (equivalence: :func:`resclaims.procedures.inside` records the band and no null),
+    not by a one-sided test against a null (exceeds_paired, exceeds, below_margin, share_in_band, increasing)."""
+    return "band" in details and "null" not in details
+
+
 def calibration_section(document: dict[str, Any]) -> Section:
     """Each claim's procedure under simulated nulls and at the source's stated effect; exact claims in one line."""
     rows, items, exact = [], [], []
     calibrated = {c["claim"] for c in document["calibration"]}
+    details = {c["id"]: c.get("details") or {} for c in document["claims"]}
     for c in document["calibration"]:
         if c["type_one"] is None:
             exact.append(c["claim"])
@@ -397,8 +404,10 @@ def calibration_section(document: dict[str, Any]) -> Section:
         if c["grid"]:
             detectable = (f"{c['detectable']:.3g} {c['unit']}" if c["detectable"] is not None
                           else f"> {c['grid'][-1]:.3g} {c['unit']}")
-        else:
+        elif _equivalence(details.get(c["claim"], {})):
             detectable = "n/a (equivalence test)"
+        else:  # a one-sided test (exceeds_paired, exceeds, ...) whose claim declares no grid of effects to search
+            detectable = "n/a (no grid declared)"
         rows.append([c["claim"], label, type_one, _rate(c["test_size"]), power, detectable, str(c["n_sims"])])
         items.append(f"{c['claim']}: null: {c['null']}" + (f"; effect: {c['effect']}" if c["effect"] else "")
                      + f" ({c['seconds']:.1f} s)")

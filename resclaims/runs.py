@@ -17,6 +17,9 @@ frame)`` to hand over a finished condition, ``checkpoints`` a folder to save and
 resume partial state in. :mod:`resclaims.contract` says what the frame holds, how a
 diverged run is marked and left out, and the kernel's optional attributes; a protocol,
 kernel or frame that breaks it stops in one line before anything (more) trains.
+A kernel may define ``planned_frame(protocol, seeds)``: the frame ``train`` would return, every value
+NaN, which a plan hands a test for runs not trained yet so that the test goes on to
+its next requests (:mod:`resclaims.engines.plan`; without it the test is skipped there).
 
 A :class:`Job` (a protocol, seeds and a device) is the unit any engine can
 execute. The ``runs`` fixture (:class:`Runs`) gives a claim its runs: seeds
@@ -26,6 +29,7 @@ many seeds were asked for), progress, and the report's run table.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,6 +39,9 @@ import torch
 
 from resclaims.contract import Kernel, RunProtocol, check_frame, conditions, device_kind, kernel_of, mark_diverged
 from resclaims.contract import progress_total
+
+PLANNED = "resclaims_planned"  # marks (in its attrs) a kernel's planned_frame, handed out while planning
+
 
 __all__ = ["Job", "Runs", "condition_name", "conditions", "data_key", "describe", "device_kind", "kernel_of", "steps"]
 
@@ -49,12 +56,41 @@ def data_key(data: Any) -> str | None:
     return checksum
 
 
-def condition_name(condition: RunProtocol) -> str:
-    """A condition in a few words, for progress lines: its name, or the names of its arms."""
+def condition_name(condition: Any) -> str:
+    """A condition in a few words, for progress lines and plans: its name, or the names of its arms, then the settings
+    in which it differs from its protocol's defaults, so that two protocols of one kernel read apart (``identity
+    (lr=0.0001)`` and ``identity``)."""
     if hasattr(condition, "name"):
-        return str(condition.name)
-    arms = getattr(condition, "arms", ())
-    return ", ".join(getattr(a, "name", str(a)) for a in arms) or type(condition).__name__
+        name = str(condition.name)
+    else:
+        arms = getattr(condition, "arms", ())
+        name = ", ".join(getattr(a, "name", str(a)) for a in arms) or type(condition).__name__
+    settings = ", ".join(f"{key}={value!r}" for key, value in changed_settings(condition))
+    return f"{name} ({settings})" if settings else name
+
+
+def changed_settings(condition: Any) -> list[tuple[str, Any]]:
+    """A dataclass protocol's fields (its arms aside) whose values differ from their defaults, in declaration order."""
+    if not dataclasses.is_dataclass(condition):
+        return []
+    changed = []
+    for field in dataclasses.fields(condition):
+        if field.name == "arms" or not field.init:
+            continue
+        if field.default is not dataclasses.MISSING:
+            default = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            default = field.default_factory()
+        else:
+            continue  # no default: a setting every such protocol states (CIFAR's recipe)
+        value = getattr(condition, field.name)
+        try:
+            same = bool(value == default)
+        except (TypeError, ValueError, RuntimeError):  # an array or tensor compared element-wise
+            same = value is default
+        if not same:
+            changed.append((field.name, value))
+    return changed
 
 
 @dataclass(frozen=True)
@@ -89,7 +125,8 @@ class Runs:
         seed_name = seed_name or family
         seeds = self.settings.run_seeds(seed_name, n)
         frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family, columns=columns)
-        self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
+        if PLANNED not in frame.attrs:  # not a frame of runs to train, handed out while planning
+            self.report.add_runs(family, frame if "seed_name" in frame else frame.assign(seed_name=seed_name))
         return frame
 
     def train(self, protocol: RunProtocol, seeds: Sequence[int], *, data: Any = None, label: str = "",
@@ -102,14 +139,18 @@ class Runs:
         condition; the frame returned (cached runs too) must hold ``seed`` and ``columns``.
 
         While a session plans (the cache has a ``planner``, :mod:`resclaims.engines.plan`), nothing trains:
-        the planner records the request and skips the test when any run is missing. Otherwise, the first
+        the planner records the request and, when any run is missing, hands back the kernel's ``planned_frame``
+        (every value NaN, so that the test goes on to its next requests) or skips the test. Otherwise, the first
         request the cache lacks calls the cache's ``before_training`` first, once (the session's estimate line).
         """
         kernel, parts, device = kernel_of(protocol), conditions(protocol), self.settings.device
         kind, key = device_kind(kernel, device), {"data": data_key(data)}
         planner = self.cache.planner
         if planner is not None:
-            planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+            planned = planner.request(self.cache, protocol, seeds, device=device, data=data, label=label,
+                                      family=family)
+            if planned is not None:
+                return planned
         elif getattr(self.settings, "no_train", False):  # engines' workers have bare settings
             lacking = self.cache.missing(kernel, parts, seeds, device_kind=kind, **key)
             if any(lacking):  # the claims of this request are incomplete: what they need, and what it costs
@@ -128,7 +169,8 @@ class Runs:
         def fit(todo: list[RunProtocol], missing: list[int],
                 keep: Callable[[RunProtocol, pd.DataFrame], None]) -> pd.DataFrame:
             if planner is not None:  # an entry went missing since (it was unreadable): recorded, and skipped
-                planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family)
+                planner.request(self.cache, protocol, seeds, device=device, data=data, label=label, family=family,
+                                go_on=False)
             job = protocol.select(todo) if len(parts) > 1 else protocol
             handed = []
             total = progress_total(kernel, job, len(missing))

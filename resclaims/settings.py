@@ -122,9 +122,10 @@ def resolve_data_dir(value: str | None) -> Path | None:
     return path.resolve()
 
 
-def check_cache_dir(path: Path) -> Path:
+def check_cache_dir(path: Path, *, workers: bool = False) -> Path:
     """Fail now, before anything is announced or trained, if the run cache cannot be used: the folder exists (or
-    can be made) and a file can be written in it."""
+    can be made) and a file can be written in it. ``workers``: an engine's (plan, fill, ``--engine``), which trains
+    into the run cache only, so the line offers no ``--no-run-cache``."""
     from resclaims.datasets import CACHE_ENV
 
     try:
@@ -132,9 +133,10 @@ def check_cache_dir(path: Path) -> Path:
         with tempfile.NamedTemporaryFile(dir=path, prefix=".write-check."):
             pass
     except OSError as error:
+        advice = ("a folder every worker can write (the run cache is its runs/ folder)" if workers else
+                  "a folder you can write (the run cache is its runs/ folder), or run with --no-run-cache")
         raise SettingsError(f"run cache {path}: cannot write in it ({error.strerror or error}); point {CACHE_ENV} at "
-                            f"a folder you can write (the run cache is its runs/ folder), or run with --no-run-cache"
-                            ) from None
+                            f"{advice}") from None
     return path
 
 

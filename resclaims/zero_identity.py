@@ -251,6 +251,13 @@ def train(
     return tidy(sums / protocol.scale_factor(), rows)
 
 
+def planned_frame(protocol: ZeroIdentityProtocol, seeds: Sequence[int]) -> pd.DataFrame:
+    """The frame :func:`train` returns for ``seeds``, every loss NaN (so every run diverged): what a plan hands a
+    test for runs it has not trained, so that the test goes on to its next requests (:mod:`resclaims.engines.plan`)."""
+    rows = [(seed, ARMS[name]) for name in protocol.arms for seed in seeds]
+    return tidy(np.full((protocol.epochs, len(rows)), np.nan), rows)
+
+
 def tidy(losses: np.ndarray, rows: Sequence[tuple[int, Arm]]) -> pd.DataFrame:
     """(epochs, runs) losses to a long frame; a run's epochs from its first non-finite loss are NaN."""
     epochs, runs = losses.shape

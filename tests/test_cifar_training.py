@@ -6,7 +6,8 @@ import math
 from contextlib import contextmanager
 from dataclasses import replace
 from functools import partial
-from types import SimpleNamespace
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -220,6 +221,45 @@ def test_step_closure_for_timing(stack):
     step = cifar.step_closure(replace(KERAS, batch_size=4), KERAS_ARM, 2, "cpu", stack=stack)
     losses = [step() for _ in range(3)]
     assert all(math.isfinite(v) for v in losses) and losses[0] != losses[-1]
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """A module of ``benchmarks/``, imported as :func:`resclaims.catalogue.load_modules` imports it (once)."""
+    from resclaims.catalogue import load_modules
+
+    return next(m for m in load_modules(Path(__file__).resolve().parents[1] / "benchmarks")
+                if m.__name__ == f"benchmarks.{name}")
+
+
+def test_the_gpu_branch_of_the_step_mode_timing_runs_on_the_cpu(monkeypatch):
+    """benchmarks' test_T_keras003_step_modes at device_kind "cuda", its step built on the CPU (the only CUDA use):
+    every name the GPU branch uses is defined (it once called torch.get_num_threads() without importing torch, and
+    no CPU session ran that line), its threads are the process's own, and the report names the GPU."""
+    from resclaims.cifar import timing
+
+    built, real = [], timing.step_closure
+
+    def on_cpu(cfg, arm, n_models, device, **options):
+        built.append(str(device))
+        return real(cfg, arm, n_models, "cpu", **options)
+
+    class Benchmark:
+        group = ""
+
+        def pedantic(self, step, *, rounds, warmup_rounds, iterations):
+            return step()
+
+    class Report:
+        def add_benchmark(self, benchmark, name, **fields) -> None:
+            self.added = (benchmark.group, name, fields)
+
+    monkeypatch.setattr(timing, "step_closure", on_cpu)
+    report = Report()
+    benchmark_module("test_cifar_resnet_vs_plain").test_T_keras003_step_modes(
+        "eager", "cuda", Benchmark(), report, SimpleNamespace(tier="quick"))
+    group, name, fields = report.added
+    assert built == ["cuda"] and group.endswith("by step mode, cuda") and name.endswith("grouped, eager, cuda")
+    assert fields["device"] == "cuda" and fields["cpu_threads"] is None and fields["impl"] == "eager"
 
 
 def test_cpu_threads_restores_the_setting():

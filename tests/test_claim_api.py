@@ -77,6 +77,31 @@ def test_bad_declarations_name_the_claim_and_the_field(fields, message):
         Claim("U1", **{**declaration, **fields})
 
 
+@pytest.mark.parametrize("left_out, message", [
+    ("source", "claim U1: missing source: say which document it comes from, e.g. source='001' (or 'mine')"),
+    ("claim", "claim U1: missing claim: say what it claims, in one sentence"),
+    ("statistic", "claim U1: missing statistic: say what the estimate measures"),
+    ("procedure", "claim U1: missing procedure: say how it is decided, one of resclaims.procedures (Procedure, "
+                  "exceeds_paired, "),
+    ("id", "claim <no id>: id must look like 'Z1' or 'Z1.direction'"),
+], ids=["source", "claim", "statistic", "procedure", "id"])
+def test_a_declaration_that_leaves_out_a_field_names_the_claim_and_the_field(left_out, message):
+    """Leaving a required field out is the README's one line (a ClaimError), not Python's TypeError."""
+    declaration = dict(id="U1", source="mine", claim="a count", statistic="n", procedure=procedures.exact())
+    del declaration[left_out]
+    with pytest.raises(ClaimError, match="^" + re.escape(message)):
+        Claim(**declaration)
+
+
+def test_a_misspelled_procedure_names_the_valid_ones():
+    """``procedures.exceeds_pairde()`` in a declaration: the error lists the procedures (it was a bare AttributeError)."""
+    with pytest.raises(AttributeError, match=re.escape(
+            "resclaims.procedures has no procedure 'exceeds_pairde': use one of exceeds_paired, exceeds, below_margin, "
+            "median_in_band, share_in_band, increasing, exact, custom")):
+        Claim("U1", source="mine", claim="a count", statistic="n", procedure=procedures.exceeds_pairde())
+    assert not hasattr(procedures, "__wrapped__")  # tools' own look-ups still find nothing
+
+
 def test_a_bad_declaration_stops_collection_with_one_line(pytester):
     pytester.makepyfile(test_bad=HEADER + "\nBAD = Claim('U1', source='', claim='c', statistic='s', "
                                           "procedure=procedures.exact())\n\ndef test_x():\n    pass\n")

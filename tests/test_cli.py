@@ -51,3 +51,5 @@ def test_pytest_help_shows_the_resclaims_group(pytester):
     assert result.ret == pytest.ExitCode.OK, result.stderr.str()
     result.stdout.fnmatch_lines(["resclaims: claims about residual networks:", "*--baseline=PATH*",
                                  "*--slowdown=EXPR*", "*(default: mean:100%)"])
+    # the run cache is wherever RESCLAIMS_CACHE says, not always data/runs/
+    assert "from the run cache, $RESCLAIMS_CACHE/runs/, else data/runs/" in " ".join(result.stdout.str().split())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,13 +105,41 @@ def test_fill_progress_is_one_bar_on_a_terminal_and_one_line_per_run_in_logs(tmp
         if isinstance(out, Terminal):
             assert "fill (ray)" in text and "6/6 [" in text and "resclaims: fill:" not in text  # a bar, no lines
         else:
+            first, second = "identity, zero (n_samples=10, epochs=2)", "identity, zero (n_samples=10, epochs=2, lr=0.003)"
             assert text.splitlines() == [
-                "resclaims: fill: T: identity, zero, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
-                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
-                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
-                "resclaims: fill: T: identity, zero, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
-                "resclaims: fill: T: identity, zero, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
-                "resclaims: fill: T: identity, zero, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
+                f"resclaims: fill: T: {first}, seed 11: trained (job of 3 runs, 0.5 s on node1) 1/6 runs",
+                f"resclaims: fill: T: {first}, seed 12: trained (job of 3 runs, 0.5 s on node1) 2/6 runs",
+                f"resclaims: fill: T: {first}, seed 13: trained (job of 3 runs, 0.5 s on node1) 3/6 runs",
+                f"resclaims: fill: T: {second}, seed 11: from the cache (job of 3 runs, 0.2 s on node2) 4/6 runs",
+                f"resclaims: fill: T: {second}, seed 12: trained (job of 3 runs, 0.2 s on node2) 5/6 runs",
+                f"resclaims: fill: T: {second}, seed 13: trained (job of 3 runs, 0.2 s on node2) 6/6 runs"]
+
+
+def test_two_protocols_of_one_kernel_read_apart_in_plans_and_fills(tmp_path):
+    """The README's U1 trains the identity arm at two learning rates: its plan rows, fill lines and progress named
+    both "identity". A condition's name now ends with the settings in which it differs from its protocol's
+    defaults; a protocol at its defaults (001's) and CIFAR's arms keep their names."""
+    from resclaims import cifar
+    from resclaims.runs import condition_name
+    from resclaims.zero_identity import SOURCE_PROTOCOL
+
+    slow, fast = (ZeroIdentityProtocol(arms=("identity",), lr=lr) for lr in (1e-4, 1e-3))
+    assert (condition_name(slow), condition_name(fast)) == ("identity (lr=0.0001)", "identity")
+    assert condition_name(SOURCE_PROTOCOL) == "identity, zero"
+    config = cifar.K_TIERS["quick"]
+    assert condition_name(cifar.CifarRuns(config.train, tuple(cifar.keras_arms([10], config.width)))) == \
+        "resnet-10, plain-10"
+    needs = [Need("U", "U1", "resclaims.zero_identity", p, (1, 2), (1, 2), 20, "cpu", None) for p in (slow, fast)]
+    table = Plan(needs, {}, tmp_path, "quick", "cpu").table().splitlines()
+    assert "U1             identity (lr=0.0001)  " in table[1] and "U1             identity              " in table[2]
+    assert len({len(row) for row in table}) == 1  # the columns stay aligned
+    out = io.StringIO()
+    jobs = [make_job(p, (7,), device="cpu", cache_dir=tmp_path, label="U1") for p in (slow, fast)]
+    progress = FillProgress(jobs, out, "local")
+    for job in jobs:
+        progress(job, {"trained": 1, "seconds": 1.0, "host": "node1", "trained_seeds": [7]})
+    assert [line.split(", seed")[0] for line in out.getvalue().splitlines()] == [
+        "resclaims: fill: U1: identity (lr=0.0001)", "resclaims: fill: U1: identity"]
 
 
 def test_a_job_refuses_another_kernel_version(tmp_path):
@@ -209,6 +238,41 @@ def test_the_selection_keeps_its_own_options(command):
     assert rest == ["--seeds", "2", "-m", "quick"] and getattr(args, "seeds_per_job", None) is None
 
 
+def test_a_fill_names_the_run_cache_it_cannot_use_and_offers_no_run_cache_it_refuses(tmp_path, monkeypatch, capsys):
+    """RESCLAIMS_CACHE at a file: the fill's line names that run cache and says every worker must write it; it
+    offered --no-run-cache, which a fill refuses (it trains into the run cache)."""
+    (tmp_path / "FILE").write_text("not a folder")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "FILE"))
+    monkeypatch.setattr("resclaims.engines.fill.plan", lambda *a: pytest.fail("planned despite bad input"))
+    assert main(["fill", "tests"]) == 4
+    assert capsys.readouterr().err.strip() == (
+        f"resclaims: ERROR: run cache {tmp_path / 'FILE' / 'runs'}: cannot write in it (Not a directory); point "
+        "RESCLAIMS_CACHE at a folder every worker can write (the run cache is its runs/ folder)")
+
+
+def test_a_fill_whose_workers_write_elsewhere_names_its_run_cache(tmp_path, monkeypatch):
+    """Jobs that finish without the fill's cache gaining their runs: the error names the run cache the fill reads."""
+    from resclaims.engines.fill import fill
+
+    cache = tmp_path / "mine" / "runs"
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(cache.parent))
+    need = Need("T", "T", "resclaims.zero_identity", TINY[0], SEEDS, SEEDS, 2, "cpu", None)
+    monkeypatch.setattr("resclaims.engines.fill.plan", lambda args: Plan([need], {}, cache, "quick", "cpu"))
+
+    class Elsewhere:  # an engine whose workers write into another cache
+        name, workers = "local", 1
+
+        def run(self, jobs, data, done) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("resclaims.engines.fill.make_engine", lambda options, device: Elsewhere())
+    with pytest.raises(RuntimeError, match=re.escape(f"the run cache {cache} still lacks runs it trained")):
+        fill(["tests"], EngineOptions(), out=io.StringIO())
+
+
 @pytest.mark.parametrize("engine, module", [("ray", "ray"), ("slurm", "submitit")])
 def test_a_missing_library_names_its_install_command(monkeypatch, capsys, engine, module):
     monkeypatch.setitem(sys.modules, module, None)  # import fails as if it were not installed
@@ -242,6 +306,34 @@ def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=Non
     return pd.DataFrame([{"seed": s, "epoch": e, "loss": float(np.random.default_rng(s).normal(size=9)[e])}
                          for s in seeds for e in range(protocol.epochs)])
 '''
+PLANNED_FRAME = '''
+
+def planned_frame(protocol, seeds):
+    return pd.DataFrame([{"seed": s, "epoch": e, "loss": np.nan} for s in seeds for e in range(protocol.epochs)])
+'''
+PLANNED_TESTS = '''
+import pytest
+from toy_kernel import Toy
+
+
+@pytest.fixture(scope="module")
+def c_runs(runs):
+    return runs(Toy("c"), 2, family="X")
+
+
+def test_two_in_turn(runs):
+    losses = {name: runs(Toy(name), 2, family="X").loss.to_numpy() for name in ("a", "b")}
+    assert (losses["a"] < losses["b"]).sum() >= 0
+
+
+def test_converged(c_runs):
+    if c_runs.loss.isna().all():
+        pytest.skip("no run converged")
+
+
+def test_without_runs():
+    pytest.skip("no data here")
+'''
 TOY_TESTS = '''
 import pytest
 from toy_kernel import Toy
@@ -255,6 +347,23 @@ def test_toy(runs, name):
 def test_the_session_trained_nothing(run_cache):
     assert run_cache.trained == 0 and run_cache.reused == 8
 '''
+
+
+def test_a_plan_counts_every_request_of_a_test_and_shows_no_skip_of_runs_it_plans(pytester, monkeypatch, tmp_path):
+    """A kernel with planned_frame: a test that asks for two protocols in turn counts both (planning stopped at the
+    first missing one); a test that skips on its NaN runs (as it might skip on runs that did not converge) is not
+    shown as "skipped, not planned", for its runs are; a test without runs still is."""
+    from resclaims.engines.plan import plan
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.syspathinsert()
+    pytester.makeconftest('pytest_plugins = ("resclaims.plugin",)\n')
+    pytester.makepyfile(toy_kernel=TOY_KERNEL + PLANNED_FRAME, test_toy=PLANNED_TESTS)
+    found = plan(["test_toy.py"])
+    assert [(need.name, need.missing) for need in found.needs] == [
+        ("a", found.needs[0].seeds), ("b", found.needs[0].seeds), ("c", found.needs[0].seeds)]
+    assert found.estimate().startswith("X quick: 6 runs to train") and found.other_skips == ["no data here"]
+    assert not (tmp_path / "cache" / "runs" / "toy_kernel").exists()
 
 
 def toy_project(tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:

@@ -59,7 +59,8 @@ def test_fewer_seeds_train_nothing_and_more_train_only_the_new_ones(setup, data)
     runs, cache, progress, report = setup
     five = runs(TINY, 5, seed_name="M", family="M", data=data)
     assert (cache.trained, cache.reused) == (5, 0)  # one entry per seed: its four arms
-    assert progress.calls == [("M", TINY.name, 5, TINY.epochs)] and progress.steps == [0, 1]
+    name = f"{TINY.name} (epochs=2, crop=8)"  # its arms, and how it differs from 000's protocol (runs.condition_name)
+    assert progress.calls == [("M", name, 5, TINY.epochs)] and progress.steps == [0, 1]
     assert len(five) == 5 * 4 * TINY.epochs and five.seed.nunique() == 5
 
     two = runs(TINY, 2, seed_name="M", family="M", data=data)  # --seeds 2 after --seeds 5
@@ -68,7 +69,7 @@ def test_fewer_seeds_train_nothing_and_more_train_only_the_new_ones(setup, data)
 
     seven = runs(TINY, 7, seed_name="M", family="M", data=data)  # --seeds 7: only the 2 new seeds train
     assert (cache.trained, cache.reused) == (7, 7)
-    assert progress.calls[1:] == [("M", TINY.name, 2, TINY.epochs)]
+    assert progress.calls[1:] == [("M", name, 2, TINY.epochs)]
     shared = seven[seven.seed.isin(five.seed.unique())].reset_index(drop=True)
     pd.testing.assert_frame_equal(shared, five, check_exact=True)
     assert list(seven.seed.unique()[:5]) == list(five.seed.unique())  # the first five of seven are --seeds 5's

@@ -274,3 +274,27 @@ def test_the_report_opens_with_the_headline_then_families_then_exact_facts_and_s
     assert "| share_in_band | t3 | 16 | 0.071 [0.063, 0.079] - above alpha + margin" in markdown
     html = render_html(document, tmp_path)
     assert html.count("<h2") == len(titles) and "Headline" in html
+
+
+def test_the_calibration_table_calls_only_a_band_claim_an_equivalence_test():
+    """A claim without a grid gets no smallest detectable effect: "n/a (equivalence test)" for a band (median_in_band),
+    but an exceeds_paired claim is a one-sided test, whose table once said "equivalence test" too."""
+    import numpy as np
+
+    from resclaims import calibration, procedures
+    from resclaims.claims import Claim
+    from resclaims.render import calibration_section
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 1.0, 12), rng.normal(0.0, 1.0, 12)
+    data = {"U1": (procedures.exceeds_paired(), (a, b)), "U2": (procedures.median_in_band((0.0, 2.0)), (a,))}
+    document = {"calibration": [], "claims": []}
+    for claim_id, (procedure, arrays) in data.items():
+        claim = Claim(claim_id, source="mine", claim="c", statistic="s", procedure=procedure, stated=1.0)
+        worlds = procedure.calibration(claim, *arrays)
+        document["calibration"].append(
+            calibration.calibrate(claim_id, procedure.decide, n_sims=20, seed=1, **worlds).to_json())
+        document["claims"].append({"id": claim_id, "details": procedure(*arrays).details})
+    rows = {row[0]: row for row in calibration_section(document).rows}
+    assert rows["U1"][5] == "n/a (no grid declared)"
+    assert rows["U2"][5] == "n/a (equivalence test)"

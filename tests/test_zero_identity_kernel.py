@@ -82,6 +82,18 @@ def test_frame_is_tidy_and_scales_differ_by_a_constant():
     np.testing.assert_allclose(mean.loss, source.loss * 3 / 10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_planned_frame_is_the_trained_frame_with_every_loss_nan(dtype):
+    """What a plan hands a test for runs not trained yet (resclaims.engines.plan): train's frame, NaN values."""
+    from resclaims.zero_identity import planned_frame
+
+    protocol = ZeroIdentityProtocol(arms=("identity", "zero", "residual_identity"), n_samples=10, epochs=3, dtype=dtype)
+    trained, planned = train(protocol, SEEDS), planned_frame(protocol, SEEDS)
+    assert list(planned.columns) == list(trained.columns) and (planned.dtypes == trained.dtypes).all()
+    pd.testing.assert_frame_equal(planned[["seed", "arm", "epoch"]], trained[["seed", "arm", "epoch"]])
+    assert planned.loss.isna().all() and planned.diverged.all()
+
+
 def test_same_seed_same_numbers_bit_for_bit():
     config = ZeroIdentityProtocol(n_samples=20, epochs=4)
     first, second = train(config, [5, 6, 7]), train(config, [5, 6, 7])

@@ -105,7 +105,7 @@ from resclaims.cifar.kernel import MODELS_VERSION, CifarRuns, GradientRuns
 from resclaims.cifar.optim import KerasAdam, he_lr, make_optimizer
 from resclaims.cifar.stack import ModelStack, build, run_seed, seeded_device
 from resclaims.cifar.steps import STEP_MODES, CapturableKerasAdam, CapturableSGD, GroupStep, capturable_optimizer
-from resclaims.cifar.timing import cpu_threads, step_closure, time_step, timing_threads
+from resclaims.cifar.timing import cpu_threads, step_closure, time_step, timed_step, timing_threads
 from resclaims.cifar.training import CHECKPOINT_SECONDS, EVAL_CHUNK, gradient_norms, train
 from resclaims.cifar.workers import default_workers, map_arms
 
@@ -116,6 +116,6 @@ __all__ = [
     "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig", "batch_order", "build", "capturable_optimizer", "central_crop_flip",
     "checkpoint_path", "cpu_threads", "default_workers", "fixed_permutation", "gradient_norms", "he_arms", "he_lr",
     "keras_arms", "make_optimizer", "map_arms", "pad_crop_flip", "resume", "run_batches", "run_seed",
-    "save_checkpoint", "seeded_device", "step_closure", "test_transform", "time_step", "timing_threads", "to_device",
+    "save_checkpoint", "seeded_device", "step_closure", "test_transform", "time_step", "timed_step", "timing_threads", "to_device",
     "train", "train_transform",
 ]  # fmt: skip

@@ -69,6 +69,16 @@ def time_step(benchmark, cfg: TrainConfig, arm: Arm, n_models: int, device_kind:
     On CPU the step runs on :func:`timing_threads` threads: comparable across
     machines with more cores, and not stalled by other work on a shared CPU.
     """
+    return timed_step(benchmark, cfg, arm, n_models, device_kind, stack=stack, mode=mode, rounds=rounds)[0]
+
+
+def timed_step(benchmark, cfg: TrainConfig, arm: Arm, n_models: int, device_kind: str, *, stack: str = "loop",
+               mode: str = "eager", rounds: int = 5) -> tuple[float, Callable[[], float]]:
+    """:func:`time_step`, and the timed step itself (``step.group_step``: its mode and its compile or capture time).
+
+    Every device's timing runs this code, a GPU's included (on a GPU, the step on the process's own CPU threads):
+    ``tests/test_cifar_training.py`` runs a GPU timing's code with its step built on the CPU.
+    """
     with cpu_threads(timing_threads(device_kind) or torch.get_num_threads()):
         step = step_closure(cfg, arm, n_models, device_kind, stack=stack, mode=mode)
-        return benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1)
+        return benchmark.pedantic(step, rounds=rounds, warmup_rounds=1, iterations=1), step

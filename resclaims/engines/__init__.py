@@ -159,9 +159,9 @@ def check_cache(directory: Path) -> None:
     from resclaims.settings import SettingsError, check_cache_dir
 
     try:
-        check_cache_dir(Path(directory))
+        check_cache_dir(Path(directory), workers=True)
     except SettingsError as error:
-        raise EngineError(f"{error} (every worker must be able to write it)") from None
+        raise EngineError(str(error)) from None
 
 
 def make_engine(options: EngineOptions, *, device: str) -> Engine:

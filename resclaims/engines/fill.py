@@ -123,8 +123,8 @@ def fill(args: Sequence[str], options: EngineOptions, *, out: TextIO = sys.stdou
                 return trained
             todo = {(job.protocol.__class__.__name__, repr(job.protocol), job.seeds) for job in jobs}
             if todo <= seen:
-                raise RuntimeError("fill: the engine finished, but the cache still lacks runs it trained: "
-                                   "do all workers write to the same cache folder?")
+                raise RuntimeError(f"fill: the engine finished, but the run cache {current.cache_dir} still lacks "
+                                   "runs it trained: do all workers write to that folder (the same RESCLAIMS_CACHE)?")
             seen |= todo
             workers = max(1, getattr(engine, "workers", None) or 1)
             batches = [jobs] if limit is None else limit.batches(jobs, current, workers, trained, out)

@@ -6,8 +6,13 @@
 request to the planner, which records every condition's seeds and whether the
 cache holds them; a request the cache holds in full gets its cached frame (so a
 test that asks for more runs after it is still discovered), any other one skips its
-test. Claims are not decided and benchmarks are not timed while planning. A
-request that depends on runs not yet trained is found on the next pass, which is why
+test. Claims are not decided and benchmarks are not timed while planning. A test
+may ask for several protocols in turn (the README's U1: one learning rate, then the
+other): where the kernel can say what its frame looks like (``planned_frame(protocol,
+seeds)``: the frame of those runs, every value NaN), a request the cache lacks gets
+that frame instead of a skip, so the test goes on to its next requests and the plan
+counts them all; its claims are skipped as always. A request that depends on runs
+not yet trained is found on the next pass, which is why
 :func:`resclaims.engines.fill.fill` plans again after each round of training.
 
 The cost of what is missing comes from the cache's own measurements: each entry
@@ -37,13 +42,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from resclaims.cache import RunCache, measurements
 from resclaims.claims import Judge
 from resclaims.engines import EngineError, FillJob, make_job
 from resclaims.contract import Kernel, RunProtocol, conditions, device_kind, kernel_of
-from resclaims.runs import condition_name, data_key, steps
+from resclaims.runs import PLANNED, condition_name, data_key, steps
 
 PLANNING = "plan: "  # how the reasons of tests skipped by planning begin
 INCOMPLETE = "incomplete: "  # how the reasons of tests skipped for lack of runs begin (--no-train)
@@ -83,6 +89,10 @@ class Planner:
         self.tier = self.device = ""
         self.other_skips: list[str] = []
         self.timings: set[str] = set()
+        self.fixturenames: dict[str, list[str]] = {}  # nodeid -> the fixtures the test uses
+        self.planned_frames = 0  # frames of runs to train handed out (each test goes on with one)
+        self.fed: set[str] = set()  # tests that went on with such a frame
+        self.fed_fixtures: set[tuple[str, str]] = set()  # (name, baseid) of fixtures made from one
         self._patch = pytest.MonkeyPatch()
 
     @pytest.hookimpl(trylast=True)  # after resclaims.plugin made the session's settings and cache
@@ -103,20 +113,49 @@ class Planner:
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.timings = {item.nodeid for item in items if "benchmark" in getattr(item, "fixturenames", ())}
+        self.fixturenames = {item.nodeid: list(getattr(item, "fixturenames", ())) for item in items}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef, request: pytest.FixtureRequest) -> Any:
+        handed = self.planned_frames
+        try:
+            return (yield)
+        finally:
+            if self.planned_frames > handed:
+                self.fed_fixtures.add((fixturedef.argname, fixturedef.baseid))
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Any:
+        handed = self.planned_frames
+        try:
+            return (yield)
+        finally:
+            if self.planned_frames > handed:
+                self.fed.add(item.nodeid)
+
+    def _went_on_with_runs_to_train(self, nodeid: str) -> bool:
+        """The test (or a fixture it uses) went on with the frame of runs to train: its outcome says nothing."""
+        names = self.fixturenames.get(nodeid, ())
+        return nodeid in self.fed or any(name in names and nodeid.startswith(baseid)
+                                         for name, baseid in self.fed_fixtures)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Tests skipped for another reason than planning (say, missing data): worth showing with the plan.
 
-        Benchmarks are not timed while planning (they train outside the run cache); their skips are not shown.
+        Benchmarks are not timed while planning (they train outside the run cache); their skips are not shown, nor
+        those of tests that went on with the frame of runs to train (their own skips come with those runs).
         """
-        if report.skipped and isinstance(report.longrepr, tuple) and report.nodeid not in self.timings:
+        if report.skipped and isinstance(report.longrepr, tuple) and report.nodeid not in self.timings \
+                and not self._went_on_with_runs_to_train(report.nodeid):
             reason = report.longrepr[2].removeprefix("Skipped: ")
             if not reason.startswith(PLANNING) and reason not in self.other_skips:
                 self.other_skips.append(reason)
 
-    def request(self, cache: RunCache, protocol: RunProtocol, seeds: Sequence[int], *, device: Any, data: Any,
-                label: str, family: str) -> None:
-        """Record a ``runs`` request; skip the test (nothing trains) when the cache lacks any of its runs."""
+    def request(self, cache: RunCache, protocol: RunProtocol, seeds: Sequence[int], *, device: Any, data: Any, label: str,
+                family: str, go_on: bool = True) -> pd.DataFrame | None:
+        """Record a ``runs`` request; None when the cache holds all its runs. Otherwise nothing trains: the kernel's
+        ``planned_frame`` of the runs (every value NaN; the test goes on to its next requests), or, for a kernel
+        without one or with ``go_on=False``, the test is skipped."""
         kernel, parts, key = kernel_of(protocol), conditions(protocol), data_key(data)
         kind = device_kind(kernel, device)
         lacking = cache.missing(kernel, parts, seeds, device_kind=kind, data=key)
@@ -129,8 +168,16 @@ class Planner:
         if data is not None:
             self.data[key] = data
         n = sum(map(len, lacking))
-        if n:
-            pytest.skip(f"{PLANNING}{n} runs of {label or family} to train")
+        if not n:
+            return None
+        reason = f"{PLANNING}{n} runs of {label or family} to train"
+        planned_frame = getattr(kernel, "planned_frame", None)
+        if planned_frame is None or not go_on:
+            pytest.skip(reason)
+        frame = planned_frame(protocol, list(seeds))
+        frame.attrs[PLANNED] = reason  # resclaims.runs: not a frame for the report's run table
+        self.planned_frames += 1
+        return frame
 
 
 def _not_while_planning(*args: Any, **kwargs: Any) -> None:
@@ -223,12 +270,13 @@ class Plan:
 
     def table(self) -> str:
         """Every need, one line each: family, seed name, condition, seeds, steps, cached, estimate."""
-        lines = [f"{'family':8s} {'seeds of':14s} {'condition':34s} {'seeds':>6s} {'steps':>7s} {'held':>5s} "
+        # as wide as the longest name: a condition's settings (the end of its name) tell two protocols apart
+        width = max([34, *(len(need.name) for need in self.needs)])
+        lines = [f"{'family':8s} {'seeds of':14s} {'condition':{width}s} {'seeds':>6s} {'steps':>7s} {'held':>5s} "
                  f"{'published':>9s} {'to train':>9s} {'time left':>10s}"]
         for need in self.needs:
             s = self.seconds(need) if need.missing else 0.0
-            name = need.name if len(need.name) <= 34 else need.name[:33] + "…"
-            lines.append(f"{need.family:8s} {need.label:14s} {name:34s} {len(need.seeds):6d} "
+            lines.append(f"{need.family:8s} {need.label:14s} {need.name:{width}s} {len(need.seeds):6d} "
                          f"{need.steps:7d} {len(need.seeds) - len(need.missing):5d} {need.published:9d} "
                          f"{len(need.missing):9d} {'unknown' if s is None else _duration(s):>10s}")
         return "\n".join(lines)
