@@ -295,3 +295,15 @@ def test_in_a_session_a_missing_column_is_one_line_not_a_pandas_traceback(pytest
             "reads); it has seed, arm, epoch, acc") in out.splitlines()
     assert "Traceback" not in out and "KeyError" not in out
     assert not list((tmp_path / "cache").rglob("*.parquet"))  # nothing cached
+
+
+def test_an_engine_job_reports_only_the_seeds_it_trained_under_the_kernels_device_kind(monkeypatch, tmp_path):
+    """execute looked for the job's runs under the device's type, not the kernel's device kind (CIFAR's on a GPU:
+    "cuda, captured steps"), so a fill named every seed of a job trained, cached ones too."""
+    from resclaims.engines import execute, make_job
+
+    fake_kernel(monkeypatch, losses)
+    sys.modules["fake_kernel"].device_kind = lambda device: f"{device.type}, special steps"
+    execute(make_job(Fake(), [1, 2], device="cpu", cache_dir=tmp_path))
+    result = execute(make_job(Fake(), [1, 2, 3], device="cpu", cache_dir=tmp_path))
+    assert (result["trained"], result["reused"], result["trained_seeds"]) == (1, 2, [3])

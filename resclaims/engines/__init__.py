@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import torch
 
 from resclaims.cache import RunCache, kernel_version
-from resclaims.contract import RunProtocol, conditions, kernel_of
+from resclaims.contract import RunProtocol, conditions, device_kind, kernel_of
 from resclaims.runs import Runs, data_key
 from resclaims.store import RunStore
 
@@ -109,8 +109,10 @@ def execute(job: FillJob, data: Any = None) -> dict[str, Any]:
         torch.set_num_threads(job.threads)
     cache = RunCache(Path(job.cache_dir), None if job.store_dir is None else RunStore(Path(job.store_dir)),
                      publish=job.publish)
-    runs = Runs(SimpleNamespace(device=torch.device(job.device)), cache, _Quiet(), report=None)
-    lacking = cache.missing(kernel, conditions(job.protocol), job.seeds, device_kind=job.device, data=data_key(data))
+    device = torch.device(job.device)
+    runs = Runs(SimpleNamespace(device=device), cache, _Quiet(), report=None)
+    lacking = cache.missing(kernel, conditions(job.protocol), job.seeds, device_kind=device_kind(kernel, device),
+                            data=data_key(data))
     started = time.perf_counter()
     runs.train(job.protocol, job.seeds, data=data, label=job.label, family=job.family)
     # the seeds it lacked were trained unless another worker trained them meanwhile (then this job trained none)
