@@ -24,20 +24,17 @@ simulations a true rate of 7.5% fails with probability 0.98.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import scipy
-
 import numpy as np
 from scipy import stats
 
 from resclaims import procedures
-from resclaims.calibration import keep_json
+from resclaims.calibration import code_digest, keep_json
 from resclaims.families import zero_identity
 from resclaims.procedures import Procedure
 from resclaims.stats import ALPHA
@@ -153,16 +150,9 @@ def run(*, sims: int = SIMS, seed: int = 0) -> dict[str, Any]:
 
 
 def fingerprint() -> str:
-    """What the table depends on: this module, the procedures and tests it runs, and numpy's and scipy's versions."""
-    import resclaims.families.zero_identity as z
-    import resclaims.procedures as p
-    import resclaims.stats as st
-    import resclaims.verdict as v
-
-    digest = hashlib.sha256(f"{np.__version__} {scipy.__version__}".encode())
-    for module in (__import__(__name__, fromlist=["_"]), p, st, v, z):
-        digest.update(Path(module.__file__).read_bytes())
-    return digest.hexdigest()[:16]
+    """What the table depends on: this module and the deciding code it runs (procedures, tests, rule, the families'
+    procedures), and numpy's and scipy's versions (:func:`resclaims.calibration.code_digest`)."""
+    return code_digest(Path(__file__))[:16]
 
 
 _MEMO: dict[str, dict[str, Any]] = {}  # fingerprint -> table, within one process
