@@ -44,7 +44,7 @@ rounds to 3.7, not 3.6), ResNet-50 v1 (3.858 rounds to 3.9, not 3.8) and the "18
 (3.644 / 19.632 = 18.6% rounds to 19%).
 
 Claims: one ``Claim`` per row, decided with ``judge.exact``; the A3-A5 rows are built from
-:data:`resclaims.architecture.REFERENCES` (id, model, printed number, unit) into
+:data:`resclaims.kernels.architecture.REFERENCES` (id, model, printed number, unit) into
 :data:`REFERENCE_CLAIMS`. Helpers (details, notes, the A2 example) are in
 :mod:`resclaims.families.architecture`.
 
@@ -64,14 +64,14 @@ from hypothesis import seed as hypothesis_seed
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from resclaims import procedures
-from resclaims.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
-from resclaims.claims import TIERS, Claim
-from resclaims.counting import on_meta, parameter_count, round_as_printed, rounds_to
+from resclaims.decide import procedures
+from resclaims.decide.claims import TIERS, Claim
 from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_example, reference_details, twins
+from resclaims.kernels.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
 from resclaims.models import cifar
+from resclaims.models.counting import on_meta, parameter_count, round_as_printed, rounds_to
 from resclaims.models.d2l import Residual
-from resclaims.seeding import torch_generator
+from resclaims.run.seeding import torch_generator
 
 pytestmark = [pytest.mark.quick, pytest.mark.full]  # counting takes seconds: the tiers are the same
 
@@ -129,7 +129,7 @@ REFUTED = {  # counts that do not round to the printed number, with the counts t
     "3.8 (v1.5: 4,089,184,256 = 4.089; fc 2,048,000; truncating would give 3.8 but turn ResNet-101's 7.570 into 7.5 "
     "against the printed 7.6); estimate 3.858 [3.858, 3.858], p n/a, n = 1",
 }
-REFERENCE_CLAIMS = {  # A3, A4.flops, A4.params, A5: one claim per printed number (resclaims.architecture.REFERENCES)
+REFERENCE_CLAIMS = {  # A3, A4.flops, A4.params, A5: one claim per printed number (resclaims.kernels.architecture.REFERENCES)
     ref.id: Claim(ref.id, source=ref.source, claim=ref.claim, statistic=f"{ref.unit} (printed {ref.printed})",
                   unit=ref.unit, quote=QUOTES.get(ref.id, ""), known=recorded(REFUTED[ref.id]) if ref.id in REFUTED else {},
                   procedure=procedures.exact(f"{EXACT}: half-up at the printed precision must give {ref.printed}"))

@@ -54,7 +54,7 @@ ends are the one-sided 95% bounds; rules fixed from the text before running):
                   the gap with images reshuffled every pass; "no effect" is the band
                   [-1, 1], as K1.
 
-Calibration (resclaims.calibration; each claim's procedure from resclaims.procedures,
+Calibration (resclaims.decide.calibration; each claim's procedure from resclaims.decide.procedures,
 decided and calibrated by the judge): K1.direction and K2 exchange residual and plain
 within each seed for the null; K1 and K1.order shift every seed's gap so that the median
 sits on the band edge nearer the estimate; K1.consistency draws seeds inside the band with
@@ -74,10 +74,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims import calibration, cifar, procedures
-from resclaims.claims import Claim
 from resclaims.datasets import cifar10
+from resclaims.decide import calibration, procedures
+from resclaims.decide.claims import Claim
 from resclaims.families.cifar import gap, percent, plot_gap_per_seed, plot_residual_vs_plain
+from resclaims.kernels import cifar
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -309,9 +310,9 @@ STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m
 @pytest.mark.parametrize("mode", STEP_MODES)
 def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
     """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
-    (:mod:`resclaims.cifar.steps`): the baseline comparison catches a slower compiled step. The compile or
+    (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a slower compiled step. The compile or
     capture happens in the warm-up round and is recorded as ``setup_s``; on a CPU training stays eager
-    (``resclaims.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
+    (``resclaims.kernels.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
     if "graph" in mode and device_kind != "cuda":
         pytest.skip("CUDA graphs need a GPU")
     config = cifar.K_TIERS[settings.tier]

@@ -12,14 +12,14 @@ What one session measures (CPU only; a CUDA session skips the module):
     the rate the CPU's best-tuned kernel reaches on those threads.
 ``step``
     one training step of 003's resnet-10 at full width (batch 64, Keras Adam,
-    float32, eager, one model in the loop stack: the step :func:`resclaims.cifar.train`
+    float32, eager, one model in the loop stack: the step :func:`resclaims.kernels.cifar.train`
     takes on CPU), at 1 and 2 threads, on fixed random batches
-    (:func:`resclaims.cifar.step_closure`). Its FLOPs are counted once with
+    (:func:`resclaims.kernels.cifar.step_closure`). Its FLOPs are counted once with
     ``torch.utils.flop_counter`` on one ordinary model, forward and backward
     (13.36 GFLOP; the counter overcounts grouped convolutions, so never on a
     stack). Reported: GFLOP/s, and step / sgemm at the same threads.
 ``epoch``
-    :func:`resclaims.cifar.train` on 003's protocol, 1 thread, 1 seed, for two
+    :func:`resclaims.kernels.cifar.train` on 003's protocol, 1 thread, 1 seed, for two
     logged stretches of S steps, each followed by the evaluation of S/195 of the
     10,000 test images: the same evaluation per step as a whole epoch (195 steps,
     then the test set). Steps, data (batch order, crop and flip) and evaluation
@@ -54,8 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
-from resclaims import cifar
 from resclaims.datasets import cifar10
+from resclaims.kernels import cifar
 
 SGEMM_N = 2048  # matrix side: large enough for the BLAS kernel's full rate
 THREADS = [1, 2]

@@ -66,7 +66,7 @@ the smallest one-sided p is 1/256, small enough to survive Holm across a source'
                seed. As D1.plain. Each depth's mean test error with its CI is reported
                next to Table 6.
 
-Calibration (resclaims.calibration; each claim's procedure from resclaims.procedures,
+Calibration (resclaims.decide.calibration; each claim's procedure from resclaims.decide.procedures,
 decided and calibrated by the judge): the paired claims exchange the two runs of each seed
 for the null; D1.residual reflects each seed's difference about the 1-point margin, D3 each
 seed's log ratio about -1. Power is taken where a source states a size: H1 at Table 6's
@@ -85,9 +85,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims import calibration, cifar, procedures
-from resclaims.claims import Claim
 from resclaims.datasets import cifar10
+from resclaims.decide import calibration, procedures
+from resclaims.decide.claims import Claim
+from resclaims.decide.stats import bootstrap_ci
 from resclaims.families.cifar import (
     depth_gap,
     final,
@@ -97,8 +98,8 @@ from resclaims.families.cifar import (
     plot_gradients,
     with_errors,
 )
+from resclaims.kernels import cifar
 from resclaims.models.cifar import CifarNet
-from resclaims.stats import bootstrap_ci
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error

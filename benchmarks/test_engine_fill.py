@@ -16,7 +16,7 @@ it (``ray.init`` of a local 2-CPU cluster, the local engine's worker pool), runn
 the jobs, stopping it. Planning is left out (it is the same for both engines).
 Each fill is one pytest-benchmark round; whichever engine is timed second checks
 ray / local <= 1.3 against the first's time in the same session. Ray's workers run at
-the caller's priority (``resclaims.engines.ray_engine``): at Ray's default niceness, 15,
+the caller's priority (``resclaims.run.engines.ray_engine``): at Ray's default niceness, 15,
 any other process on the machine took their cores, and the ratio reached 1.31-1.39.
 """
 
@@ -26,10 +26,10 @@ import time
 
 import pytest
 
-from resclaims import cifar
 from resclaims.datasets import cifar10
-from resclaims.engines import INSTALL, EngineOptions, make_engine, make_job
-from resclaims.runs import data_key
+from resclaims.kernels import cifar
+from resclaims.run.engines import INSTALL, EngineOptions, make_engine, make_job
+from resclaims.run.runs import data_key
 
 WORKERS = 2
 MAX_RATIO = 1.3

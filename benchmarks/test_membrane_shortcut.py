@@ -24,7 +24,7 @@ Deviations in both tiers: seeds derive from the base seed (the source is unseede
 each architecture draws its kernels from its own seeded stream, and a seed's image
 order is a seeded numpy permutation per epoch (the source: torch's global RNG and
 a DataLoader); models train seed-batched, shown equal to the source's loop in
-float64 by tests/test_membrane_kernel.py (float32 rounding differs).
+float64 by tests/kernels/test_membrane_kernel.py (float32 rounding differs).
 M3's fixed head drops the block's final ReLU, predicting sigmoid(z); the fixed pair
 starts from the same kernels and sees the same images as the source's pair.
 
@@ -46,7 +46,7 @@ are the one-sided 95% bounds; decision rules fixed before any run):
                    one-sided sign tests: at least 90% of what the arm still loses is the
                    floor), refuted if it lies below 0.9.
 
-Calibration (resclaims.calibration): M1 and M3.fixed_* exchange the two arms of each seed
+Calibration (resclaims.decide.calibration): M1 and M3.fixed_* exchange the two arms of each seed
 at random for the null and report the smallest detectable difference (the source states no
 size); M3.reaches_floor shifts every seed's share so the median of all seeds sits on the
 band edge 0.9, and its power is taken at the band's middle, 0.95 (no value is stated). M2
@@ -76,11 +76,13 @@ import pandas as pd
 import pytest
 import torch
 
-from resclaims import calibration, plotting, procedures
-from resclaims.claims import Claim, finite_rows
 from resclaims.datasets.membrane import Membrane, decode, load
+from resclaims.decide import calibration, procedures
+from resclaims.decide.claims import Claim, finite_rows
+from resclaims.decide.verdict import SUPPORTED
+from resclaims.families import plotting
 from resclaims.families.membrane import curves, plot_reconstructions, share_in_band, shortcut_wins
-from resclaims.membrane import (
+from resclaims.kernels.membrane import (
     ARMS,
     FIXED_ARMS,
     SEEDS,
@@ -91,7 +93,6 @@ from resclaims.membrane import (
     train,
     train_sequential,
 )
-from resclaims.verdict import SUPPORTED
 
 SOURCE = "000"
 FULL_PROTOCOL_TARGET_S = 300.0  # 16 seeds x 2 arms x 50 epochs at 512x512 on 2 CPU cores

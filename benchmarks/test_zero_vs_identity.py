@@ -18,7 +18,7 @@ epoch sum / 20). Experiments per arm: quick 400, full 2,000, plus (full) the
 source's exact 100 as rows of their own. Deviations: seeds come from the base seed
 (the source is unseeded), and each experiment's two fresh models draw their
 kernels from separate seeded streams; models train seed-batched (equal to the
-source's loop: tests/test_zero_identity_kernel.py).
+source's loop: tests/kernels/test_zero_identity_kernel.py).
 
 Fidelity: both tiers run the source's protocol (more experiments than its 100), so every
 claim, magnitudes included, gets a verdict at both.
@@ -65,8 +65,8 @@ are the one-sided 95% bounds; decision rules fixed from the source's text before
 
 Diverged runs (NaN or inf loss) are left out of every statistic, with their pair, and counted.
 
-Calibration (resclaims.calibration; quick 200 simulated data sets per rate, full 1000): each
-claim's procedure (resclaims.procedures, and resclaims.families.zero_identity for Z's own) is one
+Calibration (resclaims.decide.calibration; quick 200 simulated data sets per rate, full 1000): each
+claim's procedure (resclaims.decide.procedures, and resclaims.families.zero_identity for Z's own) is one
 function that the claim test and the calibration both call. Nulls: for the paired claims (Z1.direction, Z2, Z4 and its parts) the
 two members of each pair are exchanged at random; for the band claims one setting's per-run
 quantity is rescaled (the loss of every run, or for the per-run ratio every identity run's
@@ -89,27 +89,28 @@ import pandas as pd
 import pytest
 import torch
 
-from resclaims import plotting, procedures
-from resclaims.claims import Claim
+from resclaims.decide import procedures
+from resclaims.decide.claims import Claim
+from resclaims.families import plotting
 from resclaims.families.zero_identity import (
-    Z1Data,
-    check_property,
-    epoch_problem,
-    kernel,
-    run_sequential,
     SD_RATIOS,
     SHIFTS,
+    Z1Data,
+    check_property,
     convergence_counts,
+    epoch_problem,
     factorial_effects,
+    kernel,
     mean_curve_crossing,
     mean_curve_ratio,
     per_run_ratio_in_band,
     plot_sweep,
+    run_sequential,
     target_variance_is_the_cause,
     threshold_sweep,
     variance_ratio_above_one,
 )
-from resclaims.zero_identity import (
+from resclaims.kernels.zero_identity import (
     ARMS,
     SEEDS,
     SOURCE_PROTOCOL,
@@ -225,7 +226,7 @@ SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean cu
 
 
 # -- runs ----------------------------------------------------------------------------------------
-READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's frame (resclaims.contract)
+READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's frame (resclaims.run.contract)
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@
 - ``fill --engine local|ray|slurm [--publish] [--budget 150m] [SELECTION]``: train the runs the selected claims need
   into the run cache (``--publish``: and into the published run store, ``results/runs/``).
 - ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
-  steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.gpucheck`); reduced on a CPU.
+  steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.kernels.cifar.gpucheck`); reduced on a CPU.
 
 A SELECTION is pytest's: paths, ``-m``, ``-k``, ``--full``, ``--seeds``, ``--data-dir``, ... (default: ``benchmarks``).
 Bad input to ``plan`` and ``fill`` (an unknown engine, a missing library, an unreachable cluster, a
@@ -28,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
-from resclaims import compare
 from resclaims.datasets import FETCHERS, DataError, DataUnavailable, cache_dir
-from resclaims.download import DownloadError
+from resclaims.datasets.download import DownloadError
+from resclaims.plugin.settings import names_a_path
+from resclaims.report import compare
 
 PROJECT = Path(__file__).resolve().parents[1]
 REPORTS = PROJECT / "reports"
@@ -42,7 +43,8 @@ def fail(message: str) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from resclaims.render import render_html, render_markdown
+    from resclaims.report.html import render_html
+    from resclaims.report.render import render_markdown
 
     document, _ = compare.load(args.folder)
     (args.folder / "summary.md").write_text(render_markdown(document), encoding="utf-8")
@@ -62,8 +64,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     import json
 
-    from resclaims.render import render_markdown
-    from resclaims.report import _replace_folder
+    from resclaims.report.render import render_markdown
+    from resclaims.report.report import _replace_folder
 
     source = args.folder.resolve()
     document, _ = compare.load(source)  # refuse to make a broken report the baseline
@@ -96,7 +98,7 @@ def cmd_fetch_data(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     import pytest
 
-    from resclaims import catalogue
+    from resclaims.report import catalogue
 
     if args.markdown:
         print(catalogue.markdown(catalogue.load_modules(PROJECT / "benchmarks")), end="")
@@ -125,19 +127,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-# options of the selection whose value may be an existing path, which must not be read as the selection's own path
-PATH_OPTIONS = ("--data-dir", "--report-dir", "--baseline", "--rootdir", "--basetemp", "-c", "--confcutdir",
-                "--ignore", "--ignore-glob", "--deselect", "--benchmark-storage", "--benchmark-save-data")
-
-
-def names_a_path(args: list[str], folder: Path = Path()) -> bool:
-    """Whether pytest arguments name a test path (a file, a folder or a node id) relative to ``folder``; the value of
-    an option such as ``--data-dir D`` is not one."""
-    values = {i + 1 for i, arg in enumerate(args) if arg in PATH_OPTIONS}
-    return any(i not in values and not arg.startswith("-") and (folder / arg.split("::")[0]).exists()
-               for i, arg in enumerate(args))
-
-
 def selection(args: list[str]) -> list[str]:
     """pytest arguments for plan and fill: ``benchmarks`` unless they name a path."""
     return args if names_a_path(args) else [*args, str(PROJECT / "benchmarks")]
@@ -149,8 +138,8 @@ def usage_error(message: str) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from resclaims.engines import EngineError
-    from resclaims.engines.plan import plan
+    from resclaims.plugin.plan import plan
+    from resclaims.run.engines import EngineError
 
     try:
         found = plan(selection(args.pytest_args))
@@ -165,8 +154,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_fill(args: argparse.Namespace) -> int:
-    from resclaims.engines import EngineError, EngineOptions, parse_options
-    from resclaims.engines.fill import fill, parse_budget
+    from resclaims.plugin.fill import fill, parse_budget
+    from resclaims.run.engines import EngineError, EngineOptions, parse_options
 
     started = time.perf_counter()
     try:
@@ -183,7 +172,7 @@ def cmd_fill(args: argparse.Namespace) -> int:
 def cmd_gpu_check(args: argparse.Namespace) -> int:
     import torch
 
-    from resclaims.gpucheck import check
+    from resclaims.kernels.cifar.gpucheck import check
 
     device = args.device if args.device != "auto" else "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():

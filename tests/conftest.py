@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from resclaims.cifar.timing import cpu_threads
 from resclaims.datasets.cifar10 import Cifar10
+from resclaims.kernels.cifar.timing import cpu_threads
 
 
 @pytest.fixture(autouse=True)

@@ -37,7 +37,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from resclaims.datasets import DataError, DataUnavailable, cache_dir, unavailable_message
-from resclaims.download import DownloadError, fetch as download, file_digest
+from resclaims.datasets.download import DownloadError, file_digest
+from resclaims.datasets.download import fetch as download
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

@@ -32,8 +32,8 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from resclaims.datasets import DataError, DataUnavailable, cache_dir, unavailable_message
-from resclaims.download import DownloadError, file_digest
-from resclaims.download import fetch as download
+from resclaims.datasets.download import DownloadError, file_digest
+from resclaims.datasets.download import fetch as download
 
 NAME = "membrane"
 LABELS = Path("membrane/train/label")  # layout under a data dir and under the cache

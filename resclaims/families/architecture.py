@@ -1,6 +1,6 @@
 """The architecture-facts family's helpers (A1-A5): what a claim's details and notes say about the counts.
 
-The counts themselves come from :func:`resclaims.architecture.count_models`; the
+The counts themselves come from :func:`resclaims.kernels.architecture.count_models`; the
 claims are declared in ``benchmarks/test_architecture_facts.py``. Everything here
 reads a counts frame (or builds a tiny block) and returns numbers, details for the
 report, or a note's sentence.
@@ -15,8 +15,8 @@ import pandas as pd
 import torch
 import torch.nn as nn
 
-from resclaims.architecture import Reference
-from resclaims.counting import decimals, parameter_count, round_as_printed
+from resclaims.kernels.architecture import Reference
+from resclaims.models.counting import decimals, parameter_count, round_as_printed
 from resclaims.models.d2l import Residual
 
 VARIANTS = {  # the same net counted another way, reported beside the claim's count

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resclaims import plotting
+from resclaims.families import plotting
 
 WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
 

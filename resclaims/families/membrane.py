@@ -14,9 +14,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from resclaims import calibration, procedures
-from resclaims.membrane import reconstruct
-from resclaims.verdict import Decision
+from resclaims.decide import calibration, procedures
+from resclaims.decide.verdict import Decision
+from resclaims.kernels.membrane import reconstruct
 
 SHARE_BAND = (0.9, 1.0)  # "reaches the floor": the floor is at least 90% of the final loss
 

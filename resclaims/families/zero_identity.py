@@ -5,7 +5,7 @@ crosses the dashed line (0.01 on its loss scale). These helpers compute that
 reading and the per-run one, censored at the budget (a curve that never gets
 there counts as the budget; a censored estimate is a lower bound, which can
 refute but not support), and the Z procedures that no shared one fits. A curve
-with a NaN or inf (a diverged run, :mod:`resclaims.contract`) has no crossing:
+with a NaN or inf (a diverged run, :mod:`resclaims.run.contract`) has no crossing:
 NaN, never the budget, so that ``judge`` leaves it out and counts it.
 """
 
@@ -16,14 +16,25 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from resclaims import calibration as cal
-from resclaims.procedures import Procedure, above, custom, inside, median_in_band
-from resclaims.stats import bootstrap_mean_curves, bootstrap_replicates, crossing_epochs, sign_test
-from resclaims.verdict import Decision, two_tests
-from resclaims.zero_identity import ARMS, finite_pairs, OneConv, arm_data, curves, experiment_inputs, initial_weights, train_sequential
+from resclaims.decide import calibration as cal
+from resclaims.decide.procedures import Procedure, above, custom, inside, median_in_band
+from resclaims.decide.stats import bootstrap_mean_curves, bootstrap_replicates, crossing_epochs, sign_test
+from resclaims.decide.verdict import Decision, two_tests
+from resclaims.kernels.zero_identity import (
+    ARMS,
+    OneConv,
+    arm_data,
+    curves,
+    experiment_inputs,
+    finite_pairs,
+    initial_weights,
+    train_sequential,
+)
 
 SHIFTS = cal.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in cal.geometric_grid(0.05, 8.0))  # effects searched, SD ratio

@@ -33,7 +33,7 @@ fc-1000. It takes 224x224 inputs, as in the paper.
 Weighted layers count the convs and fc layers on the main path, not the
 projection shortcuts (the paper's convention: "34 layers" = 1 + 2x16 + 1).
 Multiply-adds are those of the convs and the fc layer, as counted by
-``torch.utils.flop_counter`` (see :mod:`resclaims.counting`). Initialisation: convs
+``torch.utils.flop_counter`` (see :mod:`resclaims.models.counting`). Initialisation: convs
 ``kaiming_normal_(mode="fan_out")`` ("as in [13]", He et al.), BN weight 1 and bias
 0, fc layers PyTorch's default; these models are built to be counted.
 """

@@ -1,0 +1,314 @@
+"""Procedures: how a claim is decided, named by what they decide.
+
+A :class:`Procedure` is a claim's whole decision path: the statistic, its
+interval, the two tests and the rule, as one function of the claim's data
+(arrays of runs, paired by index) that returns a
+:class:`~resclaims.decide.verdict.Decision`, and how to calibrate that function on the
+same data (a null world and an effect world; :mod:`resclaims.decide.calibration`). The
+claim test and its calibration call the same function, so what is calibrated is
+what decides the claim.
+
+Every shared procedure decides with **two one-sided tests of one quantity**:
+"supported" when the test of "the claim is false, at its boundary" rejects at
+alpha, "refuted" when the test of "the claim is true, at its boundary" rejects
+at alpha, so each decision's error is at most alpha, and the reported interval's
+ends are the two one-sided (1 - alpha) bounds of the same quantity. The
+quantity is a **median** (of the runs, or of paired differences), tested with
+the exact sign test and bounded by order statistics, or a **share** of runs,
+tested with the exact binomial test and bounded by Clopper-Pearson: neither
+assumes a shape, so skew, heavy tails, censoring at a budget, ties and small n
+leave the error bounds intact (``tests/report/test_validation.py`` checks them on
+simulated worlds at each tier's n). The price is power: a sign test needs 5
+runs to say anything at alpha = 0.05 and 9 to survive Holm across 5 claims.
+
+The shared procedures, by what they decide:
+
+- :func:`exceeds_paired`: "a exceeds b": the median paired difference above 0;
+- :func:`exceeds`: "x is above a value": the median run above it;
+- :func:`below_margin`: "x is below a margin" (non-inferiority): the median run below it;
+- :func:`median_in_band`: "x is about X": the median run inside a band (equivalence);
+- :func:`share_in_band`: "x is consistent": the share of runs inside a band above a stated share;
+- :func:`increasing`: "the rows increase along positions": the median run's slope above 0;
+- :func:`exact`: a count or a property, no sampling.
+
+A family adds its own (``Procedure(name, test, decide, calibration)``) only
+where none of these fits.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from resclaims.decide import calibration as cal
+from resclaims.decide.stats import Tested, share_test, sign_test
+from resclaims.decide.verdict import Decision, two_tests
+
+__all__ = ["Procedure", "exceeds_paired", "exceeds", "below_margin", "median_in_band", "share_in_band", "increasing",
+           "exact", "custom"]
+
+
+def __getattr__(name: str) -> Any:
+    """A name this module lacks: for a misspelled procedure (``procedures.exceeds_pairde``), the valid ones."""
+    if name.startswith("__"):  # Python's and tools' own look-ups (__path__, __wrapped__, ...)
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
+    valid = ", ".join(n for n in __all__ if n != "Procedure")
+    raise AttributeError(f"resclaims.decide.procedures has no procedure {name!r}: use one of {valid}", name=name,
+                         obj=sys.modules[__name__])
+
+
+Worlds = Callable[..., dict[str, Any]]  # (claim, *data) -> keyword arguments of calibration.calibrate
+
+
+@dataclass(frozen=True)
+class Procedure:
+    """A named decision: ``decide(*data) -> Decision`` and its calibration on the same data."""
+
+    name: str  # what it decides, in words: "a exceeds b, paired"
+    test: str  # the test and the rule, for the report's test column
+    decide: Callable[..., Decision]
+    calibration: Worlds  # (claim, *data) -> null and effect worlds (calibration.calibrate's keywords)
+    tests: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None  # the two p-values, vectorised over data sets
+
+    def __call__(self, *data: np.ndarray) -> Decision:
+        return self.decide(*data)
+
+
+def _no_null(why: str) -> Worlds:
+    return lambda claim, *data: {"null": None, "null_text": why}
+
+
+def finite_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """``a`` and ``b`` without the pairs in which either is NaN or inf (a diverged run), and how many those were."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    finite = np.isfinite(a) & np.isfinite(b)
+    return a[finite], b[finite], int((~finite).sum())
+
+
+def above(tested: Tested, boundary: float = 0.0) -> Decision:
+    """"The quantity lies above ``boundary``": supported if p_above <= alpha, refuted if p_below <= alpha."""
+    return Decision(two_tests(tested.p_above, tested.p_below), float(tested.estimate), tested.ci,
+                    float(tested.p_above), details={"null": boundary}, p_refute=float(tested.p_below))
+
+
+def below(tested: Tested, boundary: float) -> Decision:
+    """"The quantity lies below ``boundary``": supported if p_below <= alpha, refuted if p_above <= alpha."""
+    return Decision(two_tests(tested.p_below, tested.p_above), float(tested.estimate), tested.ci,
+                    float(tested.p_below), details={"null": boundary}, p_refute=float(tested.p_above))
+
+
+def inside(low: Tested, high: Tested, band: tuple[float, float]) -> Decision:
+    """"The quantity lies inside ``band``", from the tests at its two edges (``low`` and ``high``).
+
+    Supported: both one-sided tests reject the outside (equivalence, two one-sided
+    tests: p = the larger of the two). Refuted: the test at one edge shows the
+    quantity outside it (p = the smaller of the two; at an edge the other side's
+    test rejects with a probability near 0, so the error stays at alpha).
+    """
+    p_support = max(float(low.p_above), float(high.p_below))
+    p_refute = min(float(low.p_below), float(high.p_above))
+    return Decision(two_tests(p_support, p_refute), float(low.estimate), low.ci, p_support,
+                    details={"band": list(band)}, p_refute=p_refute)
+
+
+# -- the two p-values of each shared procedure, vectorised over leading axes (simulated data sets): decide and
+# the validation suite (tests/report/test_validation.py) both call these, so what is validated is what decides.
+def paired_tests(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = sign_test(np.asarray(a) - np.asarray(b), 0.0)
+    return t.p_above, t.p_below
+
+
+def exceeds_tests(x: np.ndarray, null: float) -> tuple[np.ndarray, np.ndarray]:
+    t = sign_test(x, null)
+    return t.p_above, t.p_below
+
+
+def below_tests(x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
+    t = sign_test(x, margin)
+    return t.p_below, t.p_above
+
+
+def band_tests(x: np.ndarray, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    low, high = sign_test(x, band[0]), sign_test(x, band[1])
+    return np.maximum(low.p_above, high.p_below), np.minimum(low.p_below, high.p_above)
+
+
+def share_tests(x: np.ndarray, band: tuple[float, float], share: float) -> tuple[np.ndarray, np.ndarray]:
+    x = np.asarray(x)
+    t = share_test(((x >= band[0]) & (x <= band[1])).sum(axis=-1), x.shape[-1], share)
+    return t.p_above, t.p_below
+
+
+def trend_tests(rows: np.ndarray, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = sign_test(slopes(rows, positions), 0.0)
+    return t.p_above, t.p_below
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray) -> Decision:
+    """"a exceeds b", paired by run: the median of a - b, its order-statistic interval, exact sign tests at 0."""
+    return above(sign_test(a - b, 0.0))
+
+
+def _exceeds(x: np.ndarray, null: float) -> Decision:
+    return above(sign_test(x, null), null)
+
+
+def _below_margin(x: np.ndarray, margin: float) -> Decision:
+    return below(sign_test(x, margin), margin)
+
+
+def _median_in_band(x: np.ndarray, band: tuple[float, float]) -> Decision:
+    return inside(sign_test(x, band[0]), sign_test(x, band[1]), band)
+
+
+def _share_in_band(x: np.ndarray, band: tuple[float, float], share: float) -> Decision:
+    """The share of runs inside ``band`` (closed), its Clopper-Pearson interval and the binomial tests at ``share``."""
+    hits = int(((x >= band[0]) & (x <= band[1])).sum())
+    decision = above(share_test(hits, len(x), share), share)
+    return Decision(decision.verdict, decision.estimate, decision.ci, decision.p_value, p_refute=decision.p_refute,
+                    details={"null": share, "band": list(band), "runs_in_band": hits})
+
+
+def slopes(rows: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """Each run's least-squares slope of its row on ``positions`` (rows: ... x runs x positions)."""
+    centred = positions - positions.mean()
+    return np.asarray(rows) @ (centred / (centred**2).sum())
+
+
+def increasing_trend(rows: np.ndarray, positions: np.ndarray) -> Decision:
+    """"The rows increase along ``positions``": the median run's slope, exact sign tests at 0."""
+    return above(sign_test(slopes(rows, positions), 0.0))
+
+
+# -- the shared procedures ---------------------------------------------------------------
+SIGN = "exact sign test of the median, order-statistic interval"
+
+
+def exceeds_paired(*, members: str = "the two runs of a pair", test: str | None = None) -> Procedure:
+    """"a exceeds b", paired by run: the median of a - b above 0 (exact sign tests, both ways).
+
+    Calibrated with a and b exchanged within pairs (the null) and the paired
+    differences shifted so their median is the effect (``members`` names the pair).
+    """
+
+    def worlds(claim, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+        return cal.paired_worlds(a, b, members=members, grid=claim.grid, unit=claim.unit, stated=claim.stated,
+                                 stated_text=claim.stated_text, center=np.median)
+
+    return Procedure("a exceeds b, paired", test or f"median paired difference above 0: {SIGN}", paired_difference,
+                     worlds, paired_tests)
+
+
+def exceeds(null: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
+    """"x is above ``null``": the median run above ``null`` (exact sign tests, both ways).
+
+    Calibrated with every run reflected about ``null`` at random (the null) and
+    the runs moved so that their median lies the effect above ``null``.
+    """
+
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
+        return dict(null=cal.reflect(x, null), null_label=f"centred on {null:g}",
+                    null_text=f"{what} reflected about {null:g} at random (a sign flip of x - ({null:g}))",
+                    effect=lambda above: cal.located(x, np.median)(null + above), stated_effect=claim.stated,
+                    grid=claim.grid, unit=claim.unit, effect_text=f"{claim.stated_text}; searched: the runs moved so "
+                    f"their median is the effect above {null:g}, spread kept; runs resampled")
+
+    return Procedure(f"x is above {null:g}", test or f"median above {null:g}: {SIGN}", partial(_exceeds, null=null),
+                     worlds, partial(exceeds_tests, null=null))
+
+
+def below_margin(margin: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
+    """"x is below ``margin``" (non-inferiority): the median run below the margin (exact sign tests, both ways).
+
+    Calibrated with every run reflected about the margin at random (the null) and
+    the runs moved so that their median lies the effect below it (the claim's
+    ``stated`` effect: how far below the margin "no change" is).
+    """
+
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
+        return dict(null=cal.reflect(x, margin), null_label="at the margin",
+                    null_text=f"{what} reflected about the {margin:g} margin at random (a sign flip of x - margin)",
+                    effect=lambda below: cal.located(x, np.median)(margin - below), stated_effect=claim.stated,
+                    grid=claim.grid, unit=claim.unit, effect_text=f"{claim.stated_text}: the runs moved so their "
+                    "median sits that far below the margin, spread kept; runs resampled")
+
+    return Procedure(f"x is below {margin:g}", test or f"non-inferiority, margin {margin:g}: median below the margin: "
+                     f"{SIGN}", partial(_below_margin, margin=margin), worlds, partial(below_tests, margin=margin))
+
+
+def median_in_band(band: tuple[float, float], *, what: str = "every run", how: str = "shift",
+                   test: str | None = None) -> Procedure:
+    """"x is about X": the median run inside ``band`` (equivalence by two sign tests); calibrated on the band's edges."""
+
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
+        return dict(unit=claim.unit, grid=claim.grid, **cal.band_worlds((x,), 0, np.median, band, claim.stated, what,
+                                                                        stated_text=claim.stated_text, how=how))
+
+    return Procedure(f"median in [{band[0]:g}, {band[1]:g}]",
+                     test or f"median inside the band {list(band)} (equivalence: two one-sided sign tests); {SIGN}",
+                     partial(_median_in_band, band=band), worlds, partial(band_tests, band=band))
+
+
+def share_in_band(band: tuple[float, float], share: float, *, what: str = "every run",
+                  test: str | None = None) -> Procedure:
+    """"x is consistent": more than ``share`` of the runs fall inside ``band`` (exact binomial tests, both ways).
+
+    No model of the spread: each run is in the band or not. Calibrated with runs
+    drawn so that each falls inside the band with probability ``share`` (the
+    null) or with the claim's ``stated`` share (the effect).
+    """
+
+    def worlds(claim, x: np.ndarray) -> dict[str, Any]:
+        inside_band = (x >= band[0]) & (x <= band[1])
+        if inside_band.all() or not inside_band.any():
+            return {"null": None, "null_text": f"{what} all {'inside' if inside_band.all() else 'outside'} the band: "
+                                               "no world with another share can be drawn from them"}
+        return dict(null=cal.mixed(x[inside_band], x[~inside_band], share), null_label=f"share {share:g} in band",
+                    null_text=f"{what} drawn from those inside the band with probability {share:g}, else from those "
+                              "outside", effect=lambda p: cal.mixed(x[inside_band], x[~inside_band], p),
+                    stated_effect=claim.stated, grid=claim.grid, unit=claim.unit,
+                    effect_text=f"{claim.stated_text}: runs drawn from those inside the band with that probability")
+
+    return Procedure(f"share in [{band[0]:g}, {band[1]:g}] above {share:g}",
+                     test or f"share of runs inside {list(band)} above {share:g}: exact binomial test, "
+                     "Clopper-Pearson interval", partial(_share_in_band, band=band, share=share), worlds,
+                     partial(share_tests, band=band, share=share))
+
+
+def increasing(positions: Sequence[float], *, test: str | None = None, effect_text: str | None = None) -> Procedure:
+    """"The rows increase along ``positions``": the median run's least-squares slope above 0 (exact sign tests).
+
+    Calibrated with each run's values permuted across positions (the null) and
+    each run's slope moved so that the median slope is the effect.
+    """
+    positions = np.asarray(positions, dtype=float)
+
+    def worlds(claim, rows: np.ndarray) -> dict[str, Any]:
+        return dict(null=cal.permute_rows(rows), null_label="positions permuted",
+                    null_text="each run's values put in a random order of positions (no trend)",
+                    effect=cal.row_trend(rows, positions, np.median), stated_effect=claim.stated, grid=claim.grid,
+                    unit=claim.unit, effect_text=effect_text or f"{claim.stated_text}; searched: each run's values "
+                    "with the median slope replaced by the effect; runs resampled")
+
+    return Procedure("the rows increase", test or f"median per-run slope above 0: {SIGN}",
+                     partial(increasing_trend, positions=positions), worlds, partial(trend_tests, positions=positions))
+
+
+def exact(test: str = "exact count") -> Procedure:
+    """A count or a property checked on every input: nothing is sampled (``judge.exact``)."""
+
+    def decide(*data: np.ndarray) -> Decision:
+        raise TypeError("an exact claim is decided with judge.exact(claim, holds, value)")
+
+    return Procedure("exact", test, decide, _no_null("exact, no sampling"))
+
+
+def custom(name: str, test: str, decide: Callable[..., Decision], calibration: Worlds | None = None,
+           *, no_null: str = "no null constructible", tests: Callable[..., tuple] | None = None) -> Procedure:
+    """A family's own procedure, where none of the shared ones fits (``tests``: its vectorised p-values)."""
+    return Procedure(name, test, decide, calibration or _no_null(no_null), tests)

@@ -1,0 +1,136 @@
+"""The plugin's fixtures: the session's settings, report, device, data sets, runs and judge.
+
+Registered with the plugin (``resclaims.plugin``'s ``pytest_plugins``); a claim module uses ``runs``, ``judge``,
+``dataset`` and ``report``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from resclaims.datasets import DataError, DataUnavailable
+from resclaims.datasets.download import DownloadError
+from resclaims.decide import calibration, stored
+from resclaims.decide.claims import Judge
+from resclaims.decide.verdict import SOURCE_PROTOCOL
+from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
+from resclaims.plugin.plan import incomplete
+from resclaims.plugin.settings import Settings
+from resclaims.report.report import Report
+from resclaims.run.cache import RunCache
+from resclaims.run.progress import Progress
+from resclaims.run.runs import Runs
+from resclaims.run.seeding import DEFAULT_BASE_SEED
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def settings(pytestconfig: pytest.Config) -> Settings:
+    """The session's validated settings (tier, device, seeds, data and report dirs)."""
+    return pytestconfig.stash[SETTINGS_KEY]
+
+
+@pytest.fixture(scope="session")
+def report(pytestconfig: pytest.Config) -> Report:
+    """The session's report: notes (``report.note``) and figures (``report.figure_path``); claims go through ``judge``."""
+    return pytestconfig.stash[REPORT_KEY]
+
+
+@pytest.fixture(scope="session")
+def device(settings: Settings):
+    """The torch device the session trains on."""
+    return settings.device
+
+
+@pytest.fixture(scope="session")
+def dataset(settings: Settings, report: Report) -> Callable[..., T]:
+    """``dataset(load, name)``: ``load(data_dir)``, recorded in the report, or one line for the user when it is not usable.
+
+    Loaded: ``report.add_data(name, **data.provenance())`` (which file, its checksum).
+    Missing (not on disk and not downloadable): the test is skipped with the
+    reason, which names --data-dir, RESCLAIMS_DATA and the fetch command.
+    Broken (a file missing from its folder, corrupt, a wrong checksum, a failed
+    download): the test fails with the message naming the file, no traceback.
+    """
+
+    def get(load: Callable[[Path | None], T], name: str | None = None) -> T:
+        try:
+            data = load(settings.data_dir)
+        except DataUnavailable as error:
+            missing, reason = True, str(error)
+        except (DataError, DownloadError) as error:
+            missing, reason = False, str(error)
+        else:
+            if name is not None:
+                report.add_data(name, **data.provenance())
+            return data
+        if missing:  # outside the except blocks: no chained traceback
+            pytest.skip(reason)
+        pytest.fail(reason, pytrace=False)
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Report) -> Runs:
+    """``runs(protocol, n, family=..., seed_name=None, data=None)``: a tidy frame of ``n`` seeds' runs.
+
+    Seeds derive from the base seed and ``seed_name`` (default: the family); runs in the cache are read,
+    the rest trained (with progress); the frame joins the report's run table.
+    See :mod:`resclaims.run.runs`.
+    """
+    return Runs(settings, run_cache, progress, report, incomplete=incomplete)
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) -> Judge:
+    """``judge(claim, *data)``: decide a :class:`~resclaims.decide.claims.Claim` on its runs, record it, pass or fail.
+
+    The protocol text comes from the module's ``protocol`` fixture when it has one
+    (or ``protocol=...``). See :mod:`resclaims.decide.claims` for every step.
+    """
+    protocol, fidelity = (_module_fixture(request, name) for name in ("protocol", "fidelity"))
+
+    def expect(reason: str, raises: type[Exception]) -> None:
+        request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
+
+    return Judge(
+        tier=settings.tier, report=report, expect=expect, protocol=protocol, fidelity=fidelity or SOURCE_PROTOCOL,
+        skip=lambda reason: pytest.skip(reason),
+        calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
+        default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
+        n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
+        stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
+    )
+
+
+@functools.cache
+def _code_digest(module: Path) -> str:
+    """What a claim's calibration depends on besides its data: the deciding code and the module declaring it."""
+    return stored.code_digest(module)
+
+
+def _module_fixture(request: pytest.FixtureRequest, name: str) -> Any:
+    """The value of the test module's fixture ``name``, or None where it has none."""
+    try:
+        return request.getfixturevalue(name)
+    except pytest.FixtureLookupError:
+        return None
+
+
+@pytest.fixture(scope="session")
+def run_cache(pytestconfig: pytest.Config) -> RunCache:
+    """Trained runs, reused across sessions and claims (off with --no-run-cache)."""
+    return pytestconfig.stash[CACHE_KEY]
+
+
+@pytest.fixture(scope="session")
+def progress(pytestconfig: pytest.Config) -> Progress:
+    """``with progress.track(claim, condition, seeds, epochs) as on_epoch: train(..., on_epoch=on_epoch)``."""
+    return Progress(pytestconfig)

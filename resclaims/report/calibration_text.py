@@ -1,0 +1,99 @@
+"""The report's calibration sections: the validation table of the procedures (procedure x world x both errors),
+then each claim's calibration (its null, its rates, its power)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from resclaims.report.layout import Section
+
+
+def _rate(rate: dict[str, Any] | None) -> str:
+    return "n/a" if rate is None else f"{rate['rate']:.3f} [{rate['ci'][0]:.3f}, {rate['ci'][1]:.3f}]"
+
+
+def calibration_sections(document: dict[str, Any]) -> list[Section]:
+    """The validation table (procedure x world x both errors), then each claim's calibration."""
+    out = []
+    if document.get("validation"):
+        out.append(validation_section(document["validation"]))
+    if document.get("calibration"):
+        per_claim = calibration_section(document)
+        if out:
+            per_claim.title, per_claim.level = "Calibration per claim", 3
+        out.append(per_claim)
+    return out
+
+
+def validation_section(validation: dict[str, Any]) -> Section:
+    """Each procedure on simulated worlds at the claim's boundary: how often it wrongly says supported, and refuted."""
+    alpha, margin = validation.get("alpha", 0.05), validation.get("margin")
+    limit = alpha + (margin or 0)
+
+    def rate(r: dict[str, Any] | None) -> str:
+        above = r is not None and r["rate"] > limit
+        return _rate(r) + (f" - above alpha + margin = {limit:.3g}" if above else "")
+
+    sentence = (f"False supported: how often a procedure says supported when its claim is false, with the truth on "
+                f"the claim's boundary. False refuted: how often it says refuted when its claim is true, on the "
+                f"boundary. Both should be at most alpha = {alpha:g}"
+                + (f" plus the Monte Carlo margin {margin:.3g}" if margin is not None else "")
+                + "; intervals are 95% Clopper-Pearson"
+                + (f"; simulated at commit {validation['commit']}." if validation.get("commit") else "."))
+    return Section("Calibration", paragraphs=[sentence],
+                   headers=["procedure", "world", "n", "false supported [95% CI]", "false refuted [95% CI]", "sims"],
+                   rows=[[r["procedure"], r["world"], str(r["n"]), rate(r.get("false_supported")),
+                          rate(r.get("false_refuted")), str(r.get("sims", ""))] for r in validation.get("rows", [])])
+
+
+def _equivalence(details: dict[str, Any]) -> bool:
+    """A claim decided inside a band (equivalence: :func:`resclaims.decide.procedures.inside` records the band and no null),
+    not by a one-sided test against a null (exceeds_paired, exceeds, below_margin, share_in_band, increasing)."""
+    return "band" in details and "null" not in details
+
+
+def calibration_section(document: dict[str, Any]) -> Section:
+    """Each claim's procedure under simulated nulls and at the source's stated effect; exact claims in one line."""
+    rows, items, exact = [], [], []
+    calibrated = {c["claim"] for c in document["calibration"]}
+    details = {c["id"]: c.get("details") or {} for c in document["claims"]}
+    for c in document["calibration"]:
+        if c["type_one"] is None:
+            exact.append(c["claim"])
+            continue
+        label = c.get("null_label") or "simulated"
+        alpha, min_power = c["alpha"], c["min_power"]
+        type_one = _rate(c["type_one"]) + (f" - above {alpha:g} + 0.01: defect" if c["defective"] else "")
+        weak = c["power"] is not None and c["power"]["rate"] < min_power
+        if c["stated_effect"] is None:
+            power = "n/a: the source states no effect size"
+        elif c["power"] is None:
+            power = f"n/a: no simulated world has {c['stated_effect']:.4g} {c['unit']} (see below)"
+        else:
+            power = (_rate(c["power"]) + f" at {c['stated_effect']:.4g} {c['unit']}"
+                     + (f" (< {min_power:g}: may not refute)" if weak else ""))
+        if c["grid"]:
+            detectable = (f"{c['detectable']:.3g} {c['unit']}" if c["detectable"] is not None
+                          else f"> {c['grid'][-1]:.3g} {c['unit']}")
+        elif _equivalence(details.get(c["claim"], {})):
+            detectable = "n/a (equivalence test)"
+        else:  # a one-sided test (exceeds_paired, exceeds, ...) whose claim declares no grid of effects to search
+            detectable = "n/a (no grid declared)"
+        rows.append([c["claim"], label, type_one, _rate(c["test_size"]), power, detectable, str(c["n_sims"])])
+        items.append(f"{c['claim']}: null: {c['null']}" + (f"; effect: {c['effect']}" if c["effect"] else "")
+                     + f" ({c['seconds']:.1f} s)")
+    rows += [[c["id"], "not calibrated", "", "", "", "", ""] for c in document["claims"] if c["id"] not in calibrated]
+    if exact:
+        items.append(f"not simulated (exact, no sampling): {', '.join(exact)}")
+    first = document["calibration"][0]
+    items.append(f"Type-I error: how often the procedure says supported when the null holds (alpha = "
+                 f"{first['alpha']:g}; a rate above alpha + 0.01 is a defect). p < alpha: how often "
+                 "its test alone rejects. Power: how often it says supported at the source's stated effect; below "
+                 f"{first['min_power']:g} a refutation is reported as inconclusive. Smallest "
+                 "detectable effect: the smallest effect on a coarse grid (ratio sqrt 2) with power >= 0.8 in "
+                 f"{first.get('search_sims', 100)} simulations per grid point. Intervals: 95% "
+                 "Clopper-Pearson.")
+    return Section("Calibration", headers=["claim", "null", "type-I error [95% CI]", "p < alpha under the null",
+                                           "power [95% CI] at the source's effect", "smallest detectable effect",
+                                           "sims"],
+                   rows=rows, items=items)
