@@ -21,7 +21,8 @@ from resclaims.cache import RunCache
 from resclaims.catalogue import unique_ids
 from resclaims.claims import Claim, Judge
 from resclaims.contract import ContractError
-from resclaims.engines.plan import INCOMPLETE
+from resclaims.engines.plan import INCOMPLETE, PLANNING
+from resclaims.multiplicity import Families
 from resclaims.datasets import DataError, DataUnavailable, cache_dir
 from resclaims.download import DownloadError
 from resclaims.report import Report, ReportWriteError, git_commit
@@ -54,6 +55,7 @@ BASELINE_KEY = pytest.StashKey["Path | None"]()
 CALIBRATED_KEY = pytest.StashKey[dict]()
 STORED_KEY = pytest.StashKey[calibration.Stored]()
 DESELECTED_KEY = pytest.StashKey[list[str]]()
+FAMILIES_KEY = pytest.StashKey[Families]()  # the session's Holm families, for the reach rule (resclaims.multiplicity)
 TIER_MARKERS = ("quick", "full")
 MARKERS = {
     "quick": "the claim at reduced scale; runs on a laptop CPU in minutes (the default tier)",
@@ -148,6 +150,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = item.config.stash.get(REPORT_KEY, None)
     if report is not None and test_report.skipped and isinstance(test_report.longrepr, tuple):
         reason = test_report.longrepr[2].removeprefix("Skipped: ")
+        families = item.config.stash.get(FAMILIES_KEY, None)
+        if families is not None and not reason.startswith(PLANNING):  # its claims get no verdict in this session
+            for claim in named_claims(item):
+                families.exclude(claim, reason)
         if reason.startswith(INCOMPLETE):  # --no-train: the claims this test decides lack runs
             missing, total = (int(n) for n in re.search(r"(\d+) of (\d+) runs missing", reason).groups())
             for claim_id in claims_of(item) or [item.nodeid]:
@@ -159,11 +165,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def claims_of(item: pytest.Item) -> list[str]:
     """The ids of the claims a test decides: the module's :class:`Claim` declarations its function names."""
+    return [claim.id for claim in named_claims(item, parameters=False)]
+
+
+def named_claims(item: pytest.Item, *, parameters: bool = True) -> list[Claim]:
+    """The claims a test decides: the module's :class:`Claim` declarations its function names, and (``parameters``)
+    the claims among its parameters (``@pytest.mark.parametrize("claim", [Z1_MAGNITUDE, ...])``)."""
     function, module = getattr(item, "function", None), getattr(item, "module", None)
     if function is None or module is None:
         return []
-    return [value.id for name in function.__code__.co_names
-            if isinstance(value := getattr(module, name, None), Claim)]
+    named = [value for name in function.__code__.co_names if isinstance(value := getattr(module, name, None), Claim)]
+    callspec = getattr(item, "callspec", None) if parameters else None
+    return named + [value for value in (callspec.params.values() if callspec else ()) if isinstance(value, Claim)]
 
 
 def _baseline(config: pytest.Config) -> Path | None:
@@ -236,6 +249,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     report = config.stash.get(REPORT_KEY, None)
     if report is None:
         return
+    families = config.stash[FAMILIES_KEY] = Families()
+    for item in session.items:  # a test skipped at collection (another tier's, a GPU's) decides nothing here
+        if item.get_closest_marker("skip") is None:
+            for claim in named_claims(item):
+                families.add(claim, item.module.__name__)
     module = lambda nodeid: nodeid.split("::")[0]  # noqa: E731
     named = {(config.invocation_params.dir / module(arg)).resolve() for arg in config.args if "::" in arg}
     partial = {module(item.nodeid) for item in session.items if item.path.resolve() in named}
@@ -328,6 +346,9 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     (or ``protocol=...``). See :mod:`resclaims.claims` for every step.
     """
     protocol, fidelity = (_module_fixture(request, name) for name in ("protocol", "fidelity"))
+    families = request.config.stash.get(FAMILIES_KEY, None)
+    if families is not None:  # the module's protocol-bound claims get no verdict at a reduced protocol
+        families.protocol(request.module.__name__, (fidelity or SOURCE_PROTOCOL) == SOURCE_PROTOCOL)
 
     def expect(reason: str, raises: type[Exception]) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
@@ -339,6 +360,7 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
         default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
         stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
+        families=families, refuse=lambda line: pytest.fail(line, pytrace=False),
     )
 
 
