@@ -6,7 +6,8 @@
 - ``fetch-data [NAME ...]``: download data sets into the cache, verified.
 - ``list [--markdown]``: the claim tests with their tiers, or the claims catalogue (``benchmarks/CLAIMS.md``).
 - ``plan [--estimate-only] [SELECTION]``: the runs the selected claims need, which are cached, and the cost of the rest
-  (trains nothing); ``--estimate-only``: the one line of the cost.
+  (trains nothing), and each confirmatory claim's reach after Holm beside its planned n (a warning where n is below
+  it); ``--estimate-only``: the one line of the cost.
 - ``fill --engine local|ray|slurm [--publish] [--budget 150m] [SELECTION]``: train the runs the selected claims need
   into the run cache (``--publish``: and into the published run store, ``results/runs/``).
 - ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
@@ -138,7 +139,7 @@ def usage_error(message: str) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from resclaims.plugin.plan import plan
+    from resclaims.plugin.plan import plan, reach_table
     from resclaims.run.engines import EngineError
 
     try:
@@ -149,6 +150,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(found.table())
         for reason in found.other_skips:
             print(f"skipped, not planned: {reason}")
+        if found.reaches:
+            print(reach_table(found.reaches))
     print(found.estimate())
     return 0
 

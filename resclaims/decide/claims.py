@@ -19,7 +19,11 @@ claim its data through the ``judge`` fixture, and everything else happens in
    would reach 80% power (:func:`resclaims.decide.calibration.seeds_for_power`);
 4. a ``protocol_bound`` claim (a magnitude or an epoch count) measured at a
    reduced protocol gets no verdict: "full tier only", the estimate kept as
-   information, and the test is skipped;
+   information, and the test is skipped; a confirmatory claim whose n is below
+   its procedure's reach for "supported" after Holm in its family (level
+   alpha / m, :mod:`resclaims.decide.multiplicity`) is refused before anything is
+   decided: its test fails with one line that says the n it needs
+   (:func:`below_reach`), never a verdict no runs could have changed;
 5. the result is recorded in the report with the tier, the protocol and its
    fidelity ("source protocol" or "reduced: ..."); confirmatory claims are
    adjusted with Holm across their source's family when the report is written
@@ -65,6 +69,7 @@ from resclaims.decide.verdict import (
     ClaimResult,
     with_power,
 )
+from resclaims.decide.multiplicity import Families, reach_levels
 
 # "Z1", "Z1.direction", "A4.share-of-vgg19" (a part may hold hyphens), "Z1.direction@adam" (a variant)
 ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*(@[A-Za-z0-9_]+)?$")
@@ -82,6 +87,10 @@ class NotSupported(AssertionError):
 
 class OutcomeChanged(AssertionError):
     """A claim's recorded outcome at this tier no longer matches what the session measured."""
+
+
+class BelowReach(AssertionError):
+    """A confirmatory claim's n is below the fewest runs at which its procedure can say "supported" after Holm."""
 
 
 class DefectiveProcedure(AssertionError):
@@ -155,6 +164,24 @@ def recorded_verdict(reason: str) -> str:
     return re.split(r"[^a-z]", reason.strip().lower(), maxsplit=1)[0]
 
 
+def below_reach(claim: Claim, n: int, m: int) -> str | None:
+    """The one line that refuses a confirmatory ``claim`` decided on ``n`` runs in a Holm family of ``m``, where no
+    runs at all could make it "supported" at alpha / m (the family's first step,
+    :func:`resclaims.decide.multiplicity.reach_levels`); None where n reaches it, or where the procedure does not know its
+    best p (:func:`resclaims.decide.procedures.reach`). ``plan`` prints the same line as a warning."""
+    if claim.procedure.best_p is None:
+        return None
+    level, alpha = reach_levels(m)
+    needed, _ = procedures.reach(claim.procedure, level)
+    if needed is not None and n >= needed:
+        return None
+    best = claim.procedure.best_p(n)[0]
+    what = f"needs n >= {needed}: run with --seeds {needed} or more" if needed else "no n reaches it"
+    return (f"{claim.id}: n = {n} cannot reach supported after Holm in {claim.source_family}'s family of {m} "
+            f"(level {alpha:g}/{m} = {level:.3g}; its best p at n = {n} is {best:.3g}): its procedure ("
+            f"{claim.procedure.name}) {what}")
+
+
 def finite_rows(*data: np.ndarray) -> tuple[tuple[np.ndarray, ...], int]:
     """``data`` (arrays paired by their first index) without the rows where any value is NaN or inf, and how many."""
     arrays = tuple(np.asarray(x, dtype=float) for x in data)
@@ -180,6 +207,8 @@ class Judge:
     calibrated: dict[str, calibration.Calibration] = field(default_factory=dict)
     stored: Stored = field(default_factory=lambda: Stored(None))  # kept by content
     code: str = ""  # stored.code_digest of the deciding code and the claim's module (part of a stored key)
+    families: Families | None = None  # the session's Holm families, for the reach rule (None: no rule)
+    refuse: Callable[[str], None] | None = None  # ends the running test with a line (pytest.fail); default: BelowReach
 
     def __call__(self, claim: Claim, *data: np.ndarray, protocol: str | None = None,
                  details: Mapping[str, Any] | None = None) -> ClaimResult:
@@ -192,12 +221,17 @@ class Judge:
                details: Mapping[str, Any] | None = None) -> ClaimResult:
         """Steps 1-4 of a claim (no test outcome): for a claim reported beside the one a test decides."""
         data, dropped = finite_rows(*data)
+        refused = self.join(claim, len(data[0]) + dropped)
+        if refused is not None:
+            if self.refuse is not None:
+                self.refuse(refused)
+            raise BelowReach(refused)
         calibrated = self.calibrate(claim, *data)
         decision = claim.procedure(*data)
         extra = {**decision.details, **(details or {}),
                  "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)}
         verdict, p_value, p_refute = decision.verdict, decision.p_value, decision.p_refute
-        if claim.protocol_bound and self.fidelity != SOURCE_PROTOCOL:
+        if not self.judged_here(claim):
             # a sentence about the source's protocol gets no verdict from a reduced one: the estimate is information
             extra.update(proxy_verdict=verdict, proxy_p_value=p_value, proxy_p_refute=p_refute)
             verdict, p_value, p_refute = FULL_TIER_ONLY, None, None
@@ -224,6 +258,22 @@ class Judge:
                                      f"{calibrated.type_one} of {calibrated.n_sims} simulated nulls, above alpha + "
                                      f"{calibration.TOLERANCE}: fix the procedure before trusting its verdict")
         return result
+
+    def judged_here(self, claim: Claim) -> bool:
+        """Whether ``claim`` gets a verdict at this module's protocol (not a protocol-bound one at a reduced one)."""
+        return not (claim.protocol_bound and self.fidelity != SOURCE_PROTOCOL)
+
+    def join(self, claim: Claim, n: int) -> str | None:
+        """A confirmatory ``claim`` about to be decided on ``n`` planned runs (diverged ones included: the design's
+        n) joins its Holm family, or leaves it where it gets no verdict here; the line that refuses it where n is
+        below its reach (:func:`below_reach`), else None."""
+        if self.families is None or not claim.confirmatory:
+            return None
+        if not self.judged_here(claim):
+            self.families.exclude(claim, FULL_TIER_ONLY)
+            return None
+        self.families.decided(claim)
+        return below_reach(claim, n, self.families.size(claim))
 
     def exact(self, claim: Claim, holds: bool, value: float, *, n: int = 1, protocol: str | None = None,
               details: Mapping[str, Any] | None = None, why: str = "exact, no sampling") -> ClaimResult:

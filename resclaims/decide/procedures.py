@@ -21,6 +21,14 @@ leave the error bounds intact (``tests/report/test_validation.py`` checks them o
 simulated worlds at each tier's n). The price is power: a sign test needs 5
 runs to say anything at alpha = 0.05 and 9 to survive Holm across 5 claims.
 
+**Reach.** Each shared procedure says, for n runs, the smallest p-value each of its
+two tests can attain (``Procedure.best_p``: all runs on one side of the boundary, or
+all inside or outside the band), and :func:`reach` turns that into the fewest runs at
+which a verdict is possible at all at a level (after Holm: alpha / m, see
+:mod:`resclaims.decide.multiplicity`). Below it a test has no power whatever the runs say:
+``plan`` prints the reach of every confirmatory claim and the judge refuses a
+confirmatory claim whose n is below its reach for "supported".
+
 The shared procedures, by what they decide:
 
 - :func:`exceeds_paired`: "a exceeds b": the median paired difference above 0;
@@ -52,6 +60,8 @@ from resclaims.decide.verdict import Decision, two_tests
 __all__ = ["Procedure", "exceeds_paired", "exceeds", "below_margin", "median_in_band", "share_in_band", "increasing",
            "exact", "custom"]
 
+MOST_RUNS = 100_000  # reach: past this many runs a verdict counts as out of reach
+
 
 def __getattr__(name: str) -> Any:
     """A name this module lacks: for a misspelled procedure (``procedures.exceeds_pairde``), the valid ones."""
@@ -74,9 +84,53 @@ class Procedure:
     decide: Callable[..., Decision]
     calibration: Worlds  # (claim, *data) -> null and effect worlds (calibration.calibrate's keywords)
     tests: Callable[..., tuple[np.ndarray, np.ndarray]] | None = None  # the two p-values, vectorised over data sets
+    # n -> the smallest p of the test that supports and of the test that refutes, on the scale compared with alpha
+    # (None: not known, a family's own or a bootstrap procedure; reach() then says nothing)
+    best_p: Callable[[int], tuple[float, float]] | None = None
 
     def __call__(self, *data: np.ndarray) -> Decision:
         return self.decide(*data)
+
+
+def reach(procedure: Procedure, level: float) -> tuple[int | None, int | None]:
+    """The fewest runs at which ``procedure`` can say "supported", and "refuted", at ``level``: the smallest n whose
+    best attainable p (``procedure.best_p(n)``) is at most ``level``. (None, None) where the procedure does not
+    know its best p (a family's own or a bootstrap procedure); None for a verdict out of reach below
+    :data:`MOST_RUNS`. A test with fewer runs has no power for that verdict, whatever the runs are."""
+    if procedure.best_p is None:
+        return None, None
+    found: list[int | None] = [None, None]
+    for n in range(1, MOST_RUNS + 1):
+        for i, p in enumerate(procedure.best_p(n)):
+            if found[i] is None and p <= level:
+                found[i] = n
+        if None not in found:
+            break
+    return found[0], found[1]
+
+
+def sign_best_p(n: int) -> tuple[float, float]:
+    """The exact sign test's best p both ways at n runs: all n on one side of the boundary, 0.5^n."""
+    return 0.5**n, 0.5**n
+
+
+# "Refuted" for a band (median_in_band, inside): the test at either edge rejects. The share of the level each edge's
+# test is held to, in one place for the reach of that decision: 1 (today: p_refute is the smaller edge p, at alpha);
+# 0.5 for alpha/2 per edge.
+BAND_REFUTE_SHARE = 1.0
+
+
+def band_best_p(n: int) -> tuple[float, float]:
+    """median_in_band's best p at n runs: "supported" needs both edges' sign tests (all n inside the band: 0.5^n
+    each); "refuted" one edge's (all n beyond it: 0.5^n), held to BAND_REFUTE_SHARE of the level, so on alpha's
+    scale 0.5^n / BAND_REFUTE_SHARE."""
+    return 0.5**n, 0.5**n / BAND_REFUTE_SHARE
+
+
+def share_best_p(share: float) -> Callable[[int], tuple[float, float]]:
+    """share_in_band's best p at n runs: binomial tests at ``share``: all n in the band (share^n) supports, none in
+    it ((1 - share)^n) refutes."""
+    return lambda n: (share**n, (1 - share) ** n)
 
 
 def _no_null(why: str) -> Worlds:
@@ -201,7 +255,7 @@ def exceeds_paired(*, members: str = "the two runs of a pair", test: str | None 
                                  stated_text=claim.stated_text, center=np.median)
 
     return Procedure("a exceeds b, paired", test or f"median paired difference above 0: {SIGN}", paired_difference,
-                     worlds, paired_tests)
+                     worlds, paired_tests, sign_best_p)
 
 
 def exceeds(null: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
@@ -219,7 +273,7 @@ def exceeds(null: float, *, what: str = "each run's value", test: str | None = N
                     f"their median is the effect above {null:g}, spread kept; runs resampled")
 
     return Procedure(f"x is above {null:g}", test or f"median above {null:g}: {SIGN}", partial(_exceeds, null=null),
-                     worlds, partial(exceeds_tests, null=null))
+                     worlds, partial(exceeds_tests, null=null), sign_best_p)
 
 
 def below_margin(margin: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
@@ -238,7 +292,8 @@ def below_margin(margin: float, *, what: str = "each run's value", test: str | N
                     "median sits that far below the margin, spread kept; runs resampled")
 
     return Procedure(f"x is below {margin:g}", test or f"non-inferiority, margin {margin:g}: median below the margin: "
-                     f"{SIGN}", partial(_below_margin, margin=margin), worlds, partial(below_tests, margin=margin))
+                     f"{SIGN}", partial(_below_margin, margin=margin), worlds, partial(below_tests, margin=margin),
+                     sign_best_p)
 
 
 def median_in_band(band: tuple[float, float], *, what: str = "every run", how: str = "shift",
@@ -251,7 +306,7 @@ def median_in_band(band: tuple[float, float], *, what: str = "every run", how: s
 
     return Procedure(f"median in [{band[0]:g}, {band[1]:g}]",
                      test or f"median inside the band {list(band)} (equivalence: two one-sided sign tests); {SIGN}",
-                     partial(_median_in_band, band=band), worlds, partial(band_tests, band=band))
+                     partial(_median_in_band, band=band), worlds, partial(band_tests, band=band), band_best_p)
 
 
 def share_in_band(band: tuple[float, float], share: float, *, what: str = "every run",
@@ -277,7 +332,7 @@ def share_in_band(band: tuple[float, float], share: float, *, what: str = "every
     return Procedure(f"share in [{band[0]:g}, {band[1]:g}] above {share:g}",
                      test or f"share of runs inside {list(band)} above {share:g}: exact binomial test, "
                      "Clopper-Pearson interval", partial(_share_in_band, band=band, share=share), worlds,
-                     partial(share_tests, band=band, share=share))
+                     partial(share_tests, band=band, share=share), share_best_p(share))
 
 
 def increasing(positions: Sequence[float], *, test: str | None = None, effect_text: str | None = None) -> Procedure:
@@ -296,7 +351,8 @@ def increasing(positions: Sequence[float], *, test: str | None = None, effect_te
                     "with the median slope replaced by the effect; runs resampled")
 
     return Procedure("the rows increase", test or f"median per-run slope above 0: {SIGN}",
-                     partial(increasing_trend, positions=positions), worlds, partial(trend_tests, positions=positions))
+                     partial(increasing_trend, positions=positions), worlds, partial(trend_tests, positions=positions),
+                     sign_best_p)
 
 
 def exact(test: str = "exact count") -> Procedure:
@@ -305,10 +361,12 @@ def exact(test: str = "exact count") -> Procedure:
     def decide(*data: np.ndarray) -> Decision:
         raise TypeError("an exact claim is decided with judge.exact(claim, holds, value)")
 
-    return Procedure("exact", test, decide, _no_null("exact, no sampling"))
+    return Procedure("exact", test, decide, _no_null("exact, no sampling"), best_p=lambda n: (0.0, 0.0))  # one look
 
 
 def custom(name: str, test: str, decide: Callable[..., Decision], calibration: Worlds | None = None,
-           *, no_null: str = "no null constructible", tests: Callable[..., tuple] | None = None) -> Procedure:
-    """A family's own procedure, where none of the shared ones fits (``tests``: its vectorised p-values)."""
-    return Procedure(name, test, decide, calibration or _no_null(no_null), tests)
+           *, no_null: str = "no null constructible", tests: Callable[..., tuple] | None = None,
+           best_p: Callable[[int], tuple[float, float]] | None = None) -> Procedure:
+    """A family's own procedure, where none of the shared ones fits (``tests``: its vectorised p-values; ``best_p``:
+    its smallest attainable p-values at n runs, for :func:`reach`)."""
+    return Procedure(name, test, decide, calibration or _no_null(no_null), tests, best_p)

@@ -316,6 +316,29 @@ def share_test(hits: np.ndarray, n: int, share: float, *, alpha: float = ALPHA) 
     return Tested(hits / n, low, high, stats.binom.sf(hits - 1, n, share), stats.binom.cdf(hits, n, share))
 
 
+def share_critical_count(n: int, share: float, level: float) -> int:
+    """The fewest of ``n`` runs in the band at which the exact binomial test of "the true share is at most
+    ``share``" rejects at ``level`` (n + 1: none does)."""
+    k = int(stats.binom.ppf(1 - level, n, share)) + 1  # P(X >= k) = 1 - cdf(k - 1) <= level
+    while k > 0 and stats.binom.sf(k - 2, n, share) <= level:  # ppf's float edges: the fewest, exactly
+        k -= 1
+    while k <= n and stats.binom.sf(k - 1, n, share) > level:
+        k += 1
+    return k
+
+
+def share_seeds_for_power(share: float, stated: float, level: float, power: float = 0.8, most: int = 100_000) -> int:
+    """The fewest runs of a binomial design (each run in the band or not) at which the exact one-sided test of
+    "the share is at most ``share``" rejects at ``level`` with probability at least ``power`` when the true share
+    is ``stated``: exact, from the binomial distribution (no simulation). The first such n: the exact test's
+    power is not monotone in n (its critical count steps), so a few larger n may fall short again."""
+    for n in range(1, most + 1):
+        k = share_critical_count(n, share, level)
+        if k <= n and stats.binom.sf(k - 1, n, stated) >= power:
+            return n
+    raise ValueError(f"no n up to {most} reaches power {power:g} at share {stated:g} against {share:g}")
+
+
 def holm(p_values: dict[str, float]) -> dict[str, float]:
     """Holm's step-down adjusted p-values (``statsmodels``), valid under any dependence between the tests."""
     from statsmodels.stats.multitest import multipletests

@@ -17,17 +17,19 @@ import pytest
 from resclaims.datasets import cache_dir
 from resclaims.decide import stored
 from resclaims.decide.claims import Claim
+from resclaims.decide.multiplicity import Families
 from resclaims.plugin import xdist
 from resclaims.plugin.keys import (
     BASELINE_KEY,
     CACHE_KEY,
     CALIBRATED_KEY,
     DESELECTED_KEY,
+    FAMILIES_KEY,
     REPORT_KEY,
     SETTINGS_KEY,
     STORED_KEY,
 )
-from resclaims.plugin.plan import INCOMPLETE
+from resclaims.plugin.costs import INCOMPLETE, PLANNING
 from resclaims.plugin.settings import (
     DATA_ENV,
     MAX_SEEDS,
@@ -146,6 +148,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
     report = item.config.stash.get(REPORT_KEY, None)
     if report is not None and test_report.skipped and isinstance(test_report.longrepr, tuple):
         reason = test_report.longrepr[2].removeprefix("Skipped: ")
+        families = item.config.stash.get(FAMILIES_KEY, None)
+        if families is not None and not reason.startswith(PLANNING):  # its claims get no verdict in this session
+            for claim in named_claims(item):
+                families.exclude(claim, reason)
         if reason.startswith(INCOMPLETE):  # --no-train: the claims this test decides lack runs
             missing, total = (int(n) for n in re.search(r"(\d+) of (\d+) runs missing", reason).groups())
             for claim_id in claims_of(item) or [item.nodeid]:
@@ -157,11 +163,18 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):
 
 def claims_of(item: pytest.Item) -> list[str]:
     """The ids of the claims a test decides: the module's :class:`Claim` declarations its function names."""
+    return [claim.id for claim in named_claims(item, parameters=False)]
+
+
+def named_claims(item: pytest.Item, *, parameters: bool = True) -> list[Claim]:
+    """The claims a test decides: the module's :class:`Claim` declarations its function names, and (``parameters``)
+    the claims among its parameters (``@pytest.mark.parametrize("claim", [Z1_MAGNITUDE, ...])``)."""
     function, module = getattr(item, "function", None), getattr(item, "module", None)
     if function is None or module is None:
         return []
-    return [value.id for name in function.__code__.co_names
-            if isinstance(value := getattr(module, name, None), Claim)]
+    named = [value for name in function.__code__.co_names if isinstance(value := getattr(module, name, None), Claim)]
+    callspec = getattr(item, "callspec", None) if parameters else None
+    return named + [value for value in (callspec.params.values() if callspec else ()) if isinstance(value, Claim)]
 
 
 def _baseline(config: pytest.Config) -> Path | None:
@@ -234,6 +247,11 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     report = config.stash.get(REPORT_KEY, None)
     if report is None:
         return
+    families = config.stash[FAMILIES_KEY] = Families()
+    for item in session.items:  # a test skipped at collection (another tier's, a GPU's) decides nothing here
+        if item.get_closest_marker("skip") is None:
+            for claim in named_claims(item):
+                families.add(claim, item.module.__name__)
     module = lambda nodeid: nodeid.split("::")[0]  # noqa: E731
     named = {(config.invocation_params.dir / module(arg)).resolve() for arg in config.args if "::" in arg}
     partial = {module(item.nodeid) for item in session.items if item.path.resolve() in named}

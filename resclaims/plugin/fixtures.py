@@ -18,8 +18,8 @@ from resclaims.datasets.download import DownloadError
 from resclaims.decide import calibration, stored
 from resclaims.decide.claims import Judge
 from resclaims.decide.verdict import SOURCE_PROTOCOL
-from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
-from resclaims.plugin.plan import incomplete
+from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, FAMILIES_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
+from resclaims.plugin.costs import incomplete
 from resclaims.plugin.settings import Settings
 from resclaims.report.report import Report
 from resclaims.run.cache import RunCache
@@ -96,6 +96,9 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     (or ``protocol=...``). See :mod:`resclaims.decide.claims` for every step.
     """
     protocol, fidelity = (_module_fixture(request, name) for name in ("protocol", "fidelity"))
+    families = request.config.stash.get(FAMILIES_KEY, None)
+    if families is not None:  # the module's protocol-bound claims get no verdict at a reduced protocol
+        families.protocol(request.module.__name__, (fidelity or SOURCE_PROTOCOL) == SOURCE_PROTOCOL)
 
     def expect(reason: str, raises: type[Exception]) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
@@ -107,6 +110,7 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
         default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
         stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
+        families=families, refuse=lambda line: pytest.fail(line, pytrace=False),
     )
 
 

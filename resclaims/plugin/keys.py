@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from resclaims.decide import stored
+from resclaims.decide.multiplicity import Families
 from resclaims.plugin.settings import Settings
 from resclaims.report.report import Report
 from resclaims.run.cache import RunCache
@@ -17,3 +18,4 @@ BASELINE_KEY = pytest.StashKey["Path | None"]()
 CALIBRATED_KEY = pytest.StashKey[dict]()
 STORED_KEY = pytest.StashKey[stored.Stored]()
 DESELECTED_KEY = pytest.StashKey[list[str]]()
+FAMILIES_KEY = pytest.StashKey[Families]()  # the session's Holm families, for the reach rule (resclaims.decide.multiplicity)

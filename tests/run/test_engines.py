@@ -24,7 +24,7 @@ import resclaims
 from resclaims.__main__ import main
 from resclaims.kernels.zero_identity import ZeroIdentityProtocol
 from resclaims.plugin.fill import FillProgress
-from resclaims.plugin.plan import Need, Plan
+from resclaims.plugin.costs import Need, Plan
 from resclaims.run.engines import EngineOptions, execute, make_engine, make_job
 from resclaims.run.seeding import DEFAULT_BASE_SEED, derive_seeds
 
@@ -180,7 +180,7 @@ def test_without_measured_runs_cifar_steps_are_estimated_from_the_baseline_timin
     """An empty cache: K's full-tier 10-block arms from the baseline's train-step times (named, with the machine);
     an arm the benchmarks do not time stays unknown."""
     from resclaims.kernels import cifar
-    from resclaims.plugin.plan import BASELINE
+    from resclaims.plugin.costs import BASELINE
 
     config = cifar.K_TIERS["full"]
     arms = {arm.name: arm for arm in cifar.keras_arms([5, 10], config.width)}

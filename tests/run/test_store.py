@@ -27,7 +27,7 @@ from resclaims.datasets.cifar10 import JPEG_COPY_SHA256
 from resclaims.kernels import cifar
 from resclaims.kernels.cifar import kernel as cifar_kernel
 from resclaims.plugin.fill import Budget, parse_budget
-from resclaims.plugin.plan import Need, Plan
+from resclaims.plugin.costs import Need, Plan
 from resclaims.run import store
 from resclaims.run.cache import RunCache
 from resclaims.run.engines import EngineError

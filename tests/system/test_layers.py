@@ -31,9 +31,14 @@ def layer(module: str) -> str:
 
 
 def imports(path: Path) -> set[str]:
-    """Every resclaims module ``path`` imports, at its top or inside a function."""
+    """Every resclaims module ``path`` imports, at its top or inside a function (not those only a type checker
+    reads, under ``if TYPE_CHECKING:``)."""
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and getattr(node.test, "id", getattr(node.test, "attr", None)) == "TYPE_CHECKING":
+            node.body = []
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("resclaims.")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("resclaims"):
