@@ -65,13 +65,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from resclaims.decide import procedures
-from resclaims.decide.claims import TIERS, Claim
+from resclaims.decide.claims import TIER_NAMES, Claim
 from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_example, reference_details, twins
 from resclaims.kernels.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
 from resclaims.models import cifar
 from resclaims.models.counting import on_meta, parameter_count, round_as_printed, rounds_to
 from resclaims.models.d2l import Residual
 from resclaims.run.seeding import torch_generator
+from resclaims.run.tiers import Tier
 
 pytestmark = [pytest.mark.quick, pytest.mark.full]  # counting takes seconds: the tiers are the same
 
@@ -88,8 +89,11 @@ PROTOCOLS = {  # how each quantity is counted, for the result's protocol; the sa
 
 def recorded(reason: str) -> dict[str, str]:
     """A refuted count's outcome: the same at both tiers, since counting samples nothing."""
-    return dict.fromkeys(TIERS, reason)
+    return dict.fromkeys(TIER_NAMES, reason)
 
+
+# exact facts, counted on the meta device: the sources' own models at every tier
+TIERS = Tier.everywhere(seeds=1, fidelity="source protocol", protocol="the sources' models, counted (see each claim)")
 
 # -- the claims -----------------------------------------------------------------------------------
 

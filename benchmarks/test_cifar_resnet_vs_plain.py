@@ -92,6 +92,7 @@ from resclaims.decide import calibration, procedures, stats
 from resclaims.decide.claims import Claim
 from resclaims.families.cifar import gap, percent, plot_gap_per_seed, plot_residual_vs_plain
 from resclaims.kernels import cifar
+from resclaims.run.tiers import Tier
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -159,14 +160,29 @@ K3 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def config(settings) -> cifar.KerasFamily:
-    return cifar.K_TIERS[settings.tier]
+def fidelity(config: cifar.KerasFamily) -> str:
+    t = config.train
+    if t == cifar.TrainConfig() and config.width == 1.0:
+        return "source protocol"
+    return f"reduced: first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}"
+
+
+def protocol(config: cifar.KerasFamily) -> str:
+    t = config.train
+    scale = ("003's protocol exactly" if t == cifar.TrainConfig() and config.width == 1.0 else
+             f"003's protocol, first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}")
+    return (f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
+            f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {{seeds}} seeds per arm, "
+            "paired by seed")
+
+
+TIERS = {name: Tier(seeds=cifar.K_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
+         for name, config in cifar.K_TIERS.items()}
 
 
 @pytest.fixture(scope="module")
-def n_seeds(settings) -> int:
-    return settings.n_seeds(cifar.K_SEEDS)
+def config(tier) -> cifar.KerasFamily:
+    return tier.config
 
 
 @pytest.fixture(scope="module")
@@ -175,35 +191,11 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def fidelity(config) -> str:
-    t = config.train
-    if t == cifar.TrainConfig() and config.width == 1.0:
-        return "source protocol"
-    return f"reduced: first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}"
-
-
-@pytest.fixture(scope="module")
-def protocol(config, n_seeds, data) -> str:
-    t = config.train
-    scale = (
-        "003's protocol exactly"
-        if t == cifar.TrainConfig() and config.width == 1.0
-        else f"003's protocol, first {t.steps} of 5,850 steps, width x{config.width:g}, "
-        f"test subset {t.test_size or 10_000}"
-    )
-    return (
-        f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
-        f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {n_seeds} seeds per arm, "
-        f"paired by seed; data: {data.name}"
-    )
-
-
-@pytest.fixture(scope="module")
-def k_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
+def k_runs(runs, config, tier, data, report) -> pd.DataFrame:
     """Residual and plain at ``config.blocks`` (K1, K2): the first runs a fill trains, pair by pair."""
     arms = cifar.keras_arms([config.blocks], config.width)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data)
-    report.note("K1", f"scale: {protocol}")
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data)
+    report.note("K1", f"scale: {tier.protocol}; data: {data.name}")
     return frame
 
 
@@ -213,11 +205,11 @@ def consistency_seeds(settings) -> int:
 
 
 @pytest.fixture(scope="module")
-def consistency_runs(request, runs, config, n_seeds, consistency_seeds, data) -> pd.DataFrame:
+def consistency_runs(request, runs, config, tier, consistency_seeds, data) -> pd.DataFrame:
     """K1.consistency's runs: the K1 pair at its own design n (full tier: 44 seeds; seed i derives from the base
     seed, "K" and i alone, so the first 10 are K1's), in a request of its own, which a fill trains after every other
     (:meth:`resclaims.plugin.plan.Plan.jobs`); K1's own runs where the two counts agree (the quick tier, --seeds)."""
-    if consistency_seeds == n_seeds:
+    if consistency_seeds == tier.seeds:
         return request.getfixturevalue("k_runs")
     arms = cifar.keras_arms([config.blocks], config.width)
     return runs(cifar.CifarRuns(config.train, tuple(arms)), consistency_seeds, seed_name="K", family="K", data=data,
@@ -225,22 +217,22 @@ def consistency_runs(request, runs, config, n_seeds, consistency_seeds, data) ->
 
 
 @pytest.fixture(scope="module")
-def k_order_runs(request, runs, config, n_seeds, data) -> pd.DataFrame:
+def k_order_runs(request, runs, config, tier, data) -> pd.DataFrame:
     """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
     "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs. Asked for before the pair, so
     that a plan sees both requests when neither is trained."""
     images = cifar.CifarRuns(replace(config.train, order="images"),
                              tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-    frame = runs(images, n_seeds, seed_name="K", family="K", data=data, label="K1.order")
+    frame = runs(images, tier.seeds, seed_name="K", family="K", data=data, label="K1.order")
     return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(runs, config, n_seeds, data) -> pd.DataFrame:
+def k_depth_runs(runs, config, tier, data) -> pd.DataFrame:
     """Residual and plain at each of K3's block counts (full tier), the K1 pair's among them: one request, so that
     a session lacking any of them says how many of all of K3's runs it lacks."""
     arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
-    return runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="K", family="K", data=data, label="K3")
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data, label="K3")
 
 
 def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -268,22 +260,22 @@ def test_K1_magnitude(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(consistency_runs, k_runs, config, n_seeds, consistency_seeds, protocol, judge):
+def test_K1_consistency(consistency_runs, k_runs, config, tier, consistency_seeds, judge):
     # k_runs after consistency_runs: a session lacking runs names K1.consistency's own first; a plan counts K1's
     # request for this test where the two agree (consistency_runs then hands over K1's runs)
     d = gap(consistency_runs, config.blocks, "train_acc")
-    design = "" if consistency_seeds == n_seeds else f"; K1.consistency: {consistency_seeds} seeds per arm, its design"
-    judge(K1_CONSISTENCY, d, protocol=protocol + design,
+    design = "" if consistency_seeds == tier.seeds else f"; K1.consistency: {consistency_seeds} seeds per arm, its design"
+    judge(K1_CONSISTENCY, d, protocol=tier.protocol + design,
           details={"gap_per_seed": d.tolist(), "sd": float(np.std(d, ddof=1))})
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(request, config, report, judge, protocol):
+def test_K1_data_order_effect(request, config, tier, report, judge):
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     k_runs = request.getfixturevalue("k_order_runs")
     effect = gap(k_runs, config.blocks, "train_acc") - gap(k_runs, config.blocks, "train_acc", "-images")
-    result = judge.record(K1_ORDER, effect, protocol=protocol + "; second arm pair with images reshuffled every pass",
+    result = judge.record(K1_ORDER, effect, protocol=tier.protocol + "; second arm pair with images reshuffled every pass",
                           details={"effect_per_seed": effect.tolist()})
     report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
                       f"pass = {result.estimate:.2f} points [{result.ci[0]:.2f}, {result.ci[1]:.2f}], n = {result.n}")
@@ -302,14 +294,14 @@ def test_K2_test_accuracy(k_runs, config, report, judge):
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(request, config, judge, protocol):
+def test_K3_gap_grows_with_depth(request, config, tier, judge):
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     k_runs = request.getfixturevalue("k_depth_runs")  # the full tier's only: the quick tier trains no K3 arms
     assert sorted(config.depth_blocks) == K3_BLOCKS.tolist(), "K3's procedure is declared for the full tier's blocks"
     gaps = np.stack([gap(k_runs, int(b), "train_acc") for b in K3_BLOCKS], axis=1)  # (seeds, block counts)
     finite = np.isfinite(gaps).all(axis=1)
-    judge(K3, gaps, protocol=protocol + f"; blocks {[int(b) for b in K3_BLOCKS]}",
+    judge(K3, gaps, protocol=tier.protocol + f"; blocks {[int(b) for b in K3_BLOCKS]}",
           details={"blocks": K3_BLOCKS.tolist(), "mean_gap": gaps[finite].mean(axis=0).tolist(),
                    "gaps": gaps[finite].tolist()})
 

@@ -100,6 +100,7 @@ from resclaims.families.cifar import (
 )
 from resclaims.kernels import cifar
 from resclaims.models.cifar import CifarNet
+from resclaims.run.tiers import Tier
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error
@@ -159,14 +160,32 @@ H1 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def config(settings) -> cifar.HeFamily:
-    return cifar.D_TIERS[settings.tier]
+def fidelity(config: cifar.HeFamily) -> str:
+    t = config.train
+    if t.steps == cifar.HE2015.steps:
+        return "source protocol"
+    return (f"reduced: depths {config.depths[0]} and {config.depths[1]}, first {t.steps} of 64k iterations, widths "
+            f"{'-'.join(map(str, config.widths))}, {32 // t.downsample}x{32 // t.downsample} inputs")
+
+
+def protocol(config: cifar.HeFamily) -> str:
+    t = config.train
+    if t.steps == cifar.HE2015.steps:
+        scale = "He et al. 4.2 exactly"
+    else:
+        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
+                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
+    shallow, deep = config.depths
+    return f"{scale}; depths {shallow} vs {deep}; {{seeds}} seeds per arm, paired by seed"
+
+
+TIERS = {name: Tier(seeds=cifar.D_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
+         for name, config in cifar.D_TIERS.items()}
 
 
 @pytest.fixture(scope="module")
-def n_seeds(settings) -> int:
-    return settings.n_seeds(cifar.D_SEEDS)
+def config(tier) -> cifar.HeFamily:
+    return tier.config
 
 
 @pytest.fixture(scope="module")
@@ -175,51 +194,30 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def fidelity(config) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        return "source protocol"
-    return (f"reduced: depths {config.depths[0]} and {config.depths[1]}, first {t.steps} of 64k iterations, widths "
-            f"{'-'.join(map(str, config.widths))}, {32 // t.downsample}x{32 // t.downsample} inputs")
-
-
-@pytest.fixture(scope="module")
-def protocol(config, n_seeds, data) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        scale = "He et al. 4.2 exactly"
-    else:
-        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
-                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
-    shallow, deep = config.depths
-    return f"{scale}; depths {shallow} vs {deep}; {n_seeds} seeds per arm, paired by seed; data: {data.name}"
-
-
-@pytest.fixture(scope="module")
-def d_runs(runs, config, n_seeds, data, report, protocol) -> pd.DataFrame:
+def d_runs(runs, config, tier, data, report) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), n_seeds, seed_name="D", family="D", data=data)
-    report.note("D1", f"scale: {protocol}")
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="D", family="D", data=data)
+    report.note("D1", f"scale: {tier.protocol}; data: {data.name}")
     return with_errors(frame)
 
 
 @pytest.fixture(scope="module")
-def gradients(runs, config, n_seeds, data) -> pd.DataFrame:
+def gradients(runs, config, tier, data) -> pd.DataFrame:
     """D3: plain nets at the gradient depth, with and without BN."""
     arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
                            partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
                  for bn, suffix in ((True, ""), (False, "-no-bn")))
-    return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), n_seeds, seed_name="D3",
+    return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), tier.seeds, seed_name="D3",
                 family="D3", data=data)
 
 
 @pytest.fixture(scope="module")
-def d3_protocol(config, n_seeds, data) -> str:
+def d3_protocol(config, tier, data) -> str:
     return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
-            f"of the step's batch at iterations {list(config.grad_checkpoints)}; {n_seeds} seeds; data: {data.name}")
+            f"of the step's batch at iterations {list(config.grad_checkpoints)}; {tier.seeds} seeds; data: {data.name}")
 
 
 def depths(config) -> dict:
@@ -259,11 +257,11 @@ def test_D1_contrast(d_runs, config, judge):
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(d_runs, config, judge, protocol):
+def test_D2_degradation_is_on_training_error(d_runs, config, tier, judge):
     shallow, deep = config.depths
     test_gap = depth_gap(d_runs, "plain", config.depths, "test_err")
     judge(D2, final(d_runs, f"plain-{deep}", "train_eval_err"), final(d_runs, f"plain-{shallow}", "train_eval_err"),
-          protocol=protocol + f"; {config.train.train_eval_size} fixed training images",
+          protocol=tier.protocol + f"; {config.train.train_eval_size} fixed training images",
           details={**depths(config), "test_error_gap": test_gap.tolist(),
                    "test_error_gap_mean": float(np.nanmean(test_gap))})
 

@@ -79,14 +79,14 @@ import torch
 from resclaims.datasets.membrane import Membrane, decode, load
 from resclaims.decide import calibration, procedures
 from resclaims.decide.claims import Claim, finite_rows
-from resclaims.decide.verdict import SUPPORTED
+from resclaims.decide.verdict import SOURCE_PROTOCOL, SUPPORTED
 from resclaims.families import plotting
 from resclaims.families.membrane import curves, plot_reconstructions, share_in_band, shortcut_wins
+from resclaims.run.tiers import Tier
+from resclaims.kernels import membrane
 from resclaims.kernels.membrane import (
     ARMS,
     FIXED_ARMS,
-    SEEDS,
-    TIERS,
     MembraneProtocol,
     loss_floor,
     prepare,
@@ -141,12 +141,18 @@ M3_FIXED_BETTER = Claim("M3.fixed_better", claim="after 50 epochs the shortcut m
                         "(fixed head)", statistic=BETTER.format("no_shortcut_fixed", "shortcut_fixed"), **SHORTCUT_WINS)
 
 
-def protocol_text(tier: MembraneProtocol, n_seeds: int, head: str = "source") -> str:
-    text = (f"000's protocol at {tier.describe(n_seeds)}; deviations: seeded kernels and image order, seed-batched "
+def protocol_text(protocol: MembraneProtocol, n_seeds: int | str, head: str = "source") -> str:
+    text = (f"000's protocol at {protocol.describe(n_seeds)}; deviations: seeded kernels and image order, seed-batched "
             "training (equal to the source's loop in float64)")
     if head == "fixed":
         text += "; fixed head: the final ReLU dropped, prediction sigmoid(z), all else identical"
     return text
+
+
+TIERS = {name: Tier(seeds=membrane.SEEDS[name], config=protocol, protocol=protocol_text(protocol, "{seeds}"),
+                    fidelity=SOURCE_PROTOCOL if protocol.crop is None else
+                    f"reduced: {protocol.crop}x{protocol.crop} central crops")
+         for name, protocol in membrane.TIERS.items()}
 
 
 # -- data and runs -------------------------------------------------------------------
@@ -156,35 +162,15 @@ def data(dataset) -> Membrane:
 
 
 @pytest.fixture(scope="module")
-def tier(settings) -> MembraneProtocol:
-    return TIERS[settings.tier]
-
-
-@pytest.fixture(scope="module")
-def n_seeds(settings) -> int:
-    return settings.n_seeds(SEEDS)
-
-
-@pytest.fixture(scope="module")
-def fidelity(tier) -> str:
-    return "source protocol" if tier.crop is None else f"reduced: {tier.crop}x{tier.crop} central crops"
-
-
-@pytest.fixture(scope="module")
-def protocol(tier, n_seeds) -> str:
-    return protocol_text(tier, n_seeds)
-
-
-@pytest.fixture(scope="module")
 def images(data, tier, settings) -> torch.Tensor:
-    return prepare(data.images, tier, settings.device)
+    return prepare(data.images, tier.config, settings.device)
 
 
 @pytest.fixture(scope="module")
-def frame(runs, data, tier, n_seeds, settings, report) -> pd.DataFrame:
+def frame(runs, data, tier, settings, report) -> pd.DataFrame:
     """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
-    trained = runs(tier, n_seeds, seed_name="M", family="M", data=data)
-    report.note("M1", f"{settings.tier} tier: {tier.describe(n_seeds)}.")
+    trained = runs(tier.config, tier.seeds, seed_name="M", family="M", data=data)
+    report.note("M1", f"{settings.tier} tier: {tier.config.describe(tier.seeds)}.")
     return trained
 
 
@@ -194,13 +180,13 @@ def frame(runs, data, tier, n_seeds, settings, report) -> pd.DataFrame:
 @pytest.mark.parametrize("part, claim", [("faster", M1_FASTER), ("better", M1_BETTER)], ids=["faster", "better"])
 def test_M1_shortcut_wins(frame, images, tier, report, judge, part, claim):
     if part == "faster":
-        side = f"{tier.crop or 512}px"
+        side = f"{tier.config.crop or 512}px"
         plotting.plot_learning_curves(
             frame[frame["head"] == "source"], report.figure_path("M1", "M1_learning_curves"), y="loss_sum",
             by="arm", ylabel=f"L1 loss, sum over the {images.shape[0]} images (source scale)",
             title=f"M1: identity mapping of {side} images with and without shortcut",
         )
-        plot_reconstructions(frame, images, report.figure_path("M1", "M1_reconstructions"), tier.epochs)
+        plot_reconstructions(frame, images, report.figure_path("M1", "M1_reconstructions"), tier.config.epochs)
     a, b, details = shortcut_wins(frame, (ARMS[0].name, ARMS[1].name), part)
     judge(claim, a, b, details=details)
 
@@ -223,14 +209,14 @@ def test_M2_targets_are_binary(data, report, judge):
 # -- M3 ---------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_M3_floor_is_a_bound(frame, images, tier, n_seeds, report, judge):
+def test_M3_floor_is_a_bound(frame, images, tier, report, judge):
     floor = loss_floor(images.cpu().numpy())
     source_head = frame[frame["head"] == "source"]
     excess = source_head.loss.to_numpy() - floor
     fixed_below = frame[(frame["head"] == "fixed") & (frame.loss < floor)]
     report.note("M3", f"floor 0.5 x black fraction = {floor:.4f} per pixel ({floor * images.shape[0]:.3f} on the "
-                      f"source's scale); fixed-head runs below it at epoch {tier.epochs}: "
-                      f"{fixed_below[fixed_below.epoch == tier.epochs - 1].shape[0]} of {n_seeds * 2}")
+                      f"source's scale); fixed-head runs below it at epoch {tier.config.epochs}: "
+                      f"{fixed_below[fixed_below.epoch == tier.config.epochs - 1].shape[0]} of {tier.seeds * 2}")
     plotting.plot_learning_curves(
         frame, report.figure_path("M3", "M3_learning_curves"), by="arm", threshold=floor, logy=True,
         ylabel="L1 loss, per-pixel mean", title="M3: both heads; dashed: the floor of sigmoid(relu(z))",
@@ -260,11 +246,11 @@ def test_M3_arm_reaches_floor(frame, images, judge, claim):
 @pytest.mark.full
 @pytest.mark.parametrize("part, claim, m1", [("faster", M3_FIXED_FASTER, M1_FASTER),
                                              ("better", M3_FIXED_BETTER, M1_BETTER)], ids=["faster", "better"])
-def test_M3_M1_with_fixed_head(frame, tier, n_seeds, report, judge, part, claim, m1):
+def test_M3_M1_with_fixed_head(frame, tier, report, judge, part, claim, m1):
     source_head, _ = finite_rows(*shortcut_wins(frame, (ARMS[0].name, ARMS[1].name), part)[:2])
     original = m1.procedure(*source_head).verdict
     a, b, details = shortcut_wins(frame, (FIXED_ARMS[0].name, FIXED_ARMS[1].name), part)
-    fixed = judge.record(claim, a, b, protocol=protocol_text(tier, n_seeds, "fixed"), details=details)
+    fixed = judge.record(claim, a, b, protocol=protocol_text(tier.config, tier.seeds, "fixed"), details=details)
     survives = "survives" if fixed.verdict == SUPPORTED else f"does not survive ({fixed.verdict})"
     report.note("M3", f"{m1.id} ({original} with the source's head) {survives} the fixed head: {fixed.summary()}")
     judge.outcome(claim, fixed)
@@ -279,8 +265,7 @@ SCALES = [pytest.param("quick", marks=[pytest.mark.quick, pytest.mark.full]), py
 @pytest.mark.parametrize("impl", ["sequential", "batched"])
 def test_time_one_epoch(benchmark, data, settings, report, scale, arm, impl):
     """One epoch at a tier's image size: the source's loop for one model, or the kernel for the tier's seeds."""
-    tier = TIERS[scale]
-    n = 1 if impl == "sequential" else SEEDS[scale]
+    tier, n = TIERS[scale].config, 1 if impl == "sequential" else TIERS[scale].seeds
     seeds = settings.run_seeds("M-timing", n)
     side = tier.crop or data.images.shape[-1]
     group = f"M one epoch, {arm.name}, {side}x{side}"
@@ -298,8 +283,8 @@ def test_time_one_epoch(benchmark, data, settings, report, scale, arm, impl):
 @pytest.mark.full
 def test_time_full_protocol(benchmark, data, settings, report):
     """The source's whole protocol, batched: 16 seeds x 2 arms x 50 epochs at 512x512 (target <= 5 min on 2 CPU cores)."""
-    source = MembraneProtocol(arms=ARMS, compile=TIERS["full"].compile)
-    seeds = settings.run_seeds("M-timing", SEEDS["full"])
+    source = MembraneProtocol(arms=ARMS, compile=TIERS["full"].config.compile)
+    seeds = settings.run_seeds("M-timing", TIERS["full"].seeds)
     benchmark.group = "M full protocol"
     benchmark.pedantic(train, args=(source, seeds, settings.device), kwargs={"data": data}, rounds=1, iterations=1)
     report.add_benchmark(benchmark, "batched, 16 seeds x 2 arms x 50 epochs, 512x512", "M full protocol",

@@ -91,6 +91,7 @@ import torch
 
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
 from resclaims.families import plotting
 from resclaims.families.zero_identity import (
     SD_RATIOS,
@@ -226,23 +227,16 @@ SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean cu
 
 
 # -- runs ----------------------------------------------------------------------------------------
+# both tiers: the source's protocol, with more experiments than its 100
+TIERS = {name: Tier(seeds=SEEDS[name], fidelity="source protocol", protocol=PROTOCOL, config=SOURCE_PROTOCOL)
+         for name in SEEDS}
 READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's frame (resclaims.run.contract)
 
 
 @pytest.fixture(scope="module")
-def fidelity() -> str:
-    return "source protocol"  # both tiers: the source's protocol, with more experiments than its 100
-
-
-@pytest.fixture(scope="module")
-def protocol() -> str:
-    return PROTOCOL
-
-
-@pytest.fixture(scope="module")
-def z_runs(runs, settings) -> pd.DataFrame:
+def z_runs(runs, tier) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(SOURCE_PROTOCOL, settings.n_seeds(SEEDS), seed_name="Z", family="Z", columns=READS_COLUMNS)
+    return runs(tier.config, tier.seeds, seed_name="Z", family="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -252,10 +246,10 @@ def source_runs(runs) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def factorial_runs(runs, settings) -> pd.DataFrame:
+def factorial_runs(runs, tier) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
-    protocol = replace(SOURCE_PROTOCOL, arms=tuple(ARMS), shared_init=True)
-    return runs(protocol, settings.n_seeds(SEEDS), seed_name="Z4", family="Z", columns=READS_COLUMNS)
+    protocol = replace(tier.config, arms=tuple(ARMS), shared_init=True)
+    return runs(protocol, tier.seeds, seed_name="Z4", family="Z", columns=READS_COLUMNS)
 
 
 def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:

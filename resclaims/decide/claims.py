@@ -73,7 +73,7 @@ from resclaims.decide.multiplicity import Families, reach_levels
 
 # "Z1", "Z1.direction", "A4.share-of-vgg19" (a part may hold hyphens), "Z1.direction@adam" (a variant)
 ID_PATTERN = re.compile(r"^[A-Z][A-Za-z0-9]*(\.[A-Za-z0-9_][A-Za-z0-9_-]*)*(@[A-Za-z0-9_]+)?$")
-TIERS = ("quick", "full")
+TIER_NAMES = ("quick", "full")
 DEFECTIVE = "defective"  # a recorded outcome: the procedure's calibration fails on this tier's runs
 
 
@@ -132,7 +132,7 @@ class Claim:
             raise ClaimError(f"claim {name}: unknown procedure {self.procedure!r}: use one of resclaims.decide.procedures "
                              f"({', '.join(procedures.__all__)})")
         for tier, reason in self.known.items():
-            if tier not in TIERS:
+            if tier not in TIER_NAMES:
                 raise ClaimError(f"claim {name}: known outcome for unknown tier {tier!r}: use 'quick' or 'full'")
             if recorded_verdict(reason) not in (REFUTED, INCONCLUSIVE, DEFECTIVE):
                 raise ClaimError(f"claim {name}: known outcome at {tier} must start with 'refuted', 'inconclusive' or "
@@ -199,8 +199,8 @@ class Judge:
     report: Any  # resclaims.report.report.Report
     calibration_seed: Callable[[str], int]  # claim id -> the seed of its calibration
     expect: Callable[[str, type], None]  # marks the running test xfail(strict=True, raises=...) with a reason
-    protocol: str | None = None  # the module's protocol text (its ``protocol`` fixture), if any
-    fidelity: str = SOURCE_PROTOCOL  # the module's ``fidelity`` fixture: "source protocol" or "reduced: ..."
+    protocol: str | None = None  # the protocol line of the module's tier (resclaims.run.tiers.Tier)
+    fidelity: str = SOURCE_PROTOCOL  # the fidelity of the module's tier: "source protocol" or "reduced: ..."
     skip: Callable[[str], None] = lambda reason: None  # ends the running test as skipped (pytest.skip)
     default_seeds: bool = True  # the tier's own seeds and base seed: recorded outcomes must hold exactly
     n_sims: int = 0  # simulated data sets per calibrated rate

@@ -93,9 +93,9 @@ def miss_note(ref: Reference, counts: pd.DataFrame) -> str:
     computed, scaled = count(ref.model), ref.scaled(counts)
     variants = "; ".join(f"{counts.loc[v, 'label']}: {count(v):,} = {count(v) / ref.scale:.4g}"
                          for v in VARIANTS.get(ref.model, ()))
-    return (f"Computed {computed:,} {ref.quantity.replace('_', '-')} = {scaled:.4g} {ref.unit}, which rounds to "
-            f"{round_as_printed(scaled, ref.printed)}, not the printed {ref.printed}. {variants}. "
-            f"{why(ref.id, counts)}").strip()
+    sentence = (f"Computed {computed:,} {ref.quantity.replace('_', '-')} = {scaled:.4g} {ref.unit}, which rounds to "
+                f"{round_as_printed(scaled, ref.printed)}, not the printed {ref.printed}.")
+    return " ".join(part for part in (sentence, variants and f"{variants}.", why(ref.id, counts)) if part)
 
 
 def why(claim_id: str, counts: pd.DataFrame) -> str:

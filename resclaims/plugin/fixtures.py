@@ -1,4 +1,4 @@
-"""The plugin's fixtures: the session's settings, report, device, data sets, runs and judge.
+"""The plugin's fixtures: the session's settings, report, device, data sets, the module's tier, runs and judge.
 
 Registered with the plugin (``resclaims.plugin``'s ``pytest_plugins``); a claim module uses ``runs``, ``judge``,
 ``dataset`` and ``report``.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import pytest
 
@@ -18,14 +18,15 @@ from resclaims.datasets.download import DownloadError
 from resclaims.decide import calibration, stored
 from resclaims.decide.claims import Judge
 from resclaims.decide.verdict import SOURCE_PROTOCOL
-from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, FAMILIES_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
 from resclaims.plugin.costs import incomplete
+from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, FAMILIES_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
 from resclaims.plugin.settings import Settings
 from resclaims.report.report import Report
 from resclaims.run.cache import RunCache
 from resclaims.run.progress import Progress
 from resclaims.run.runs import Runs
 from resclaims.run.seeding import DEFAULT_BASE_SEED
+from resclaims.run.tiers import Tier, TierError, declared
 
 T = TypeVar("T")
 
@@ -88,24 +89,39 @@ def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Re
     return Runs(settings, run_cache, progress, report, incomplete=incomplete)
 
 
+@pytest.fixture(scope="module")
+def tier(request: pytest.FixtureRequest, settings: Settings) -> Tier:
+    """The module's ``TIERS`` at the session's tier (:class:`~resclaims.run.tiers.Tier`): its seeds per condition
+    (``--seeds`` overrides them), fidelity, protocol line and the family's configuration. A module without ``TIERS``
+    stops with one line; a tier it does not declare skips its tests."""
+    where = request.path.name
+    try:
+        tiers = declared(getattr(request.module, "TIERS", None), where)
+    except TierError as error:
+        pytest.fail(str(error), pytrace=False)
+    if settings.tier not in tiers:
+        pytest.skip(f"{where} declares no {settings.tier} tier (its TIERS: {', '.join(tiers)})")
+    return tiers[settings.tier].at(settings.seeds)
+
+
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) -> Judge:
     """``judge(claim, *data)``: decide a :class:`~resclaims.decide.claims.Claim` on its runs, record it, pass or fail.
 
-    The protocol text comes from the module's ``protocol`` fixture when it has one
-    (or ``protocol=...``). See :mod:`resclaims.decide.claims` for every step.
+    The fidelity and the protocol line come from the module's ``tier`` (its ``TIERS``); ``protocol=...`` replaces the
+    line for one claim. See :mod:`resclaims.decide.claims` for every step.
     """
-    protocol, fidelity = (_module_fixture(request, name) for name in ("protocol", "fidelity"))
+    declared_tier: Tier = request.getfixturevalue("tier")
     families = request.config.stash.get(FAMILIES_KEY, None)
     if families is not None:  # the module's protocol-bound claims get no verdict at a reduced protocol
-        families.protocol(request.module.__name__, (fidelity or SOURCE_PROTOCOL) == SOURCE_PROTOCOL)
+        families.protocol(request.module.__name__, declared_tier.fidelity == SOURCE_PROTOCOL)
 
     def expect(reason: str, raises: type[Exception]) -> None:
         request.applymarker(pytest.mark.xfail(strict=True, raises=raises, reason=reason))
 
     return Judge(
-        tier=settings.tier, report=report, expect=expect, protocol=protocol, fidelity=fidelity or SOURCE_PROTOCOL,
-        skip=lambda reason: pytest.skip(reason),
+        tier=settings.tier, report=report, expect=expect, protocol=declared_tier.protocol,
+        fidelity=declared_tier.fidelity, skip=lambda reason: pytest.skip(reason),
         calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
         default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
@@ -118,14 +134,6 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
 def _code_digest(module: Path) -> str:
     """What a claim's calibration depends on besides its data: the deciding code and the module declaring it."""
     return stored.code_digest(module)
-
-
-def _module_fixture(request: pytest.FixtureRequest, name: str) -> Any:
-    """The value of the test module's fixture ``name``, or None where it has none."""
-    try:
-        return request.getfixturevalue(name)
-    except pytest.FixtureLookupError:
-        return None
 
 
 @pytest.fixture(scope="session")

@@ -75,6 +75,8 @@ MODULE = """
 import numpy as np
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 
 U1 = Claim("U1", source="mine", claim="a beats b", statistic="median paired difference", unit="points",
            procedure=procedures.exceeds_paired())

@@ -207,6 +207,7 @@ SESSION = """
 import numpy as np, pytest
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
 
 U1 = Claim("U1", source="mine", claim="x is above 0", statistic="x", procedure=procedures.exceeds(0.0),
            confirmatory=True)
@@ -215,10 +216,7 @@ U2 = Claim("U2", source="mine", claim="y is above 0", statistic="y", procedure=p
 U3 = Claim("U3", source="mine", claim="z is above 0", statistic="z", procedure=procedures.exceeds(0.0),
            confirmatory=True, protocol_bound=True)
 
-
-@pytest.fixture(scope="module")
-def fidelity():
-    return "reduced: a toy"
+TIERS = Tier.everywhere(seeds=8, fidelity="reduced: a toy", protocol="toy")
 
 
 @pytest.mark.quick

@@ -124,6 +124,8 @@ JUDGED = """
 import numpy as np, pytest
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 
 DIFF = 1 + 0.013 * np.array([3, -1, 5, 2, -4, 0, 1, -2, 4, -3, 6, -5])  # no ties: scipy's exact signed rank
 A = np.arange(12.0)
@@ -168,6 +170,8 @@ def test_a_defective_procedure_fails_its_claim(pytester, monkeypatch, tmp_path):
 import numpy as np, pytest
 from resclaims.decide import calibration, procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 from resclaims.decide.verdict import Decision
 
 always = procedures.custom("always", "says supported whatever the data", lambda x: Decision("supported", 1.0, (0.0, 2.0)),

@@ -11,6 +11,8 @@ HEAD = """
 import numpy as np, pandas as pd, pytest
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 
 DIFF = 1 + 0.013 * np.array([3, -1, 5, 2, -4, 0, 1, -2, 4, -3, 6, -5])
 A = np.arange(12.0)

@@ -251,6 +251,8 @@ CLAIM = '''
 import pytest
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 from resclaims.families.zero_identity import censored_crossings
 from {name} import Fake
 

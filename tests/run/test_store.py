@@ -334,6 +334,8 @@ def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=Non
 TOY_TESTS = '''
 import pytest
 from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 from resclaims.decide import procedures
 from toy_kernel import Toy
 
