@@ -14,43 +14,41 @@ and extends it to claims. A change is one of:
   counts as disappeared only if the later session ran the test that recorded it
   (see :func:`ran`), so a session that runs one module, or ``-k`` a few tests,
   is compared on what it ran;
-- ``slower``: a benchmark failed pytest-benchmark's regression check
-  (``--benchmark-compare-fail`` syntax, e.g. ``mean:50%``) and, where both runs
-  kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05),
-  *relative to the session's other benchmarks*: its times are first divided by the
-  machine's speed factor measured in the same run (:func:`speed_factor`, the median
-  ratio over all benchmarks both ran), so a slower machine is no change, and one
-  benchmark slower than its peers is. Only benchmarks the later session ran are
-  compared: one it did not run is no change.
+- ``slower``: a benchmark got slower *as a ratio measured in the same session*: its time over
+  a reference timed in that session (:func:`ratios`: the reference its test timed itself,
+  ``extra_info["reference_s"]``, such as sgemm just before and after 003's step; and each
+  other benchmark of its pytest-benchmark group, the alternatives timed side by side: loop
+  and grouped, eager and compiled, sequential and batched, local and ray) grew past
+  ``slowdown`` (a percentage in pytest-benchmark's ``--benchmark-compare-fail`` syntax, e.g.
+  ``mean:100%``) over the baseline's same ratio, and, where both runs kept at least 5
+  rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05). Only benchmarks the later
+  session ran are compared: one it did not run is no change;
+- ``time`` (information, not a change): a benchmark's absolute mean time past ``slowdown``
+  of the baseline's. No absolute time is judged: it was measured at another moment, often
+  on another machine, and a shared machine slows some benchmarks and not others; a whole
+  session 3x slower changes no ratio.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_benchmark.utils import parse_compare_fail
+from pytest_benchmark.utils import PercentageRegressionCheck, parse_compare_fail
 from scipy import stats
 
+from resclaims.report.changes import Change, aside, counted
 from resclaims.report.report import SCHEMA_VERSION
 
-DEFAULT_SLOWDOWN = "mean:100%"  # twice as slow: shared CI machines are noisy
+DEFAULT_SLOWDOWN = "mean:100%"  # a same-session ratio twice the baseline's: shared CI machines are noisy
 MIN_ROUNDS_FOR_TEST = 5
 
 
 class ReportError(RuntimeError):
     """A report folder that cannot be read; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Change:
-    kind: str  # verdict | estimate | appeared | disappeared | slower; or moved (information, not a change)
-    item: str  # claim id or benchmark name
-    message: str
 
 
 def load(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -126,57 +124,98 @@ def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Ch
     return changes
 
 
-def counted(changes: list[Change]) -> list[Change]:
-    """The changes that count (``--fail-on-change``, ``compare --fail-on-change``): all but ``moved``."""
-    return [change for change in changes if change.kind != "moved"]
+def slowdown_check(slowdown: str) -> Any:
+    """``slowdown`` parsed: a percentage only (``mean:100%``); an absolute difference (``min:0.01``) is refused, since
+    it would judge a time in seconds. Raises ValueError with the reason."""
+    try:
+        check = parse_compare_fail(slowdown)
+    except Exception:  # pytest-benchmark raises argparse errors here
+        raise ValueError("use pytest-benchmark's compare-fail syntax with a percentage, e.g. mean:100%") from None
+    if not isinstance(check, PercentageRegressionCheck):
+        raise ValueError("an absolute difference judges seconds measured at another moment; give a percentage of "
+                         "the same-session ratio, e.g. mean:100%")
+    return check
 
 
-MIN_BENCHMARKS_FOR_FACTOR = 3  # benchmarks both sessions ran, from which a machine's speed factor is taken
+@dataclass(frozen=True)
+class Ratio:
+    """A benchmark's times over a reference timed in the same session: its stats and rounds divided by the
+    reference's mean (``over`` names the reference, for people)."""
+
+    over: str
+    stats: dict[str, Any]
+    data: list[float]
 
 
-def speed_factor(current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float:
-    """How much slower this session's machine ran than the baseline's, measured in this same run: the median over
-    the benchmarks both ran of mean time now / mean time then (1 with fewer than 3 of them, where a machine's speed
-    cannot be told from a change)."""
-    if not current or not baseline:
-        return 1.0
-    before = {b["fullname"]: b["stats"]["mean"] for b in baseline.get("benchmarks", [])}
-    ratios = [b["stats"]["mean"] / before[b["fullname"]] for b in current.get("benchmarks", [])
-              if before.get(b["fullname"])]
-    return float(statistics.median(ratios)) if len(ratios) >= MIN_BENCHMARKS_FOR_FACTOR else 1.0
+def ratios(session: dict[str, Any] | None) -> dict[str, dict[str, Ratio]]:
+    """Each benchmark's same-session ratios, by its fullname and then the reference's (a peer's fullname, or
+    ``reference:`` and the name its test gave).
+
+    References: the time its test measured itself for the purpose (``extra_info["reference_s"]``, named by
+    ``extra_info["reference"]``), and every other benchmark of its group, which pytest-benchmark times side by side.
+    A machine that is slower, or shared, slows a benchmark and its reference alike; a ratio changes when the code
+    does.
+    """
+    benchmarks = (session or {}).get("benchmarks", [])
+    groups: dict[str | None, list[dict[str, Any]]] = {}
+    for bench in benchmarks:
+        groups.setdefault(bench.get("group"), []).append(bench)
+    out: dict[str, dict[str, Ratio]] = {}
+    for bench in benchmarks:
+        extra = bench.get("extra_info") or {}
+        own = extra.get("reference", "the reference its test timed")
+        references = [(f"reference:{own}", own, extra["reference_s"])] if extra.get("reference_s") else []
+        if bench.get("group") is not None:
+            references += [(peer["fullname"], peer["name"], peer["stats"]["mean"]) for peer in groups[bench["group"]]
+                           if peer is not bench and peer["stats"].get("mean")]
+        times = {k: v for k, v in bench["stats"].items() if k in SCALED and isinstance(v, (int, float))}
+        out[bench["fullname"]] = {
+            key: Ratio(over, {k: v / seconds for k, v in times.items()}, [t / seconds for t in bench["stats"].get("data") or []])
+            for key, over, seconds in references}
+    return out
 
 
 def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | None,
                     slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:
-    """Benchmarks slower than the baseline's beyond ``slowdown``, relative to the rest of this session's benchmarks.
+    """Benchmarks slower than the baseline's as a same-session ratio (``slower``), and absolute times past
+    ``slowdown`` as information (``time``, not counted).
 
-    No absolute time is judged: a whole machine that is slower (another CPU, a shared one) makes every benchmark
-    slower alike, which :func:`speed_factor` measures in the same run and divides out. What counts is one
-    benchmark slower than its peers by more than ``slowdown``, confirmed by Mann-Whitney where both kept 5 rounds.
+    A ratio is judged against the baseline's same ratio (:func:`ratios`): it must grow past ``slowdown``, and, where
+    both sessions kept 5 rounds, Mann-Whitney must agree. A benchmark is listed once, at its largest ratio's growth.
     """
     if not current or not baseline:
         return []
-    check = parse_compare_fail(slowdown)
-    factor = speed_factor(current, baseline)
+    check = slowdown_check(slowdown)
+    now, then = ratios(current), ratios(baseline)
     before = {b["fullname"]: b for b in baseline.get("benchmarks", [])}
     changes = []
     for bench in current.get("benchmarks", []):
         old = before.get(bench["fullname"])
-        scaled = {k: v / factor if isinstance(v, (int, float)) and k in SCALED else v for k, v in bench["stats"].items()}
-        if old is None or not check.fails(scaled, old["stats"]):
+        if old is None:
             continue
-        new_data, old_data = [t / factor for t in bench["stats"].get("data") or []], old["stats"].get("data") or []
-        p = None
-        if min(len(new_data), len(old_data)) >= MIN_ROUNDS_FOR_TEST:
-            p = stats.mannwhitneyu(new_data, old_data, alternative="greater").pvalue
-            if p >= 0.05:
+        worst = None
+        for key, ratio in now[bench["fullname"]].items():
+            was = then[bench["fullname"]].get(key)
+            if was is None or not check.fails(ratio.stats, was.stats):
                 continue
-        ratio = bench["stats"]["mean"] / old["stats"]["mean"]
-        relative = f", {ratio / factor:.2f}x relative to this session's other benchmarks (machine factor " \
-                   f"{factor:.2f})" if factor != 1.0 else ""
-        changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {ratio:.2f}x the baseline's mean time "
-                              f"({old['stats']['mean']:.4g} s -> {bench['stats']['mean']:.4g} s{relative}"
-                              + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
+            p = None
+            if min(len(ratio.data), len(was.data)) >= MIN_ROUNDS_FOR_TEST:
+                p = stats.mannwhitneyu(ratio.data, was.data, alternative="greater").pvalue
+                if p >= 0.05:
+                    continue
+            growth = ratio.stats[check.field] / was.stats[check.field]
+            if worst is None or growth > worst[0]:
+                worst = (growth, ratio, was, p)
+        if worst is not None:
+            growth, ratio, was, p = worst
+            changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {growth:.2f}x the baseline's "
+                                  f"{check.field} as a ratio to {ratio.over}, timed in the same session "
+                                  f"({was.stats[check.field]:.3g} -> {ratio.stats[check.field]:.3g}"
+                                  + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
+        if check.fails(bench["stats"], old["stats"]):
+            a, b = old["stats"][check.field], bench["stats"][check.field]
+            changes.append(Change("time", bench["fullname"], f"{bench['name']}: {b / a:.2f}x the baseline's {check.field} "
+                                  f"time ({a:.4g} s -> {b:.4g} s): an absolute time, information only"))
     return changes
 
 
@@ -195,16 +234,14 @@ def as_json(changes: list[Change], baseline: Path) -> dict[str, Any]:
 
 
 def summary_line(changes: list[Change], baseline: Path) -> str:
-    moved = len(changes) - len(counted(changes))
-    aside = f" ({moved} estimate(s) moved on other arithmetic, not counted)" if moved else ""
-    changes = counted(changes)
+    listed, changes = aside(changes), counted(changes)
     if not changes:
-        return f"no change against the baseline {baseline}{aside}"
+        return f"no change against the baseline {baseline}{listed}"
     kinds = {}
     for change in changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
     return (f"{len(changes)} change(s) against the baseline {baseline}: "
-            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + aside)
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + listed)
 
 
 def _num(value: float | None) -> str:
