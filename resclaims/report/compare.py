@@ -16,12 +16,13 @@ and extends it to claims. A change is one of:
   is compared on what it ran;
 - ``slower``: a benchmark got slower *as a ratio measured in the same session*: its time over
   a reference timed in that session (:func:`ratios`: the reference its test timed itself,
-  ``extra_info["reference_s"]``, such as sgemm just before and after 003's step; and each
-  other benchmark of its pytest-benchmark group, the alternatives timed side by side: loop
-  and grouped, eager and compiled, sequential and batched, local and ray) grew past
-  ``slowdown`` (a percentage in pytest-benchmark's ``--benchmark-compare-fail`` syntax, e.g.
-  ``mean:100%``) over the baseline's same ratio, and, where both runs kept at least 5
-  rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05). Only benchmarks the later
+  ``extra_info["reference_s"]``, such as sgemm just before and after 003's step; and the
+  geometric mean of the other benchmarks of its pytest-benchmark group, the alternatives
+  timed side by side: loop and grouped, eager and compiled, sequential and batched, local
+  and ray) grew past ``slowdown`` (a percentage in pytest-benchmark's
+  ``--benchmark-compare-fail`` syntax, e.g. ``mean:100%``) over the baseline's same ratio,
+  and, where both runs kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees
+  (p < 0.05). Only benchmarks the later
   session ran are compared: one it did not run is no change;
 - ``time`` (information, not a change): a benchmark's absolute mean time past ``slowdown``
   of the baseline's. No absolute time is judged: it was measured at another moment, often
@@ -37,6 +38,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from pytest_benchmark.utils import PercentageRegressionCheck, parse_compare_fail
 from scipy import stats
 
@@ -140,38 +142,39 @@ def slowdown_check(slowdown: str) -> Any:
 @dataclass(frozen=True)
 class Ratio:
     """A benchmark's times over a reference timed in the same session: its stats and rounds divided by the
-    reference's mean (``over`` names the reference, for people)."""
+    reference's seconds (``over`` names the reference, for people)."""
 
     over: str
     stats: dict[str, Any]
     data: list[float]
 
 
-def ratios(session: dict[str, Any] | None) -> dict[str, dict[str, Ratio]]:
-    """Each benchmark's same-session ratios, by its fullname and then the reference's (a peer's fullname, or
-    ``reference:`` and the name its test gave).
+def ratio(bench: dict[str, Any], over: str, seconds: float) -> Ratio:
+    """``bench``'s times (its stats' times and its rounds) divided by ``seconds``."""
+    times = {k: v / seconds for k, v in bench["stats"].items() if k in SCALED and isinstance(v, (int, float))}
+    return Ratio(over, times, [t / seconds for t in bench["stats"].get("data") or []])
 
-    References: the time its test measured itself for the purpose (``extra_info["reference_s"]``, named by
-    ``extra_info["reference"]``), and every other benchmark of its group, which pytest-benchmark times side by side.
-    A machine that is slower, or shared, slows a benchmark and its reference alike; a ratio changes when the code
-    does.
+
+def ratios(bench: str, session: dict[str, Any], peers: list[str]) -> dict[str, Ratio]:
+    """The benchmark ``bench``'s (a fullname) same-session ratios in ``session``, by kind.
+
+    ``reference``: over the time its test measured itself for the purpose (``extra_info["reference_s"]``, named by
+    ``extra_info["reference"]``), such as sgemm just before and after a step. ``group``: over the geometric mean of
+    ``peers`` (fullnames: the other benchmarks of its pytest-benchmark group that both compared sessions ran, so that
+    both ratios are over the same ones), which pytest-benchmark times side by side; a mean over them, so that one
+    noisy peer (a single round) does not make the others look slow. A machine that is slower, or shared, slows a
+    benchmark and its references alike; a ratio changes when the code does.
     """
-    benchmarks = (session or {}).get("benchmarks", [])
-    groups: dict[str | None, list[dict[str, Any]]] = {}
-    for bench in benchmarks:
-        groups.setdefault(bench.get("group"), []).append(bench)
-    out: dict[str, dict[str, Ratio]] = {}
-    for bench in benchmarks:
-        extra = bench.get("extra_info") or {}
-        own = extra.get("reference", "the reference its test timed")
-        references = [(f"reference:{own}", own, extra["reference_s"])] if extra.get("reference_s") else []
-        if bench.get("group") is not None:
-            references += [(peer["fullname"], peer["name"], peer["stats"]["mean"]) for peer in groups[bench["group"]]
-                           if peer is not bench and peer["stats"].get("mean")]
-        times = {k: v for k, v in bench["stats"].items() if k in SCALED and isinstance(v, (int, float))}
-        out[bench["fullname"]] = {
-            key: Ratio(over, {k: v / seconds for k, v in times.items()}, [t / seconds for t in bench["stats"].get("data") or []])
-            for key, over, seconds in references}
+    by_name = {b["fullname"]: b for b in session.get("benchmarks", [])}
+    this, out = by_name[bench], {}
+    extra = this.get("extra_info") or {}
+    if extra.get("reference_s"):
+        out["reference"] = ratio(this, extra.get("reference", "the reference its test timed"), extra["reference_s"])
+    means = [by_name[name]["stats"]["mean"] for name in peers]
+    if means and all(means):
+        names = ", ".join(by_name[name]["name"] for name in peers)
+        over = names if len(peers) == 1 else f"the geometric mean of {names}"
+        out["group"] = ratio(this, over, float(np.exp(np.mean(np.log(means)))))
     return out
 
 
@@ -180,41 +183,42 @@ def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | N
     """Benchmarks slower than the baseline's as a same-session ratio (``slower``), and absolute times past
     ``slowdown`` as information (``time``, not counted).
 
-    A ratio is judged against the baseline's same ratio (:func:`ratios`): it must grow past ``slowdown``, and, where
+    A ratio (:func:`ratios`) is judged against the baseline's same ratio: it must grow past ``slowdown``, and, where
     both sessions kept 5 rounds, Mann-Whitney must agree. A benchmark is listed once, at its largest ratio's growth.
     """
     if not current or not baseline:
         return []
     check = slowdown_check(slowdown)
-    now, then = ratios(current), ratios(baseline)
     before = {b["fullname"]: b for b in baseline.get("benchmarks", [])}
+    both = [b for b in current.get("benchmarks", []) if b["fullname"] in before]
     changes = []
-    for bench in current.get("benchmarks", []):
-        old = before.get(bench["fullname"])
-        if old is None:
-            continue
+    for bench in both:
+        old, name = before[bench["fullname"]], bench["fullname"]
+        peers = [b["fullname"] for b in both if b["group"] == bench["group"] and b["fullname"] != name
+                 and before[b["fullname"]]["group"] == old["group"]] if bench.get("group") is not None else []
+        now, then = ratios(name, current, peers), ratios(name, baseline, peers)
         worst = None
-        for key, ratio in now[bench["fullname"]].items():
-            was = then[bench["fullname"]].get(key)
-            if was is None or not check.fails(ratio.stats, was.stats):
+        for kind, this in now.items():
+            was = then.get(kind)
+            if was is None or not check.fails(this.stats, was.stats):
                 continue
             p = None
-            if min(len(ratio.data), len(was.data)) >= MIN_ROUNDS_FOR_TEST:
-                p = stats.mannwhitneyu(ratio.data, was.data, alternative="greater").pvalue
+            if min(len(this.data), len(was.data)) >= MIN_ROUNDS_FOR_TEST:
+                p = stats.mannwhitneyu(this.data, was.data, alternative="greater").pvalue
                 if p >= 0.05:
                     continue
-            growth = ratio.stats[check.field] / was.stats[check.field]
+            growth = this.stats[check.field] / was.stats[check.field]
             if worst is None or growth > worst[0]:
-                worst = (growth, ratio, was, p)
+                worst = (growth, this, was, p)
         if worst is not None:
-            growth, ratio, was, p = worst
-            changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {growth:.2f}x the baseline's "
-                                  f"{check.field} as a ratio to {ratio.over}, timed in the same session "
-                                  f"({was.stats[check.field]:.3g} -> {ratio.stats[check.field]:.3g}"
-                                  + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
+            growth, this, was, p = worst
+            test = f", Mann-Whitney p = {p:.2g})" if p is not None else ")"
+            changes.append(Change("slower", name, f"{bench['name']}: {growth:.2f}x the baseline's {check.field} as a "
+                                  f"ratio to {this.over}, timed in the same session ({was.stats[check.field]:.3g} -> "
+                                  f"{this.stats[check.field]:.3g}{test}"))
         if check.fails(bench["stats"], old["stats"]):
             a, b = old["stats"][check.field], bench["stats"][check.field]
-            changes.append(Change("time", bench["fullname"], f"{bench['name']}: {b / a:.2f}x the baseline's {check.field} "
+            changes.append(Change("time", name, f"{bench['name']}: {b / a:.2f}x the baseline's {check.field} "
                                   f"time ({a:.4g} s -> {b:.4g} s): an absolute time, information only"))
     return changes
 
