@@ -194,8 +194,9 @@ def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | N
     changes = []
     for bench in both:
         old, name = before[bench["fullname"]], bench["fullname"]
-        peers = [b["fullname"] for b in both if b["group"] == bench["group"] and b["fullname"] != name
-                 and before[b["fullname"]]["group"] == old["group"]] if bench.get("group") is not None else []
+        group = bench.get("group")
+        peers = [b["fullname"] for b in both if group is not None and b["fullname"] != name
+                 and b.get("group") == group == before[b["fullname"]].get("group") == old.get("group")]
         now, then = ratios(name, current, peers), ratios(name, baseline, peers)
         worst = None
         for kind, this in now.items():
