@@ -348,7 +348,8 @@ STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m
 @pytest.mark.parametrize("mode", STEP_MODES)
 def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
     """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
-    (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a slower compiled step. The compile or
+    (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a compiled step slower against the eager
+    one timed beside it (a ratio measured in the session, never an absolute time). The compile or
     capture happens in the warm-up round and is recorded as ``setup_s``; on a CPU training stays eager
     (``resclaims.kernels.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
     if "graph" in mode and device_kind != "cuda":

@@ -62,6 +62,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 1 if compare.counted(changes) and args.fail_on_change else 0
 
 
+def slowdown(text: str) -> str:
+    """``--slowdown``, checked: a percentage of a same-session ratio (:func:`resclaims.report.compare.slowdown_check`)."""
+    try:
+        compare.slowdown_check(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
 def cmd_baseline_update(args: argparse.Namespace) -> int:
     import json
 
@@ -213,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("compare", help="what changed from a baseline report to another report")
     p.add_argument("baseline", type=Path, help="the earlier report folder (e.g. reports/baseline)")
     p.add_argument("current", type=Path, help="the later report folder (e.g. reports/latest)")
-    p.add_argument("--slowdown", default=compare.DEFAULT_SLOWDOWN, help=f"timing threshold, pytest-benchmark's compare-fail syntax (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
+    p.add_argument("--slowdown", default=compare.DEFAULT_SLOWDOWN, type=slowdown, help=f"how much a same-session timing ratio may grow over the baseline's, pytest-benchmark's compare-fail syntax with a percentage (default: {compare.DEFAULT_SLOWDOWN.replace('%', '%%')})")
     p.add_argument("--fail-on-change", action="store_true", help="exit 1 if anything changed")
     p.set_defaults(run=cmd_compare)
     p = commands.add_parser("baseline", help="manage the committed baseline (reports/baseline)")

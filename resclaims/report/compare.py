@@ -14,43 +14,43 @@ and extends it to claims. A change is one of:
   counts as disappeared only if the later session ran the test that recorded it
   (see :func:`ran`), so a session that runs one module, or ``-k`` a few tests,
   is compared on what it ran;
-- ``slower``: a benchmark failed pytest-benchmark's regression check
-  (``--benchmark-compare-fail`` syntax, e.g. ``mean:50%``) and, where both runs
-  kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees (p < 0.05),
-  *relative to the session's other benchmarks*: its times are first divided by the
-  machine's speed factor measured in the same run (:func:`speed_factor`, the median
-  ratio over all benchmarks both ran), so a slower machine is no change, and one
-  benchmark slower than its peers is. Only benchmarks the later session ran are
-  compared: one it did not run is no change.
+- ``slower``: a benchmark got slower *as a ratio measured in the same session*: its time over
+  a reference timed in that session (:func:`ratios`: the reference its test timed itself,
+  ``extra_info["reference_s"]``, such as sgemm just before and after 003's step; and the
+  geometric mean of the other benchmarks of its pytest-benchmark group, the alternatives
+  timed side by side: loop and grouped, eager and compiled, sequential and batched, local
+  and ray) grew past ``slowdown`` (a percentage in pytest-benchmark's
+  ``--benchmark-compare-fail`` syntax, e.g. ``mean:100%``) over the baseline's same ratio,
+  and, where both runs kept at least 5 rounds, asv's one-sided Mann-Whitney test agrees
+  (p < 0.05). Only benchmarks the later
+  session ran are compared: one it did not run is no change;
+- ``time`` (information, not a change): a benchmark's absolute mean time past ``slowdown``
+  of the baseline's. No absolute time is judged: it was measured at another moment, often
+  on another machine, and a shared machine slows some benchmarks and not others; a whole
+  session 3x slower changes no ratio.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_benchmark.utils import parse_compare_fail
+import numpy as np
+from pytest_benchmark.utils import PercentageRegressionCheck, parse_compare_fail
 from scipy import stats
 
+from resclaims.report.changes import Change, aside, counted
 from resclaims.report.report import SCHEMA_VERSION
 
-DEFAULT_SLOWDOWN = "mean:100%"  # twice as slow: shared CI machines are noisy
+DEFAULT_SLOWDOWN = "mean:100%"  # a same-session ratio twice the baseline's: shared CI machines are noisy
 MIN_ROUNDS_FOR_TEST = 5
 
 
 class ReportError(RuntimeError):
     """A report folder that cannot be read; the message says what to do."""
-
-
-@dataclass(frozen=True)
-class Change:
-    kind: str  # verdict | estimate | appeared | disappeared | slower; or moved (information, not a change)
-    item: str  # claim id or benchmark name
-    message: str
 
 
 def load(folder: Path) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -126,57 +126,101 @@ def compare_claims(current: dict[str, Any], baseline: dict[str, Any]) -> list[Ch
     return changes
 
 
-def counted(changes: list[Change]) -> list[Change]:
-    """The changes that count (``--fail-on-change``, ``compare --fail-on-change``): all but ``moved``."""
-    return [change for change in changes if change.kind != "moved"]
+def slowdown_check(slowdown: str) -> Any:
+    """``slowdown`` parsed: a percentage only (``mean:100%``); an absolute difference (``min:0.01``) is refused, since
+    it would judge a time in seconds. Raises ValueError with the reason."""
+    try:
+        check = parse_compare_fail(slowdown)
+    except Exception:  # pytest-benchmark raises argparse errors here
+        raise ValueError("use pytest-benchmark's compare-fail syntax with a percentage, e.g. mean:100%") from None
+    if not isinstance(check, PercentageRegressionCheck):
+        raise ValueError("an absolute difference judges seconds measured at another moment; give a percentage of "
+                         "the same-session ratio, e.g. mean:100%")
+    return check
 
 
-MIN_BENCHMARKS_FOR_FACTOR = 3  # benchmarks both sessions ran, from which a machine's speed factor is taken
+@dataclass(frozen=True)
+class Ratio:
+    """A benchmark's times over a reference timed in the same session: its stats and rounds divided by the
+    reference's seconds (``over`` names the reference, for people)."""
+
+    over: str
+    stats: dict[str, Any]
+    data: list[float]
 
 
-def speed_factor(current: dict[str, Any] | None, baseline: dict[str, Any] | None) -> float:
-    """How much slower this session's machine ran than the baseline's, measured in this same run: the median over
-    the benchmarks both ran of mean time now / mean time then (1 with fewer than 3 of them, where a machine's speed
-    cannot be told from a change)."""
-    if not current or not baseline:
-        return 1.0
-    before = {b["fullname"]: b["stats"]["mean"] for b in baseline.get("benchmarks", [])}
-    ratios = [b["stats"]["mean"] / before[b["fullname"]] for b in current.get("benchmarks", [])
-              if before.get(b["fullname"])]
-    return float(statistics.median(ratios)) if len(ratios) >= MIN_BENCHMARKS_FOR_FACTOR else 1.0
+def ratio(bench: dict[str, Any], over: str, seconds: float) -> Ratio:
+    """``bench``'s times (its stats' times and its rounds) divided by ``seconds``."""
+    times = {k: v / seconds for k, v in bench["stats"].items() if k in SCALED and isinstance(v, (int, float))}
+    return Ratio(over, times, [t / seconds for t in bench["stats"].get("data") or []])
+
+
+def ratios(bench: str, session: dict[str, Any], peers: list[str]) -> dict[str, Ratio]:
+    """The benchmark ``bench``'s (a fullname) same-session ratios in ``session``, by kind.
+
+    ``reference``: over the time its test measured itself for the purpose (``extra_info["reference_s"]``, named by
+    ``extra_info["reference"]``), such as sgemm just before and after a step. ``group``: over the geometric mean of
+    ``peers`` (fullnames: the other benchmarks of its pytest-benchmark group that both compared sessions ran, so that
+    both ratios are over the same ones), which pytest-benchmark times side by side; a mean over them, so that one
+    noisy peer (a single round) does not make the others look slow. A machine that is slower, or shared, slows a
+    benchmark and its references alike; a ratio changes when the code does.
+    """
+    by_name = {b["fullname"]: b for b in session.get("benchmarks", [])}
+    this, out = by_name[bench], {}
+    extra = this.get("extra_info") or {}
+    if extra.get("reference_s"):
+        out["reference"] = ratio(this, extra.get("reference", "the reference its test timed"), extra["reference_s"])
+    means = [by_name[name]["stats"]["mean"] for name in peers]
+    if means and all(means):
+        names = ", ".join(by_name[name]["name"] for name in peers)
+        over = names if len(peers) == 1 else f"the geometric mean of {names}"
+        out["group"] = ratio(this, over, float(np.exp(np.mean(np.log(means)))))
+    return out
 
 
 def compare_timings(current: dict[str, Any] | None, baseline: dict[str, Any] | None,
                     slowdown: str = DEFAULT_SLOWDOWN) -> list[Change]:
-    """Benchmarks slower than the baseline's beyond ``slowdown``, relative to the rest of this session's benchmarks.
+    """Benchmarks slower than the baseline's as a same-session ratio (``slower``), and absolute times past
+    ``slowdown`` as information (``time``, not counted).
 
-    No absolute time is judged: a whole machine that is slower (another CPU, a shared one) makes every benchmark
-    slower alike, which :func:`speed_factor` measures in the same run and divides out. What counts is one
-    benchmark slower than its peers by more than ``slowdown``, confirmed by Mann-Whitney where both kept 5 rounds.
+    A ratio (:func:`ratios`) is judged against the baseline's same ratio: it must grow past ``slowdown``, and, where
+    both sessions kept 5 rounds, Mann-Whitney must agree. A benchmark is listed once, at its largest ratio's growth.
     """
     if not current or not baseline:
         return []
-    check = parse_compare_fail(slowdown)
-    factor = speed_factor(current, baseline)
+    check = slowdown_check(slowdown)
     before = {b["fullname"]: b for b in baseline.get("benchmarks", [])}
+    both = [b for b in current.get("benchmarks", []) if b["fullname"] in before]
     changes = []
-    for bench in current.get("benchmarks", []):
-        old = before.get(bench["fullname"])
-        scaled = {k: v / factor if isinstance(v, (int, float)) and k in SCALED else v for k, v in bench["stats"].items()}
-        if old is None or not check.fails(scaled, old["stats"]):
-            continue
-        new_data, old_data = [t / factor for t in bench["stats"].get("data") or []], old["stats"].get("data") or []
-        p = None
-        if min(len(new_data), len(old_data)) >= MIN_ROUNDS_FOR_TEST:
-            p = stats.mannwhitneyu(new_data, old_data, alternative="greater").pvalue
-            if p >= 0.05:
+    for bench in both:
+        old, name = before[bench["fullname"]], bench["fullname"]
+        group = bench.get("group")
+        peers = [b["fullname"] for b in both if group is not None and b["fullname"] != name
+                 and b.get("group") == group == before[b["fullname"]].get("group") == old.get("group")]
+        now, then = ratios(name, current, peers), ratios(name, baseline, peers)
+        worst = None
+        for kind, this in now.items():
+            was = then.get(kind)
+            if was is None or not check.fails(this.stats, was.stats):
                 continue
-        ratio = bench["stats"]["mean"] / old["stats"]["mean"]
-        relative = f", {ratio / factor:.2f}x relative to this session's other benchmarks (machine factor " \
-                   f"{factor:.2f})" if factor != 1.0 else ""
-        changes.append(Change("slower", bench["fullname"], f"{bench['name']}: {ratio:.2f}x the baseline's mean time "
-                              f"({old['stats']['mean']:.4g} s -> {bench['stats']['mean']:.4g} s{relative}"
-                              + (f", Mann-Whitney p = {p:.2g})" if p is not None else ")")))
+            p = None
+            if min(len(this.data), len(was.data)) >= MIN_ROUNDS_FOR_TEST:
+                p = stats.mannwhitneyu(this.data, was.data, alternative="greater").pvalue
+                if p >= 0.05:
+                    continue
+            growth = this.stats[check.field] / was.stats[check.field]
+            if worst is None or growth > worst[0]:
+                worst = (growth, this, was, p)
+        if worst is not None:
+            growth, this, was, p = worst
+            test = f", Mann-Whitney p = {p:.2g})" if p is not None else ")"
+            changes.append(Change("slower", name, f"{bench['name']}: {growth:.2f}x the baseline's {check.field} as a "
+                                  f"ratio to {this.over}, timed in the same session ({was.stats[check.field]:.3g} -> "
+                                  f"{this.stats[check.field]:.3g}{test}"))
+        if check.fails(bench["stats"], old["stats"]):
+            a, b = old["stats"][check.field], bench["stats"][check.field]
+            changes.append(Change("time", name, f"{bench['name']}: {b / a:.2f}x the baseline's {check.field} "
+                                  f"time ({a:.4g} s -> {b:.4g} s): an absolute time, information only"))
     return changes
 
 
@@ -195,16 +239,14 @@ def as_json(changes: list[Change], baseline: Path) -> dict[str, Any]:
 
 
 def summary_line(changes: list[Change], baseline: Path) -> str:
-    moved = len(changes) - len(counted(changes))
-    aside = f" ({moved} estimate(s) moved on other arithmetic, not counted)" if moved else ""
-    changes = counted(changes)
+    listed, changes = aside(changes), counted(changes)
     if not changes:
-        return f"no change against the baseline {baseline}{aside}"
+        return f"no change against the baseline {baseline}{listed}"
     kinds = {}
     for change in changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
     return (f"{len(changes)} change(s) against the baseline {baseline}: "
-            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + aside)
+            + ", ".join(f"{n} {k}" for k, n in kinds.items()) + listed)
 
 
 def _num(value: float | None) -> str:

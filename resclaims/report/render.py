@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from resclaims.report.calibration_text import calibration_sections
+from resclaims.report.changes import Change, aside, counted
 from resclaims.report.layout import Section
 
 VERDICTS = ("supported", "refuted", "inconclusive", "full tier only")
@@ -192,11 +193,10 @@ def _headline_sentences(document: dict[str, Any], claims: list[dict[str, Any]]) 
         out.append(f"{len(exact)} exact architecture facts (counted, not sampled): {tally}; see their table.")
     comparison = document.get("comparison")
     if comparison is not None:
-        n = sum(c["kind"] != "moved" for c in comparison["changes"])
-        moved = len(comparison["changes"]) - n
-        aside = f" ({moved} estimate(s) moved on other arithmetic, not counted)" if moved else ""
-        listed = "; listed below." if comparison["changes"] else "."
-        out.append(f"{n} change(s) against the baseline {comparison['baseline']}{aside}{listed}")
+        changes = [Change(**c) for c in comparison["changes"]]
+        listed = "; listed below." if changes else "."
+        out.append(f"{len(counted(changes))} change(s) against the baseline {comparison['baseline']}"
+                   f"{aside(changes)}{listed}")
     return out
 
 

@@ -44,7 +44,7 @@ def test_the_check_writes_json_and_a_table_and_records_failures(tmp_path, monkey
     names = ["003 (10 blocks)", "ResNet-20", "ResNet-56", "ResNet-110"]
     monkeypatch.setattr(gpucheck, "nets", lambda reduced: [
         gpucheck.Net(name, small[i > 0].arm, small[i > 0].train) for i, name in enumerate(names)])
-    monkeypatch.setattr(gpucheck, "SHARING", (1, 2))
+    monkeypatch.setattr(gpucheck, "SHARING", (2,))  # two processes at once: the sharing path; one more costs ~5 s
     lines = []
     out = tmp_path / "check" / "gpu-check.json"
     document = gpucheck.check(torch.device("cpu"), budget=300, out=out, reduced=False, modes=("eager", "graph"),
@@ -56,7 +56,7 @@ def test_the_check_writes_json_and_a_table_and_records_failures(tmp_path, monkey
     assert len(graph) == 12 and all("captures a CUDA graph" in r["error"] for r in graph)
     assert [r["layout"] for r in document["layouts"]] == ["grouped", "grouped, channels_last", "one after another"]
     assert all(p["seconds"] > 0 for name, p in document["projections"].items() if "goal" not in name)
-    assert [r["processes"] for r in document["sharing"]] == [1, 2]
+    assert [r["processes"] for r in document["sharing"]] == [2]
     assert all(r["images_per_s"] > 0 and r["mode"] == "eager" for r in document["sharing"])
     table = lines[-1]
     assert "| ResNet-110 | 10 |" in table and "| K full |" in table and "min |" in table

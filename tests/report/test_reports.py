@@ -226,28 +226,88 @@ def test_an_estimate_that_moves_on_other_arithmetic_is_listed_but_not_counted():
     assert [c.kind for c in unrecorded] == ["moved"]  # a baseline from before reports recorded it
 
 
-def test_timings_slower_beyond_the_threshold_are_changes():
-    bench = lambda mean, data: {"benchmarks": [{"fullname": "t::x", "name": "x", "stats": {"mean": mean, "data": data}}]}  # noqa: E731
-    slow = compare.compare_timings(bench(3.0, [3.0] * 5), bench(1.0, [1.0] * 5), "mean:100%")
-    assert [c.kind for c in slow] == ["slower"] and "3.00x" in slow[0].message
-    assert compare.compare_timings(bench(1.5, [1.5] * 5), bench(1.0, [1.0] * 5), "mean:100%") == []
-    assert compare.compare_timings({"benchmarks": []}, bench(1.0, [1.0] * 5)) == []  # not run this time: no change
-    noisy = compare.compare_timings(bench(3.0, [0.5, 0.6, 9.0, 0.7, 0.4]), bench(1.0, [1.0, 0.9, 1.1, 1.0, 1.0]))
-    assert noisy == []  # the mean doubled, but Mann-Whitney sees no shift: not flagged
+def timed(times, group="g", reference=None):
+    """A session's benchmarks.json: ``times`` by name (5 equal rounds each), all in ``group``; ``reference`` (by name):
+    the seconds a test timed itself as its reference."""
+    return {"benchmarks": [{"fullname": f"t::{name}", "name": name, "group": group,
+                            "extra_info": {"reference": "sgemm", "reference_s": reference[name]} if reference else {},
+                            "stats": {"mean": t, "min": t, "median": t, "data": [t] * 5}} for name, t in times.items()]}
 
 
-def test_a_slower_machine_is_no_change_but_one_benchmark_slower_than_its_peers_is():
-    """No absolute time fails: every benchmark 2.3x slower (another machine) is divided out, measured in the same
-    run; one benchmark 2.5x slower than the others still counts."""
-    def session(times):
-        return {"benchmarks": [{"fullname": f"t::{name}", "name": name, "stats": {"mean": t, "min": t, "data": [t] * 5}}
-                               for name, t in times.items()]}
+def test_a_ratio_to_a_benchmark_timed_in_the_same_session_that_grows_past_the_threshold_is_a_change():
+    """b over a (its group's other member) was 2, and is 6: b is slower. a over b fell: a is not. 1.5x is within
+    mean:100%; a benchmark this session did not run is no change; a doubled mean that Mann-Whitney does not confirm
+    (one wild round) is no change."""
+    baseline = timed({"a": 1.0, "b": 2.0})
+    slow = compare.compare_timings(timed({"a": 1.0, "b": 6.0}), baseline, "mean:100%")
+    assert [(c.kind, c.item) for c in compare.counted(slow)] == [("slower", "t::b")]
+    assert "b: 3.00x the baseline's mean as a ratio to a, timed in the same session (2 -> 6" in slow[0].message
+    assert compare.counted(compare.compare_timings(timed({"a": 1.0, "b": 3.0}), baseline, "mean:100%")) == []
+    assert compare.compare_timings({"benchmarks": []}, baseline) == []
+    noisy = timed({"a": 1.0, "b": 2.0})
+    noisy["benchmarks"][1]["stats"].update(mean=4.4, data=[1.0, 1.2, 16.0, 1.6, 2.2])
+    assert compare.counted(compare.compare_timings(noisy, baseline)) == []  # the ratio doubled, Mann-Whitney: no shift
 
-    baseline = session({"a": 1.0, "b": 2.0, "c": 0.5, "d": 4.0})
-    assert compare.speed_factor(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 9.2}), baseline) == pytest.approx(2.3)
-    assert compare.compare_timings(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 9.2}), baseline, "mean:100%") == []
-    slow = compare.compare_timings(session({"a": 2.3, "b": 4.6, "c": 1.15, "d": 23.0}), baseline, "mean:100%")
-    assert [c.item for c in slow] == ["t::d"] and "2.50x relative to this session's other benchmarks" in slow[0].message
+
+def test_one_noisy_peer_does_not_make_its_group_look_slower():
+    """A benchmark's group ratio is over the geometric mean of its peers: one peer timed once, at a quiet moment, 3x
+    faster than it should be (a session on a shared machine saw a single-round sequential Z epoch at 0.58x its
+    peers) moves the others' ratios by 3^(1/3) = 1.44x, within mean:100%; over that one peer alone, 3x."""
+    baseline = timed({"a": 1.0, "b": 2.0, "c": 0.5, "d": 4.0})
+    quiet = compare.compare_timings(timed({"a": 1.0, "b": 2.0, "c": 0.5, "d": 4.0 / 3}), baseline, "mean:100%")
+    assert compare.counted(quiet) == []
+
+
+def test_a_uniformly_slower_session_is_no_change_but_a_ratio_that_worsens_is():
+    """No absolute time fails: every benchmark 3x slower (another machine, or a shared one) leaves every same-session
+    ratio as it was, and is listed as information only; one benchmark 3x slower than its group is a change. Under
+    --fail-on-change the first passes, the second fails (compare's exit code)."""
+    baseline = timed({"a": 1.0, "b": 2.0, "c": 0.5, "d": 4.0})
+    uniform = compare.compare_timings(timed({"a": 3.0, "b": 6.0, "c": 1.5, "d": 12.0}), baseline, "mean:100%")
+    assert {c.kind for c in uniform} == {"time"} and len(uniform) == 4 and compare.counted(uniform) == []
+    assert compare.summary_line(uniform, Path("b")) == (
+        "no change against the baseline b (4 absolute time(s) past the threshold, not counted)")
+    worse = compare.compare_timings(timed({"a": 3.0, "b": 6.0, "c": 1.5, "d": 36.0}), baseline, "mean:100%")
+    assert [c.item for c in compare.counted(worse)] == ["t::d"] and "3.00x" in compare.counted(worse)[0].message
+    # the same through the reference a test times itself (sgemm just before and after a step), in a group of one
+    own = compare.compare_timings(timed({"s": 3.0}, reference={"s": 6.0}), timed({"s": 1.0}, reference={"s": 2.0}))
+    assert compare.counted(own) == [] and [c.kind for c in own] == ["time"]
+    own = compare.compare_timings(timed({"s": 3.0}, reference={"s": 2.0}), timed({"s": 1.0}, reference={"s": 2.0}))
+    assert [c.kind for c in compare.counted(own)] == ["slower"] and "as a ratio to sgemm" in own[0].message
+
+
+TIMED = """
+import os, time, pytest
+
+@pytest.mark.parametrize("name, seconds", [("a", 0.02), ("b", 0.04)])
+def test_time(name, seconds, benchmark, report):
+    factor = float(os.environ.get("SLOW", "1")) * (float(os.environ.get("SLOW_B", "1")) if name == "b" else 1)
+    benchmark.group = "sleeps"
+    benchmark.pedantic(time.sleep, args=(seconds * factor,), rounds=5, iterations=1)
+    report.add_benchmark(benchmark, f"sleep {name}")
+"""
+
+
+def test_fail_on_change_passes_a_session_3x_slower_throughout_and_fails_one_whose_ratio_worsened(pytester,
+                                                                                                 monkeypatch):
+    """The whole path, through pytest-benchmark and the plugin: a baseline session; the same session with every
+    sleep 3x longer passes under --fail-on-change (its absolute times are listed); one where b alone sleeps 3x
+    longer, so that b / a tripled, fails."""
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)  # under xdist (-n 2) pytest-benchmark would not time
+    pytester.makepyfile(test_timed=TIMED)
+    args = ("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--baseline", "base", "--fail-on-change")
+    assert pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--report-dir", "base").ret == 0
+    monkeypatch.setenv("SLOW", "3")
+    uniform = pytester.runpytest(*args, "--report-dir", "uniform")
+    assert uniform.ret == pytest.ExitCode.OK, uniform.stdout.str()
+    uniform.stdout.fnmatch_lines(["*time: test_time?a-0.02?: *x the baseline's mean time*information only*",
+                                  "no change against the baseline *(2 absolute time(s) past the threshold, not counted)"])
+    monkeypatch.setenv("SLOW", "1")
+    monkeypatch.setenv("SLOW_B", "3")
+    worse = pytester.runpytest(*args, "--report-dir", "worse")
+    assert worse.ret == pytest.ExitCode.TESTS_FAILED, worse.stdout.str()
+    worse.stdout.fnmatch_lines(["*slower: test_time?b-0.04?: *x the baseline's mean as a ratio to test_time?a-0.02?*",
+                                "1 change(s) against the baseline *: 1 slower*"])
 
 
 def test_data_provenance_names_no_absolute_paths(tmp_path, monkeypatch):

@@ -56,6 +56,7 @@ def fill_all(engine_name: str, cache: Path, **options) -> list[dict]:
     return results
 
 
+@pytest.mark.slow  # starts a Ray cluster and submitit's executor: CI's slow step runs it, beside its engine fills
 def test_every_engine_caches_the_same_frames(tmp_path):
     """local, ray and submitit's local executor train the same runs, bit for bit, as execute in this process, in
     workers at this process's priority (Ray's default worker niceness, 15, starved its workers on a busy machine)."""
@@ -378,6 +379,7 @@ def toy_project(tmp_path: Path, tests: str) -> tuple[Path, dict[str, str]]:
     return project, env
 
 
+@pytest.mark.slow  # a fill killed, then a session with its engine: four processes, CI's slow step runs it
 def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(tmp_path, monkeypatch):
     """SIGKILL part-way: no corrupt entry, finished runs kept; `pytest --engine local` then trains only the rest in
     its fill, and its tests read every run from the cache; the entries equal an uninterrupted fill's."""
@@ -447,6 +449,7 @@ def test_a_session_that_trains_prints_the_estimate_first_and_a_cached_one_prints
     assert not [line for line in run_toy_session(project, env, "-q") if "quick: " in line or "estimate" in line]
 
 
+@pytest.mark.slow  # a session of two xdist workers in processes of their own: CI's slow step runs it
 def test_under_xdist_one_worker_prints_the_estimate(tmp_path):
     pytest.importorskip("xdist")
     project, env = toy_project(tmp_path, TOY_SESSION)

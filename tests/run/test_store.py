@@ -360,6 +360,7 @@ def toy_project(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return project, env
 
 
+@pytest.mark.slow  # two fills at once, each a process with a worker: CI's slow step runs it
 def test_two_publishing_fills_on_one_store_train_each_run_once(tmp_path):
     """Two fills at once, each with a cache of its own, one store: every run trained once, and published."""
     project, env = toy_project(tmp_path)

@@ -59,6 +59,7 @@ def picked() -> list[Path]:
     return random.Random(git_commit(Path(__file__).parent).removesuffix("+dirty")).sample(cpu, min(CHECKED, len(cpu)))
 
 
+@pytest.mark.slow  # a resnet-10 epoch on one core: CI runs it in its step of slow system checks
 @pytest.mark.parametrize("index", range(CHECKED))
 def test_a_published_runs_first_epoch_trains_again_to_its_numbers(index, settings, one_thread):
     if index >= len(picked()):
