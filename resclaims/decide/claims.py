@@ -50,6 +50,8 @@ Example (the README's "Write your own claim")::
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -154,6 +156,28 @@ class Claim:
         """The source whose confirmatory family the claim belongs to: the first document ``source`` names."""
         return re.split(r"[,/ ]+", self.source.strip())[0]
 
+
+def _refuse_unknown_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """``Claim.__init__``, but a keyword that is no field stops with the one line that names the claim and the
+    keyword, and lists the fields (Python's own TypeError names neither)."""
+    fields = [f.name for f in dataclasses.fields(Claim)]
+
+    @functools.wraps(init)
+    def checked(self: Claim, *args: Any, **kwargs: Any) -> None:
+        unknown = [key for key in kwargs if key not in fields]
+        if unknown:
+            given = args[0] if args else kwargs.get("id")
+            name = given if isinstance(given, str) and given else "<no id>"
+            closest = difflib.get_close_matches(unknown[0], fields, n=1)
+            hint = f" (did you mean {closest[0]!r}?)" if closest else ""
+            raise ClaimError(f"claim {name}: unknown keyword {unknown[0]!r}{hint}: a Claim takes "
+                             f"{', '.join(fields)}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+Claim.__init__ = _refuse_unknown_keywords(Claim.__init__)
 
 _HELP = {"source": "which document it comes from, e.g. source='001' (or 'mine')",
          "claim": "what it claims, in one sentence", "statistic": "what the estimate measures"}

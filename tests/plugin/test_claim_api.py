@@ -93,6 +93,17 @@ def test_a_declaration_that_leaves_out_a_field_names_the_claim_and_the_field(lef
         Claim(**declaration)
 
 
+def test_an_unknown_keyword_names_the_claim_the_keyword_and_the_fields():
+    """``Claim(..., statistc=...)``: the README's one line (a ClaimError), not Python's TypeError."""
+    declaration = dict(source="mine", claim="a count", statistic="n", procedure=procedures.exact())
+    with pytest.raises(ClaimError, match="^" + re.escape(
+            "claim U1: unknown keyword 'confirmatry' (did you mean 'confirmatory'?): a Claim takes id, source, claim, "
+            "statistic, procedure, unit, ")):
+        Claim("U1", confirmatry=True, **declaration)
+    with pytest.raises(ClaimError, match=r"^claim U2: unknown keyword 'colour': a Claim takes id, source, "):
+        Claim(id="U2", colour="red", **declaration)
+
+
 def test_a_misspelled_procedure_names_the_valid_ones():
     """``procedures.exceeds_pairde()`` in a declaration: the error lists the procedures (it was a bare AttributeError)."""
     with pytest.raises(AttributeError, match=re.escape(
@@ -100,6 +111,17 @@ def test_a_misspelled_procedure_names_the_valid_ones():
             "median_in_band, share_in_band, increasing, exact, custom")):
         Claim("U1", source="mine", claim="a count", statistic="n", procedure=procedures.exceeds_pairde())
     assert not hasattr(procedures, "__wrapped__")  # tools' own look-ups still find nothing
+
+
+def test_importing_a_misspelled_procedure_names_the_closest():
+    """``from resclaims.decide.procedures import exceeds_pairde``: the same line and the closest name (it was
+    Python's generic "cannot import name")."""
+    with pytest.raises(ImportError, match=re.escape(
+            "resclaims.decide.procedures has no procedure 'exceeds_pairde': use one of exceeds_paired, exceeds, ") +
+            r".*; did you mean 'exceeds_paired'\?$"):
+        exec("from resclaims.decide.procedures import exceeds_pairde", {})
+    with pytest.raises(AttributeError, match="did you mean 'median_in_band'"):
+        procedures.median_in_bnad  # noqa: B018
 
 
 def test_a_bad_declaration_stops_collection_with_one_line(pytester):
