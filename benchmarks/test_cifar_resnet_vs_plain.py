@@ -92,7 +92,6 @@ from resclaims.decide import calibration, procedures, stats
 from resclaims.decide.claims import Claim
 from resclaims.families.cifar import gap, percent, plot_gap_per_seed, plot_residual_vs_plain
 from resclaims.kernels import cifar
-from resclaims.run.tiers import Tier
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -100,7 +99,7 @@ CONSISTENT_SHARE = 0.8  # "consistent across the runs": more than four runs in f
 ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
 STATED_GAP = 5.5  # "around a 5-6% improvement": the middle of the stated range, points (power is taken there)
 GAPS = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable gap, points
-K3_BLOCKS = np.array(sorted(cifar.K_TIERS["full"].depth_blocks), dtype=float)  # K3 runs in the full tier only
+K3_BLOCKS = np.array(sorted(cifar.K_TIERS["full"].config.depth_blocks), dtype=float)  # K3 runs in the full tier only
 IMPROVEMENT = ("there is around a 5-6% improvement in the training accuracy from a ResNet architecture compared to "
                "the \u201cplain\u201d non-ResNet architecture.")
 CONSISTENT = "I have run this comparison a number of times and the 5-6% gap is consistent across the runs."
@@ -109,9 +108,10 @@ CONSISTENT_STATED = 0.95  # K1.consistency's effect for power (the source states
 HOLM_003 = ("K1", "K1.consistency", "K3")  # 003's confirmatory claims: its Holm family in a session of this module
 # K1.consistency's own design n at the full tier, from the binomial distribution alone (no run looked at): the fewest
 # seeds at which its exact test has 80% power at CONSISTENT_STATED, at Holm's first-step level alpha / 3
-CONSISTENCY_SEEDS = {"quick": cifar.K_SEEDS["quick"],  # full tier only there: no runs beyond K1's
+CONSISTENCY_SEEDS = {"quick": cifar.K_TIERS["quick"].seeds,  # full tier only there: no runs beyond K1's
                      "full": stats.share_seeds_for_power(CONSISTENT_SHARE, CONSISTENT_STATED,
                                                          stats.ALPHA / len(HOLM_003))}
+FULL_SEEDS = cifar.K_TIERS["full"].seeds  # K1's design at the full tier
 SHARE_RULE = procedures.share_in_band(BAND, CONSISTENT_SHARE, what="every seed's gap")
 
 # -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
@@ -132,10 +132,10 @@ K1_CONSISTENCY = Claim(
     claim="the training accuracy gap is consistent across runs",
     statistic=f"share of seeds whose final-epoch training accuracy gap lies in [{BAND[0]:g}, {BAND[1]:g}] points",
     procedure=replace(SHARE_RULE, test=f"{SHARE_RULE.test}; full tier: {CONSISTENCY_SEEDS['full']} seeds of the K1 "
-                      f"pair (its first {cifar.K_SEEDS['full']} are K1's), the fewest with 80% power at "
+                      f"pair (its first {FULL_SEEDS} are K1's), the fewest with 80% power at "
                       f"{CONSISTENT_STATED:g} in the band at Holm's {stats.ALPHA:g}/{len(HOLM_003)} (at "
-                      f"{cifar.K_SEEDS['full']} seeds even all in the band gives p = {CONSISTENT_SHARE:g}^"
-                      f"{cifar.K_SEEDS['full']} = {CONSISTENT_SHARE ** cifar.K_SEEDS['full']:.3f}: never supported)"),
+                      f"{FULL_SEEDS} seeds even all in the band gives p = {CONSISTENT_SHARE:g}^"
+                      f"{FULL_SEEDS} = {CONSISTENT_SHARE ** FULL_SEEDS:.3f}: never supported)"),
     stated=CONSISTENT_STATED, stated_text="none stated; 95% of seeds in the band")
 K1_ORDER = Claim(
     "K1.order", source=SOURCE, unit="points",
@@ -160,29 +160,7 @@ K3 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-def fidelity(config: cifar.KerasFamily) -> str:
-    t = config.train
-    if t == cifar.TrainConfig() and config.width == 1.0:
-        return "source protocol"
-    return f"reduced: first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}"
-
-
-def protocol(config: cifar.KerasFamily) -> str:
-    t = config.train
-    scale = ("003's protocol exactly" if t == cifar.TrainConfig() and config.width == 1.0 else
-             f"003's protocol, first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}")
-    return (f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
-            f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {{seeds}} seeds per arm, "
-            "paired by seed")
-
-
-TIERS = {name: Tier(seeds=cifar.K_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
-         for name, config in cifar.K_TIERS.items()}
-
-
-@pytest.fixture(scope="module")
-def config(tier) -> cifar.KerasFamily:
-    return tier.config
+TIERS = cifar.K_TIERS  # quick: 400 of 5,850 steps, width x0.25, 5 seeds; full: 003's protocol, 10 seeds
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +169,11 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def k_runs(runs, config, tier, data, report) -> pd.DataFrame:
+def k_runs(runs, tier, data, report) -> pd.DataFrame:
     """Residual and plain at ``config.blocks`` (K1, K2): the first runs a fill trains, pair by pair."""
+    config = tier.config
     arms = cifar.keras_arms([config.blocks], config.width)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data)
     report.note("K1", f"scale: {tier.protocol}; data: {data.name}")
     return frame
 
@@ -205,38 +184,42 @@ def consistency_seeds(settings) -> int:
 
 
 @pytest.fixture(scope="module")
-def consistency_runs(request, runs, config, tier, consistency_seeds, data) -> pd.DataFrame:
+def consistency_runs(request, runs, tier, consistency_seeds, data) -> pd.DataFrame:
     """K1.consistency's runs: the K1 pair at its own design n (full tier: 44 seeds; seed i derives from the base
     seed, "K" and i alone, so the first 10 are K1's), in a request of its own, which a fill trains after every other
     (:meth:`resclaims.plugin.plan.Plan.jobs`); K1's own runs where the two counts agree (the quick tier, --seeds)."""
+    config = tier.config
     if consistency_seeds == tier.seeds:
         return request.getfixturevalue("k_runs")
     arms = cifar.keras_arms([config.blocks], config.width)
-    return runs(cifar.CifarRuns(config.train, tuple(arms)), consistency_seeds, seed_name="K", family="K", data=data,
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), consistency_seeds, seed_name="K", data=data,
                 label="K1.consistency")
 
 
 @pytest.fixture(scope="module")
-def k_order_runs(request, runs, config, tier, data) -> pd.DataFrame:
+def k_order_runs(request, runs, tier, data) -> pd.DataFrame:
     """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
     "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs. Asked for before the pair, so
     that a plan sees both requests when neither is trained."""
+    config = tier.config
     images = cifar.CifarRuns(replace(config.train, order="images"),
                              tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-    frame = runs(images, tier.seeds, seed_name="K", family="K", data=data, label="K1.order")
+    frame = runs(images, tier.seeds, seed_name="K", data=data, label="K1.order")
     return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(runs, config, tier, data) -> pd.DataFrame:
+def k_depth_runs(runs, tier, data) -> pd.DataFrame:
     """Residual and plain at each of K3's block counts (full tier), the K1 pair's among them: one request, so that
     a session lacking any of them says how many of all of K3's runs it lacks."""
+    config = tier.config
     arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
-    return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data, label="K3")
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data, label="K3")
 
 
-def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def residual_and_plain(k_runs, tier, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The K1 pair's final ``column`` in percent, per seed, and the details the report shows beside it."""
+    config = tier.config
     res, plain = (percent(k_runs, f"{kind}-{config.blocks}", column) for kind in ("resnet", "plain"))
     return res, plain, {"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()}
 
@@ -244,7 +227,8 @@ def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndar
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(k_runs, config, report, judge):
+def test_K1_direction(k_runs, tier, report, judge):
+    config = tier.config
     res, plain, details = residual_and_plain(k_runs, config, "train_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy"), "train_acc")
     judge(K1_DIRECTION, res, plain, details=details)
@@ -252,7 +236,8 @@ def test_K1_direction(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(k_runs, config, report, judge):
+def test_K1_magnitude(k_runs, tier, report, judge):
+    config = tier.config
     d = gap(k_runs, config.blocks, "train_acc")
     plot_gap_per_seed(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy_gap_per_seed"), "train_acc")
     judge(K1, d, details={"gap_per_seed": d.tolist()})
@@ -260,9 +245,10 @@ def test_K1_magnitude(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(consistency_runs, k_runs, config, tier, consistency_seeds, judge):
+def test_K1_consistency(consistency_runs, k_runs, tier, consistency_seeds, judge):
     # k_runs after consistency_runs: a session lacking runs names K1.consistency's own first; a plan counts K1's
     # request for this test where the two agree (consistency_runs then hands over K1's runs)
+    config = tier.config
     d = gap(consistency_runs, config.blocks, "train_acc")
     design = "" if consistency_seeds == tier.seeds else f"; K1.consistency: {consistency_seeds} seeds per arm, its design"
     judge(K1_CONSISTENCY, d, protocol=tier.protocol + design,
@@ -270,7 +256,8 @@ def test_K1_consistency(consistency_runs, k_runs, config, tier, consistency_seed
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(request, config, tier, report, judge):
+def test_K1_data_order_effect(request, tier, report, judge):
+    config = tier.config
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     k_runs = request.getfixturevalue("k_order_runs")
@@ -285,7 +272,8 @@ def test_K1_data_order_effect(request, config, tier, report, judge):
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(k_runs, config, report, judge):
+def test_K2_test_accuracy(k_runs, tier, report, judge):
+    config = tier.config
     res, plain, details = residual_and_plain(k_runs, config, "test_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K2", "K2_test_accuracy"), "test_acc")
     judge(K2, res, plain, details=details)
@@ -294,7 +282,8 @@ def test_K2_test_accuracy(k_runs, config, report, judge):
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(request, config, tier, judge):
+def test_K3_gap_grows_with_depth(request, tier, judge):
+    config = tier.config
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     k_runs = request.getfixturevalue("k_depth_runs")  # the full tier's only: the quick tier trains no K3 arms
@@ -326,9 +315,9 @@ def test_T_keras003_train_step(kind, device_kind, benchmark, report):
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings):
+def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, tier):
     """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one grouped pass."""
-    config = cifar.K_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
@@ -346,7 +335,7 @@ STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("mode", STEP_MODES)
-def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
+def test_T_keras003_step_modes(mode, device_kind, benchmark, report, tier):
     """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
     (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a compiled step slower against the eager
     one timed beside it (a ratio measured in the session, never an absolute time). The compile or
@@ -354,7 +343,7 @@ def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
     (``resclaims.kernels.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
     if "graph" in mode and device_kind != "cuda":
         pytest.skip("CUDA graphs need a GPU")
-    config = cifar.K_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} grouped step of {n} seeds by step mode, {device_kind}"

@@ -100,7 +100,6 @@ from resclaims.families.cifar import (
 )
 from resclaims.kernels import cifar
 from resclaims.models.cifar import CifarNet
-from resclaims.run.tiers import Tier
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error
@@ -160,32 +159,7 @@ H1 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-def fidelity(config: cifar.HeFamily) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        return "source protocol"
-    return (f"reduced: depths {config.depths[0]} and {config.depths[1]}, first {t.steps} of 64k iterations, widths "
-            f"{'-'.join(map(str, config.widths))}, {32 // t.downsample}x{32 // t.downsample} inputs")
-
-
-def protocol(config: cifar.HeFamily) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        scale = "He et al. 4.2 exactly"
-    else:
-        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
-                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
-    shallow, deep = config.depths
-    return f"{scale}; depths {shallow} vs {deep}; {{seeds}} seeds per arm, paired by seed"
-
-
-TIERS = {name: Tier(seeds=cifar.D_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
-         for name, config in cifar.D_TIERS.items()}
-
-
-@pytest.fixture(scope="module")
-def config(tier) -> cifar.HeFamily:
-    return tier.config
+TIERS = cifar.D_TIERS  # quick: depths 8 and 20, 200 of 64k iterations, 8 seeds; full: He et al.'s protocol, 8 seeds
 
 
 @pytest.fixture(scope="module")
@@ -194,28 +168,31 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def d_runs(runs, config, tier, data, report) -> pd.DataFrame:
+def d_runs(runs, tier, data, report) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
+    config = tier.config
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="D", family="D", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="D", data=data)
     report.note("D1", f"scale: {tier.protocol}; data: {data.name}")
     return with_errors(frame)
 
 
 @pytest.fixture(scope="module")
-def gradients(runs, config, tier, data) -> pd.DataFrame:
+def gradients(runs, tier, data) -> pd.DataFrame:
     """D3: plain nets at the gradient depth, with and without BN."""
+    config = tier.config
     arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
                            partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
                  for bn, suffix in ((True, ""), (False, "-no-bn")))
     return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), tier.seeds, seed_name="D3",
-                family="D3", data=data)
+                family="D3", data=data)  # D3's own row in the report's run table
 
 
 @pytest.fixture(scope="module")
-def d3_protocol(config, tier, data) -> str:
+def d3_protocol(tier, data) -> str:
+    config = tier.config
     return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
             f"of the step's batch at iterations {list(config.grad_checkpoints)}; {tier.seeds} seeds; data: {data.name}")
 
@@ -228,7 +205,8 @@ def depths(config) -> dict:
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(d_runs, config, report, judge):
+def test_D1_plain_degrades(d_runs, tier, report, judge):
+    config = tier.config
     shallow, deep = config.depths
     plot_errors(d_runs[d_runs.arm.str.startswith("plain")], report.figure_path("D1", "D1_plain_training_error"),
                 "train_err", "plain nets: training error")
@@ -240,7 +218,8 @@ def test_D1_plain_degrades(d_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
+def test_D1_residual_does_not_degrade(d_runs, tier, report, judge):
+    config = tier.config
     d = depth_gap(d_runs, "resnet", config.depths, "train_err")
     plot_errors(d_runs[d_runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
                 "train_err", "residual nets: training error")
@@ -249,7 +228,8 @@ def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(d_runs, config, judge):
+def test_D1_contrast(d_runs, tier, judge):
+    config = tier.config
     judge(D1_CONTRAST, depth_gap(d_runs, "plain", config.depths, "train_err"),
           depth_gap(d_runs, "resnet", config.depths, "train_err"), details=depths(config))
 
@@ -257,7 +237,8 @@ def test_D1_contrast(d_runs, config, judge):
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(d_runs, config, tier, judge):
+def test_D2_degradation_is_on_training_error(d_runs, tier, judge):
+    config = tier.config
     shallow, deep = config.depths
     test_gap = depth_gap(d_runs, "plain", config.depths, "test_err")
     judge(D2, final(d_runs, f"plain-{deep}", "train_eval_err"), final(d_runs, f"plain-{shallow}", "train_eval_err"),
@@ -269,7 +250,8 @@ def test_D2_degradation_is_on_training_error(d_runs, config, tier, judge):
 # -- D3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_protocol):
+def test_D3_no_vanishing_gradient_with_bn(gradients, tier, report, judge, d3_protocol):
+    config = tier.config
     x = first_over_last(gradients, f"plain-{config.grad_depth}")
     plot_gradients(gradients, report.figure_path("D3", "D3_gradient_by_layer"), config.grad_depth)
     judge(D3, x, protocol=d3_protocol, details={**gradient_details(gradients), "depth": config.grad_depth})
@@ -277,14 +259,16 @@ def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_p
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_contrast_without_bn(gradients, config, judge, d3_protocol):
+def test_D3_contrast_without_bn(gradients, tier, judge, d3_protocol):
+    config = tier.config
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
     judge(D3_NO_BN, bn, no_bn, protocol=d3_protocol, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()})
 
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(d_runs, config, report, judge):
+def test_H1_resnet110_beats_resnet20(d_runs, tier, report, judge):
+    config = tier.config
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)
@@ -321,9 +305,9 @@ def test_T_he_train_step(name, device_kind, benchmark, report):
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_he_stacked_step(stack, device_kind, benchmark, report, settings):
+def test_T_he_stacked_step(stack, device_kind, benchmark, report, tier):
     """One step of 5 seeds of ResNet-20 at this tier's widths and image size: one after the other, or grouped."""
-    config = cifar.D_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.he_arms([20], residual=True, widths=config.widths)[0]
     n, cfg = 5, config.train
     benchmark.group = f"T He ResNet-20 {'-'.join(map(str, config.widths))} step of {n} seeds, {device_kind}"

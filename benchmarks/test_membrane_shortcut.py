@@ -169,7 +169,7 @@ def images(data, tier, settings) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def frame(runs, data, tier, settings, report) -> pd.DataFrame:
     """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
-    trained = runs(tier.config, tier.seeds, seed_name="M", family="M", data=data)
+    trained = runs(tier.config, tier.seeds, seed_name="M", data=data)
     report.note("M1", f"{settings.tier} tier: {tier.config.describe(tier.seeds)}.")
     return trained
 

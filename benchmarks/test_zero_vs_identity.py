@@ -236,20 +236,20 @@ READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's fr
 @pytest.fixture(scope="module")
 def z_runs(runs, tier) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(tier.config, tier.seeds, seed_name="Z", family="Z", columns=READS_COLUMNS)
+    return runs(tier.config, tier.seeds, seed_name="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def source_runs(runs) -> pd.DataFrame:
     """The source's exact 100 experiments (full tier)."""
-    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", family="Z", columns=READS_COLUMNS)
+    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def factorial_runs(runs, tier) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
     protocol = replace(tier.config, arms=tuple(ARMS), shared_init=True)
-    return runs(protocol, tier.seeds, seed_name="Z4", family="Z", columns=READS_COLUMNS)
+    return runs(protocol, tier.seeds, seed_name="Z4", columns=READS_COLUMNS)
 
 
 def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:

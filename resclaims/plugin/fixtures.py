@@ -80,10 +80,10 @@ def dataset(settings: Settings, report: Report) -> Callable[..., T]:
 
 @pytest.fixture(scope="session")
 def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Report) -> Runs:
-    """``runs(protocol, n, family=..., seed_name=None, data=None)``: a tidy frame of ``n`` seeds' runs.
+    """``runs(protocol, n, seed_name=..., data=None, columns=())``: a tidy frame of ``n`` seeds' runs.
 
-    Seeds derive from the base seed and ``seed_name`` (default: the family); runs in the cache are read,
-    the rest trained (with progress); the frame joins the report's run table.
+    Seeds derive from the base seed and ``seed_name``; runs in the cache are read, the rest trained (with progress);
+    the frame joins the report's run table under the seed name's family (its leading capitals).
     See :mod:`resclaims.run.runs`.
     """
     return Runs(settings, run_cache, progress, report, incomplete=incomplete)
