@@ -13,52 +13,28 @@ Protocol (full tier, 003's exactly): the Keras network of
 epsilon 1e-3), pixels / 255, central crop 24x24, random flip,
 ``.batch(64).shuffle(10000)`` (whole batches shuffled), Keras Adam (lr 1e-3,
 epsilon 1e-7 on sqrt(v)), 30 epochs x 195 steps, sparse cross-entropy; 10 seeds per
-arm, residual and plain paired by seed (same batches, same augmentation).
-K1.consistency has a design of its own: 44 seeds of the same pair (the first 10 are
-K1's), the fewest at which its exact binomial test has 80% power at 95% of seeds in
-the band at Holm's level 0.05/3 (003's three confirmatory claims), since at 10 seeds
-even 10 of 10 in the band (p = 0.8^10 = 0.107) could never support it; fixed from
-the binomial distribution alone, before any run's gap was looked at.
+arm, residual and plain paired by seed (same batches, same augmentation);
+K1.consistency: 44 seeds of the same pair (the first 10 are K1's), its own design.
 Deviations: runs are seeded from the base seed; the loss is computed from logits
 (as Keras >= 2.5 does for a softmax output); test accuracy is measured on all
 10,000 test images in eval mode each epoch, where 003's ``validation_steps=3``
-draws 3 batches of 5,000 (one half of the test set counted twice); on an
-image-folder copy (the CI's "CIFAR-10 (JPEG q75 copy)") the training set is put in
-a fixed random order before the batch-shuffle, since the official order is lost.
+draws 3 batches of 5,000; on an image-folder copy the training set is put in a
+fixed random order before the batch-shuffle, since the official order is lost.
+Quick tier, "reduced": the first 400 steps (4 logged epochs of 100 steps), the
+network at 1/4 width (8-16-64 channels), test accuracy on a fixed 2,000-image subset,
+5 seeds; K3 and the order effect run in the full tier only, and K1's "around 5-6%"
+and "consistent" get no verdict there ("full tier only").
 
-Quick tier (2-core CPU): the first 400 steps of the same protocol (4 logged epochs
-of 100 steps), the network at 1/4 width (8-16-64 channels instead of 32-64-256),
-test accuracy on a fixed 2,000-image subset, 5 seeds. K3 and the order effect run
-in the full tier only. The scale was fixed from the time budget before any run.
-
-Fidelity: the full tier is 003's protocol; the quick tier is "reduced" (400 of 5,850
-steps, 1/4 width), so K1's "around 5-6%" and "consistent" get no verdict there ("full
-tier only", the proxy estimate kept as information): the gap shrinks as training goes
-on, so a reduced run's magnitude says nothing about the sentence.
-
-Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose
-ends are the one-sided 95% bounds; rules fixed from the text before running):
+Statistics:
   K1.direction    final-epoch training accuracy, residual minus plain, in percentage
                   points, paired by seed: the median paired difference, exact sign
                   tests at 0 both ways (exploratory: the direction the sentence implies).
   K1              (confirmatory) the same gap against "around 5-6%": the band [4, 7]
                   points (the stated range widened by one point each side for
-                  "around", as read off a plot of accuracy). The median gap: supported
-                  by two one-sided sign tests inside the band, refuted by one outside.
+                  "around"); the median gap, two one-sided sign tests.
   K1.consistency  (confirmatory) "consistent across the runs": the share of seeds whose
                   gap falls inside [4, 7], against four runs in five (0.8): exact
-                  binomial tests both ways, Clopper-Pearson interval. No model of the
-                  spread (a chi-square interval of the SD said "supported" in 12.5% of
-                  heavy-tailed nulls). With 10 seeds even 10 of 10 in the band gives a
-                  lower bound of 0.74 (p = 0.8^10 = 0.107): no 10 runs could support it,
-                  after Holm (alpha/3) or before. So at the full tier it has its own
-                  design n, fixed before any run's gap was looked at: the fewest seeds at
-                  which the exact test reaches 80% power at the stated 95% of seeds in the
-                  band at Holm's level 0.05/3, 44 (supported from 41 of 44 in the band;
-                  power 0.823; the fewest seeds that can say supported at 0.05/3 at all,
-                  all of them in the band, are 19). The share stays 0.8, the sentence's
-                  meaning. The quick tier keeps its 5 seeds: the claim is full tier only
-                  there.
+                  binomial tests both ways, Clopper-Pearson interval.
   K2              final-epoch test accuracy gap, as K1.direction (exploratory).
   K3              (confirmatory) per-seed gap at 5, 10 and 20 blocks: each seed's
                   least-squares slope of gap on block count (points per block); the
@@ -66,18 +42,8 @@ ends are the one-sided 95% bounds; rules fixed from the text before running):
   K1.order        (full, exploratory) the K1 gap under the source's batch shuffle minus
                   the gap with images reshuffled every pass; "no effect" is the band
                   [-1, 1], as K1.
-
-Calibration (resclaims.decide.calibration; each claim's procedure from resclaims.decide.procedures,
-decided and calibrated by the judge): K1.direction and K2 exchange residual and plain
-within each seed for the null; K1 and K1.order shift every seed's gap so that the median
-sits on the band edge nearer the estimate; K1.consistency draws seeds inside the band with
-probability 0.8; K3 permutes each seed's three gaps across block counts. Power is taken at
-the source's 5-6% (5.5 points) for K1.direction and K1, at no effect for K1.order and at
-95% of seeds in the band for K1.consistency; it is reported, and an inconclusive claim
-reports the seeds at which it would reach 80%. Runs that diverge (NaN or inf loss) are
-left out with their seed's pair and counted.
+History, designs and calibration: docs/HISTORY.md.
 """
-
 from __future__ import annotations
 
 import math
@@ -114,8 +80,7 @@ CONSISTENCY_SEEDS = {"quick": cifar.K_TIERS["quick"].seeds,  # full tier only th
 FULL_SEEDS = cifar.K_TIERS["full"].seeds  # K1's design at the full tier
 SHARE_RULE = procedures.share_in_band(BAND, CONSISTENT_SHARE, what="every seed's gap")
 
-# -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
-# JPEG q75 copy) ------------------------------------------------------------------------------------------------
+# -- the claims (outcomes that are not "supported": expected/test_cifar_resnet_vs_plain.toml) -------------------
 K1_DIRECTION = Claim(
     "K1.direction", source=SOURCE, quote=IMPROVEMENT, procedure=PAIRED, unit="points", grid=GAPS,
     claim="the residual net reaches a higher training accuracy than the plain net",
@@ -146,9 +111,7 @@ K1_ORDER = Claim(
 K2 = Claim(
     "K2", source=SOURCE, procedure=PAIRED, unit="points", grid=GAPS,
     claim="the residual net's advantage shows in test accuracy as well",
-    statistic="median over seeds of the final-epoch test accuracy gap, residual - plain (points)",
-    known={"quick": "inconclusive: median gap 9.6 [-1.1, 13.05] points, p = 0.188, p_refute = 0.969, n = 5 "
-                    "(5 seeds: only 5 of 5 can decide)"})
+    statistic="median over seeds of the final-epoch test accuracy gap, residual - plain (points)")
 K3 = Claim(
     "K3", source=SOURCE, unit="points per block", grid=calibration.geometric_grid(0.005, 2.0), confirmatory=True,
     quote="As demonstrated in the original paper, this effect will be more pronounced in deeper networks.",
