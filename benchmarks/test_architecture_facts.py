@@ -38,18 +38,7 @@ fixed before any count was computed. No alpha or p applies; the interval is (x, 
 is the number of models (or hypothesis examples) checked. Quick and full tiers are the
 same: counting takes seconds.
 
-Refuted at the paper's rounding (recorded with the numbers in each claim's ``known``, so the
-test is ``xfail(strict=True)``; the report says why): ResNet-34 with option B (3.664 billion
-rounds to 3.7, not 3.6), ResNet-50 v1 (3.858 rounds to 3.9, not 3.8) and the "18%" ratio
-(3.644 / 19.632 = 18.6% rounds to 19%).
-
-Claims: one ``Claim`` per row, decided with ``judge.exact``; the A3-A5 rows are built from
-:data:`resclaims.kernels.architecture.REFERENCES` (id, model, printed number, unit) into
-:data:`REFERENCE_CLAIMS`. Helpers (details, notes, the A2 example) are in
-:mod:`resclaims.families.architecture`.
-
-Timing (card T): one SGD training step of CIFAR ResNet-20 and plain-20 on a batch of 32
-random 32x32 images, with pytest-benchmark.
+History and the counts that do not round right: docs/HISTORY.md.
 """
 
 from __future__ import annotations
@@ -65,7 +54,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from resclaims.decide import procedures
-from resclaims.decide.claims import TIER_NAMES, Claim
+from resclaims.decide.claims import Claim
 from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_example, reference_details, twins
 from resclaims.kernels.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
 from resclaims.models import cifar
@@ -85,11 +74,6 @@ PROTOCOLS = {  # how each quantity is counted, for the result's protocol; the sa
     "weighted_layers": "Convs and fc layers outside projection shortcuts, model built in the run (meta device). Quick "
     "and full tiers are identical.",
 }
-
-
-def recorded(reason: str) -> dict[str, str]:
-    """A refuted count's outcome: the same at both tiers, since counting samples nothing."""
-    return dict.fromkeys(TIER_NAMES, reason)
 
 
 # exact facts, counted on the meta device: the sources' own models at every tier
@@ -125,17 +109,9 @@ QUOTES = {  # the sources' own words, where a row has a sentence (Table 1 and Ta
     "A5.resnet110": "110 layers",
     "A5.vgg19": "VGG-19 ... had 19 layers",
 }
-REFUTED = {  # counts that do not round to the printed number, with the counts the report shows
-    "A4.flops.resnet34-B": "refuted at paper rounding: 3,663,761,408 multiply-adds = 3.664 billion rounds to 3.7, not "
-    "3.6; option B's three 1x1 projections add 19,267,584 that option A and plain-34 (3,644,493,824 -> 3.6) do not "
-    "have; estimate 3.664 [3.664, 3.664], p n/a, n = 1",
-    "A4.flops.resnet50": "refuted at paper rounding: v1 3,857,973,248 multiply-adds = 3.858 billion rounds to 3.9, not "
-    "3.8 (v1.5: 4,089,184,256 = 4.089; fc 2,048,000; truncating would give 3.8 but turn ResNet-101's 7.570 into 7.5 "
-    "against the printed 7.6); estimate 3.858 [3.858, 3.858], p n/a, n = 1",
-}
 REFERENCE_CLAIMS = {  # A3, A4.flops, A4.params, A5: one claim per printed number (resclaims.kernels.architecture.REFERENCES)
     ref.id: Claim(ref.id, source=ref.source, claim=ref.claim, statistic=f"{ref.unit} (printed {ref.printed})",
-                  unit=ref.unit, quote=QUOTES.get(ref.id, ""), known=recorded(REFUTED[ref.id]) if ref.id in REFUTED else {},
+                  unit=ref.unit, quote=QUOTES.get(ref.id, ""),
                   procedure=procedures.exact(f"{EXACT}: half-up at the printed precision must give {ref.printed}"))
     for ref in REFERENCES
 }  # fmt: skip
@@ -149,9 +125,7 @@ SHARE_OF_VGG19 = Claim(
     "A4.share-of-vgg19", source="He2015", claim="Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds), which is "
     "only 18% of VGG-19", quote="Our 34-layer baseline has 3.6 billion FLOPs (multiply-adds), which is only 18% of "
     "VGG-19 (19.6 billion FLOPs)", statistic="plain-34 / VGG-19 multiply-adds, %", unit="%",
-    procedure=procedures.exact(f"{EXACT}: half-up to a whole percent must give 18"),
-    known=recorded("refuted at paper rounding: 3,644,493,824 / 19,632,062,464 = 18.56% rounds to 19%, not 18% (the "
-                   "paper divided its rounded 3.6 by 19.6 = 18.4%); estimate 18.56 [18.56, 18.56], n = 1"))
+    procedure=procedures.exact(f"{EXACT}: half-up to a whole percent must give 18"))
 
 
 @pytest.fixture(scope="module")

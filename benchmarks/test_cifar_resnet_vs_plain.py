@@ -13,52 +13,28 @@ Protocol (full tier, 003's exactly): the Keras network of
 epsilon 1e-3), pixels / 255, central crop 24x24, random flip,
 ``.batch(64).shuffle(10000)`` (whole batches shuffled), Keras Adam (lr 1e-3,
 epsilon 1e-7 on sqrt(v)), 30 epochs x 195 steps, sparse cross-entropy; 10 seeds per
-arm, residual and plain paired by seed (same batches, same augmentation).
-K1.consistency has a design of its own: 44 seeds of the same pair (the first 10 are
-K1's), the fewest at which its exact binomial test has 80% power at 95% of seeds in
-the band at Holm's level 0.05/3 (003's three confirmatory claims), since at 10 seeds
-even 10 of 10 in the band (p = 0.8^10 = 0.107) could never support it; fixed from
-the binomial distribution alone, before any run's gap was looked at.
+arm, residual and plain paired by seed (same batches, same augmentation);
+K1.consistency: 44 seeds of the same pair (the first 10 are K1's), its own design.
 Deviations: runs are seeded from the base seed; the loss is computed from logits
 (as Keras >= 2.5 does for a softmax output); test accuracy is measured on all
 10,000 test images in eval mode each epoch, where 003's ``validation_steps=3``
-draws 3 batches of 5,000 (one half of the test set counted twice); on an
-image-folder copy (the CI's "CIFAR-10 (JPEG q75 copy)") the training set is put in
-a fixed random order before the batch-shuffle, since the official order is lost.
+draws 3 batches of 5,000; on an image-folder copy the training set is put in a
+fixed random order before the batch-shuffle, since the official order is lost.
+Quick tier, "reduced": the first 400 steps (4 logged epochs of 100 steps), the
+network at 1/4 width (8-16-64 channels), test accuracy on a fixed 2,000-image subset,
+5 seeds; K3 and the order effect run in the full tier only, and K1's "around 5-6%"
+and "consistent" get no verdict there ("full tier only").
 
-Quick tier (2-core CPU): the first 400 steps of the same protocol (4 logged epochs
-of 100 steps), the network at 1/4 width (8-16-64 channels instead of 32-64-256),
-test accuracy on a fixed 2,000-image subset, 5 seeds. K3 and the order effect run
-in the full tier only. The scale was fixed from the time budget before any run.
-
-Fidelity: the full tier is 003's protocol; the quick tier is "reduced" (400 of 5,850
-steps, 1/4 width), so K1's "around 5-6%" and "consistent" get no verdict there ("full
-tier only", the proxy estimate kept as information): the gap shrinks as training goes
-on, so a reduced run's magnitude says nothing about the sentence.
-
-Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose
-ends are the one-sided 95% bounds; rules fixed from the text before running):
+Statistics:
   K1.direction    final-epoch training accuracy, residual minus plain, in percentage
                   points, paired by seed: the median paired difference, exact sign
                   tests at 0 both ways (exploratory: the direction the sentence implies).
   K1              (confirmatory) the same gap against "around 5-6%": the band [4, 7]
                   points (the stated range widened by one point each side for
-                  "around", as read off a plot of accuracy). The median gap: supported
-                  by two one-sided sign tests inside the band, refuted by one outside.
+                  "around"); the median gap, two one-sided sign tests.
   K1.consistency  (confirmatory) "consistent across the runs": the share of seeds whose
                   gap falls inside [4, 7], against four runs in five (0.8): exact
-                  binomial tests both ways, Clopper-Pearson interval. No model of the
-                  spread (a chi-square interval of the SD said "supported" in 12.5% of
-                  heavy-tailed nulls). With 10 seeds even 10 of 10 in the band gives a
-                  lower bound of 0.74 (p = 0.8^10 = 0.107): no 10 runs could support it,
-                  after Holm (alpha/3) or before. So at the full tier it has its own
-                  design n, fixed before any run's gap was looked at: the fewest seeds at
-                  which the exact test reaches 80% power at the stated 95% of seeds in the
-                  band at Holm's level 0.05/3, 44 (supported from 41 of 44 in the band;
-                  power 0.823; the fewest seeds that can say supported at 0.05/3 at all,
-                  all of them in the band, are 19). The share stays 0.8, the sentence's
-                  meaning. The quick tier keeps its 5 seeds: the claim is full tier only
-                  there.
+                  binomial tests both ways, Clopper-Pearson interval.
   K2              final-epoch test accuracy gap, as K1.direction (exploratory).
   K3              (confirmatory) per-seed gap at 5, 10 and 20 blocks: each seed's
                   least-squares slope of gap on block count (points per block); the
@@ -66,18 +42,8 @@ ends are the one-sided 95% bounds; rules fixed from the text before running):
   K1.order        (full, exploratory) the K1 gap under the source's batch shuffle minus
                   the gap with images reshuffled every pass; "no effect" is the band
                   [-1, 1], as K1.
-
-Calibration (resclaims.decide.calibration; each claim's procedure from resclaims.decide.procedures,
-decided and calibrated by the judge): K1.direction and K2 exchange residual and plain
-within each seed for the null; K1 and K1.order shift every seed's gap so that the median
-sits on the band edge nearer the estimate; K1.consistency draws seeds inside the band with
-probability 0.8; K3 permutes each seed's three gaps across block counts. Power is taken at
-the source's 5-6% (5.5 points) for K1.direction and K1, at no effect for K1.order and at
-95% of seeds in the band for K1.consistency; it is reported, and an inconclusive claim
-reports the seeds at which it would reach 80%. Runs that diverge (NaN or inf loss) are
-left out with their seed's pair and counted.
+History, designs and calibration: docs/HISTORY.md.
 """
-
 from __future__ import annotations
 
 import math
@@ -92,7 +58,6 @@ from resclaims.decide import calibration, procedures, stats
 from resclaims.decide.claims import Claim
 from resclaims.families.cifar import gap, percent, plot_gap_per_seed, plot_residual_vs_plain
 from resclaims.kernels import cifar
-from resclaims.run.tiers import Tier
 
 SOURCE = "003"
 BAND = (4.0, 7.0)  # "around a 5-6% improvement", percentage points
@@ -100,7 +65,7 @@ CONSISTENT_SHARE = 0.8  # "consistent across the runs": more than four runs in f
 ORDER_BAND = (-1.0, 1.0)  # the data-order quirk "has no effect", points
 STATED_GAP = 5.5  # "around a 5-6% improvement": the middle of the stated range, points (power is taken there)
 GAPS = calibration.geometric_grid(0.1, 25.0)  # effects searched for the smallest detectable gap, points
-K3_BLOCKS = np.array(sorted(cifar.K_TIERS["full"].depth_blocks), dtype=float)  # K3 runs in the full tier only
+K3_BLOCKS = np.array(sorted(cifar.K_TIERS["full"].config.depth_blocks), dtype=float)  # K3 runs in the full tier only
 IMPROVEMENT = ("there is around a 5-6% improvement in the training accuracy from a ResNet architecture compared to "
                "the \u201cplain\u201d non-ResNet architecture.")
 CONSISTENT = "I have run this comparison a number of times and the 5-6% gap is consistent across the runs."
@@ -109,13 +74,13 @@ CONSISTENT_STATED = 0.95  # K1.consistency's effect for power (the source states
 HOLM_003 = ("K1", "K1.consistency", "K3")  # 003's confirmatory claims: its Holm family in a session of this module
 # K1.consistency's own design n at the full tier, from the binomial distribution alone (no run looked at): the fewest
 # seeds at which its exact test has 80% power at CONSISTENT_STATED, at Holm's first-step level alpha / 3
-CONSISTENCY_SEEDS = {"quick": cifar.K_SEEDS["quick"],  # full tier only there: no runs beyond K1's
+CONSISTENCY_SEEDS = {"quick": cifar.K_TIERS["quick"].seeds,  # full tier only there: no runs beyond K1's
                      "full": stats.share_seeds_for_power(CONSISTENT_SHARE, CONSISTENT_STATED,
                                                          stats.ALPHA / len(HOLM_003))}
+FULL_SEEDS = cifar.K_TIERS["full"].seeds  # K1's design at the full tier
 SHARE_RULE = procedures.share_in_band(BAND, CONSISTENT_SHARE, what="every seed's gap")
 
-# -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
-# JPEG q75 copy) ------------------------------------------------------------------------------------------------
+# -- the claims (outcomes that are not "supported": expected/test_cifar_resnet_vs_plain.toml) -------------------
 K1_DIRECTION = Claim(
     "K1.direction", source=SOURCE, quote=IMPROVEMENT, procedure=PAIRED, unit="points", grid=GAPS,
     claim="the residual net reaches a higher training accuracy than the plain net",
@@ -132,10 +97,10 @@ K1_CONSISTENCY = Claim(
     claim="the training accuracy gap is consistent across runs",
     statistic=f"share of seeds whose final-epoch training accuracy gap lies in [{BAND[0]:g}, {BAND[1]:g}] points",
     procedure=replace(SHARE_RULE, test=f"{SHARE_RULE.test}; full tier: {CONSISTENCY_SEEDS['full']} seeds of the K1 "
-                      f"pair (its first {cifar.K_SEEDS['full']} are K1's), the fewest with 80% power at "
+                      f"pair (its first {FULL_SEEDS} are K1's), the fewest with 80% power at "
                       f"{CONSISTENT_STATED:g} in the band at Holm's {stats.ALPHA:g}/{len(HOLM_003)} (at "
-                      f"{cifar.K_SEEDS['full']} seeds even all in the band gives p = {CONSISTENT_SHARE:g}^"
-                      f"{cifar.K_SEEDS['full']} = {CONSISTENT_SHARE ** cifar.K_SEEDS['full']:.3f}: never supported)"),
+                      f"{FULL_SEEDS} seeds even all in the band gives p = {CONSISTENT_SHARE:g}^"
+                      f"{FULL_SEEDS} = {CONSISTENT_SHARE ** FULL_SEEDS:.3f}: never supported)"),
     stated=CONSISTENT_STATED, stated_text="none stated; 95% of seeds in the band")
 K1_ORDER = Claim(
     "K1.order", source=SOURCE, unit="points",
@@ -146,9 +111,7 @@ K1_ORDER = Claim(
 K2 = Claim(
     "K2", source=SOURCE, procedure=PAIRED, unit="points", grid=GAPS,
     claim="the residual net's advantage shows in test accuracy as well",
-    statistic="median over seeds of the final-epoch test accuracy gap, residual - plain (points)",
-    known={"quick": "inconclusive: median gap 9.6 [-1.1, 13.05] points, p = 0.188, p_refute = 0.969, n = 5 "
-                    "(5 seeds: only 5 of 5 can decide)"})
+    statistic="median over seeds of the final-epoch test accuracy gap, residual - plain (points)")
 K3 = Claim(
     "K3", source=SOURCE, unit="points per block", grid=calibration.geometric_grid(0.005, 2.0), confirmatory=True,
     quote="As demonstrated in the original paper, this effect will be more pronounced in deeper networks.",
@@ -160,29 +123,7 @@ K3 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-def fidelity(config: cifar.KerasFamily) -> str:
-    t = config.train
-    if t == cifar.TrainConfig() and config.width == 1.0:
-        return "source protocol"
-    return f"reduced: first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}"
-
-
-def protocol(config: cifar.KerasFamily) -> str:
-    t = config.train
-    scale = ("003's protocol exactly" if t == cifar.TrainConfig() and config.width == 1.0 else
-             f"003's protocol, first {t.steps} of 5,850 steps, width x{config.width:g}, test subset {t.test_size or 10_000}")
-    return (f"{scale}; Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), "
-            f"batch {t.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {{seeds}} seeds per arm, "
-            "paired by seed")
-
-
-TIERS = {name: Tier(seeds=cifar.K_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
-         for name, config in cifar.K_TIERS.items()}
-
-
-@pytest.fixture(scope="module")
-def config(tier) -> cifar.KerasFamily:
-    return tier.config
+TIERS = cifar.K_TIERS  # quick: 400 of 5,850 steps, width x0.25, 5 seeds; full: 003's protocol, 10 seeds
 
 
 @pytest.fixture(scope="module")
@@ -191,10 +132,11 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def k_runs(runs, config, tier, data, report) -> pd.DataFrame:
+def k_runs(runs, tier, data, report) -> pd.DataFrame:
     """Residual and plain at ``config.blocks`` (K1, K2): the first runs a fill trains, pair by pair."""
+    config = tier.config
     arms = cifar.keras_arms([config.blocks], config.width)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data)
     report.note("K1", f"scale: {tier.protocol}; data: {data.name}")
     return frame
 
@@ -205,38 +147,42 @@ def consistency_seeds(settings) -> int:
 
 
 @pytest.fixture(scope="module")
-def consistency_runs(request, runs, config, tier, consistency_seeds, data) -> pd.DataFrame:
+def consistency_runs(request, runs, tier, consistency_seeds, data) -> pd.DataFrame:
     """K1.consistency's runs: the K1 pair at its own design n (full tier: 44 seeds; seed i derives from the base
     seed, "K" and i alone, so the first 10 are K1's), in a request of its own, which a fill trains after every other
     (:meth:`resclaims.plugin.plan.Plan.jobs`); K1's own runs where the two counts agree (the quick tier, --seeds)."""
+    config = tier.config
     if consistency_seeds == tier.seeds:
         return request.getfixturevalue("k_runs")
     arms = cifar.keras_arms([config.blocks], config.width)
-    return runs(cifar.CifarRuns(config.train, tuple(arms)), consistency_seeds, seed_name="K", family="K", data=data,
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), consistency_seeds, seed_name="K", data=data,
                 label="K1.consistency")
 
 
 @pytest.fixture(scope="module")
-def k_order_runs(request, runs, config, tier, data) -> pd.DataFrame:
+def k_order_runs(request, runs, tier, data) -> pd.DataFrame:
     """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
     "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs. Asked for before the pair, so
     that a plan sees both requests when neither is trained."""
+    config = tier.config
     images = cifar.CifarRuns(replace(config.train, order="images"),
                              tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
-    frame = runs(images, tier.seeds, seed_name="K", family="K", data=data, label="K1.order")
+    frame = runs(images, tier.seeds, seed_name="K", data=data, label="K1.order")
     return pd.concat([request.getfixturevalue("k_runs"), frame], ignore_index=True)
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(runs, config, tier, data) -> pd.DataFrame:
+def k_depth_runs(runs, tier, data) -> pd.DataFrame:
     """Residual and plain at each of K3's block counts (full tier), the K1 pair's among them: one request, so that
     a session lacking any of them says how many of all of K3's runs it lacks."""
+    config = tier.config
     arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
-    return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", family="K", data=data, label="K3")
+    return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data, label="K3")
 
 
-def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def residual_and_plain(k_runs, tier, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The K1 pair's final ``column`` in percent, per seed, and the details the report shows beside it."""
+    config = tier.config
     res, plain = (percent(k_runs, f"{kind}-{config.blocks}", column) for kind in ("resnet", "plain"))
     return res, plain, {"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()}
 
@@ -244,7 +190,8 @@ def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndar
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(k_runs, config, report, judge):
+def test_K1_direction(k_runs, tier, report, judge):
+    config = tier.config
     res, plain, details = residual_and_plain(k_runs, config, "train_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy"), "train_acc")
     judge(K1_DIRECTION, res, plain, details=details)
@@ -252,7 +199,8 @@ def test_K1_direction(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(k_runs, config, report, judge):
+def test_K1_magnitude(k_runs, tier, report, judge):
+    config = tier.config
     d = gap(k_runs, config.blocks, "train_acc")
     plot_gap_per_seed(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy_gap_per_seed"), "train_acc")
     judge(K1, d, details={"gap_per_seed": d.tolist()})
@@ -260,9 +208,10 @@ def test_K1_magnitude(k_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(consistency_runs, k_runs, config, tier, consistency_seeds, judge):
+def test_K1_consistency(consistency_runs, k_runs, tier, consistency_seeds, judge):
     # k_runs after consistency_runs: a session lacking runs names K1.consistency's own first; a plan counts K1's
     # request for this test where the two agree (consistency_runs then hands over K1's runs)
+    config = tier.config
     d = gap(consistency_runs, config.blocks, "train_acc")
     design = "" if consistency_seeds == tier.seeds else f"; K1.consistency: {consistency_seeds} seeds per arm, its design"
     judge(K1_CONSISTENCY, d, protocol=tier.protocol + design,
@@ -270,7 +219,8 @@ def test_K1_consistency(consistency_runs, k_runs, config, tier, consistency_seed
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(request, config, tier, report, judge):
+def test_K1_data_order_effect(request, tier, report, judge):
+    config = tier.config
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     k_runs = request.getfixturevalue("k_order_runs")
@@ -285,7 +235,8 @@ def test_K1_data_order_effect(request, config, tier, report, judge):
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(k_runs, config, report, judge):
+def test_K2_test_accuracy(k_runs, tier, report, judge):
+    config = tier.config
     res, plain, details = residual_and_plain(k_runs, config, "test_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K2", "K2_test_accuracy"), "test_acc")
     judge(K2, res, plain, details=details)
@@ -294,7 +245,8 @@ def test_K2_test_accuracy(k_runs, config, report, judge):
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(request, config, tier, judge):
+def test_K3_gap_grows_with_depth(request, tier, judge):
+    config = tier.config
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     k_runs = request.getfixturevalue("k_depth_runs")  # the full tier's only: the quick tier trains no K3 arms
@@ -326,9 +278,9 @@ def test_T_keras003_train_step(kind, device_kind, benchmark, report):
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, settings):
+def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, tier):
     """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one grouped pass."""
-    config = cifar.K_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
@@ -346,7 +298,7 @@ STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("mode", STEP_MODES)
-def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
+def test_T_keras003_step_modes(mode, device_kind, benchmark, report, tier):
     """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
     (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a compiled step slower against the eager
     one timed beside it (a ratio measured in the session, never an absolute time). The compile or
@@ -354,7 +306,7 @@ def test_T_keras003_step_modes(mode, device_kind, benchmark, report, settings):
     (``resclaims.kernels.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
     if "graph" in mode and device_kind != "cuda":
         pytest.skip("CUDA graphs need a GPU")
-    config = cifar.K_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.keras_arms([config.blocks], config.width)[0]
     n = 5
     benchmark.group = f"T keras003 x{config.width:g} grouped step of {n} seeds by step mode, {device_kind}"

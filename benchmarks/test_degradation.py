@@ -26,56 +26,32 @@ split; weight decay applies to every parameter (as in the Torch code He et al.
 point to); training error is the running error over the last logged interval (1,000
 iterations) of augmented batches in training mode (what the papers' curves show); on CUDA the
 forward pass runs in bfloat16 autocast.
+Quick tier, "reduced": depths 8 and 20 instead of 20 and 56, stage widths 8-16-32,
+images averaged to 16x16 after augmentation, the first 200 of the 64k iterations (all
+at lr 0.1), errors on fixed 2,000-image subsets, 8 seeds; D3 uses plain-56 as He
+builds it (32x32, full width), batch 32, gradients at iterations 0 and 5; H1 runs in
+the full tier only. The claims are directions, tested at the tier's depths as the
+proxies they are ("the deeper plain net", not "the 56-layer net").
 
-Quick tier (2-core CPU): depths 8 and 20 instead of 20 and 56 (ratio 2.5 instead of
-2.8), stage widths 8-16-32 instead of 16-32-64, images averaged to 16x16 after
-augmentation, the first 200 of the 64k iterations (all at lr 0.1), errors on fixed
-2,000-image subsets, 8 seeds. D3 uses plain-56 as He builds it (32x32, full width),
-batch 32 instead of 128, gradients at iterations 0 and 5. H1 runs in the full tier
-only. The scale was fixed from the time budget before any run.
-
-Fidelity: the full tier is He et al.'s protocol; the quick tier is "reduced" (its
-depths, widths, inputs and iterations above). The claims are directions, tested at the
-tier's depths as the proxies they are ("the deeper plain net", not "the 56-layer net").
-
-Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose ends
-are the one-sided 95% bounds; rules fixed before running). Every claim is a median over
-seeds with exact sign tests both ways, so neither decision assumes a shape; with 8 seeds
-the smallest one-sided p is 1/256, small enough to survive Holm across a source's claims
-(5 seeds give 1/32, which cannot).
+Statistics (every claim a median over seeds with exact sign tests both ways):
   D1.plain     (confirmatory) final training error, plain-deep minus plain-shallow
                (points), paired by seed: supported if the median is above 0.
-  D1.residual  "the residual twins do not degrade": ResNet-deep minus ResNet-shallow
-               training error against a non-inferiority margin of 1 point (small next
-               to the several points by which He et al.'s plain nets degrade).
-               Supported if the median lies below 1, refuted if above.
-  D1.contrast  (plain-deep - plain-shallow) - (ResNet-deep - ResNet-shallow): the plain
-               nets degrade more. As D1.plain.
-  D2           (confirmatory) the degradation on training error measured on clean
-               training images in eval mode (no augmentation, BN running statistics),
-               plain-deep minus plain-shallow; the test-error gap is reported beside
-               it. As D1.plain.
+  D1.residual  ResNet-deep minus ResNet-shallow training error against a
+               non-inferiority margin of 1 point: supported if the median lies below
+               1, refuted if above.
+  D1.contrast  (plain-deep - plain-shallow) - (ResNet-deep - ResNet-shallow). As D1.plain.
+  D2           (confirmatory) the degradation on clean training images in eval mode (no
+               augmentation, BN running statistics), plain-deep minus plain-shallow; the
+               test-error gap is reported beside it. As D1.plain.
   D3           (confirmatory) per-layer gradient RMS (||dL/dW|| / sqrt(weights)), first
                conv over last conv, log10, the minimum over the checkpoints per seed, in
-               plain-56 with BN. Vanishing means a ratio below 1/10 (log10 < -1).
-               Supported ("no vanishing") if the median lies above -1.
+               plain-56 with BN; supported ("no vanishing") if the median lies above -1.
   D3.no_bn     the same statistic with BN minus without BN (convs with biases, same
-               init and recipe): without BN the gradient reaching the first layer is
-               relatively smaller. As D1.plain.
+               init and recipe). As D1.plain.
   H1           (full, confirmatory) test error, ResNet-20 minus ResNet-110, paired by
-               seed. As D1.plain. Each depth's mean test error with its CI is reported
-               next to Table 6.
-
-Calibration (resclaims.decide.calibration; each claim's procedure from resclaims.decide.procedures,
-decided and calibrated by the judge): the paired claims exchange the two runs of each seed
-for the null; D1.residual reflects each seed's difference about the 1-point margin, D3 each
-seed's log ratio about -1. Power is taken where a source states a size: H1 at Table 6's
-8.75 - 6.43 = 2.32 points, D1.residual at no degradation (a true difference of 0); it is
-reported, and an inconclusive claim reports the seeds at which it would reach 80%. The
-others report their smallest detectable effect. Runs that diverge (NaN or inf loss) are left
-out with their seed's pair and counted.
+               seed. As D1.plain; each depth's mean test error is reported next to Table 6.
+History and calibration: docs/HISTORY.md.
 """
-
 from __future__ import annotations
 
 import math
@@ -100,7 +76,6 @@ from resclaims.families.cifar import (
 )
 from resclaims.kernels import cifar
 from resclaims.models.cifar import CifarNet
-from resclaims.run.tiers import Tier
 
 SOURCES = {"D1": "001, 003, 004", "D2": "003, 004", "D3": "003, 004", "H1": "001, He2015"}
 MARGIN = 1.0  # D1.residual: non-inferiority margin, points of training error
@@ -111,8 +86,8 @@ PAIRED = procedures.exceeds_paired(members="the two runs of a seed")
 DEGRADE = ("Note that the 56-layer network has higher test and training errors (003); Just adding more layers ... "
            "leads to higher training error (004)")
 
-# -- the claims (known: the quick tier's outcome where it does not support a claim; base seed 20190403, CIFAR-10
-# JPEG q75 copy). The depths compared are the tier's (quick 8 and 20, full 20 and 56): the protocol names them.
+# -- the claims (outcomes that are not "supported": expected/test_degradation.toml). The depths compared are the
+# tier's (quick 8 and 20, full 20 and 56): the protocol names them.
 D1_PLAIN = Claim(
     "D1.plain", source=SOURCES["D1"], quote=DEGRADE, procedure=PAIRED, unit="points", grid=GRID, confirmatory=True,
     claim="the deeper plain net has a higher training error than the shallower one",
@@ -122,9 +97,7 @@ D1_RESIDUAL = Claim(
     claim="the deeper ResNet does not have a higher training error than the shallower one",
     statistic="median over seeds of the final training error, deep ResNet - shallow ResNet (points)",
     procedure=procedures.below_margin(MARGIN, what="each seed's difference"),
-    stated=MARGIN, stated_text="no degradation (a true difference of 0, one margin below it)",
-    known={"quick": "refuted: median difference 1.89 [1.24, 10.26] points, above the margin of 1, "
-                    "p_refute = 0.035, n = 8"})
+    stated=MARGIN, stated_text="no degradation (a true difference of 0, one margin below it)")
 D1_CONTRAST = Claim(
     "D1.contrast", source=SOURCES["D1"], procedure=PAIRED, unit="points", grid=GRID,
     claim="the plain nets degrade with depth more than their residual twins",
@@ -141,14 +114,12 @@ D3 = Claim(
           "batch normalization (003)",
     claim="with BN, gradients do not vanish in the deep plain net",
     statistic="median over seeds of the min over checkpoints of log10(gradient RMS first conv / last conv)",
-    procedure=procedures.exceeds(VANISHING, what="each seed's log10 ratio"),
-    known={"quick": "inconclusive: median log10 ratio -1.47 [-3.13, -0.47], p = 0.855, p_refute = 0.363, n = 8"})
+    procedure=procedures.exceeds(VANISHING, what="each seed's log10 ratio"))
 D3_NO_BN = Claim(
     "D3.no_bn", source=SOURCES["D3"], procedure=PAIRED, unit="log10", grid=GRID,
     claim="without BN the gradient reaching the first layer is relatively smaller",
     statistic="median over seeds of the min over checkpoints of log10(first / last conv gradient RMS), with BN - "
-              "without BN",
-    known={"quick": "inconclusive: median difference 1.12 [-0.74, 2.03] log10, p = 0.363, p_refute = 0.855, n = 8"})
+              "without BN")
 H1_SHALLOW, H1_DEEP = min(TABLE6), max(TABLE6)
 H1 = Claim(
     "H1", source=SOURCES["H1"], procedure=PAIRED, unit="points", grid=GRID, confirmatory=True,
@@ -160,32 +131,7 @@ H1 = Claim(
 
 
 # -- runs ---------------------------------------------------------------------------------
-def fidelity(config: cifar.HeFamily) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        return "source protocol"
-    return (f"reduced: depths {config.depths[0]} and {config.depths[1]}, first {t.steps} of 64k iterations, widths "
-            f"{'-'.join(map(str, config.widths))}, {32 // t.downsample}x{32 // t.downsample} inputs")
-
-
-def protocol(config: cifar.HeFamily) -> str:
-    t = config.train
-    if t.steps == cifar.HE2015.steps:
-        scale = "He et al. 4.2 exactly"
-    else:
-        scale = (f"He et al. 4.2, first {t.steps} of 64k iterations, widths {'-'.join(map(str, config.widths))}, "
-                 f"{32 // t.downsample}x{32 // t.downsample} inputs, error subsets {t.test_size}/{t.train_eval_size}")
-    shallow, deep = config.depths
-    return f"{scale}; depths {shallow} vs {deep}; {{seeds}} seeds per arm, paired by seed"
-
-
-TIERS = {name: Tier(seeds=cifar.D_SEEDS[name], fidelity=fidelity(config), protocol=protocol(config), config=config)
-         for name, config in cifar.D_TIERS.items()}
-
-
-@pytest.fixture(scope="module")
-def config(tier) -> cifar.HeFamily:
-    return tier.config
+TIERS = cifar.D_TIERS  # quick: depths 8 and 20, 200 of 64k iterations, 8 seeds; full: He et al.'s protocol, 8 seeds
 
 
 @pytest.fixture(scope="module")
@@ -194,28 +140,31 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def d_runs(runs, config, tier, data, report) -> pd.DataFrame:
+def d_runs(runs, tier, data, report) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
+    config = tier.config
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
-    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="D", family="D", data=data)
+    frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="D", data=data)
     report.note("D1", f"scale: {tier.protocol}; data: {data.name}")
     return with_errors(frame)
 
 
 @pytest.fixture(scope="module")
-def gradients(runs, config, tier, data) -> pd.DataFrame:
+def gradients(runs, tier, data) -> pd.DataFrame:
     """D3: plain nets at the gradient depth, with and without BN."""
+    config = tier.config
     arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
                            partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
                  for bn, suffix in ((True, ""), (False, "-no-bn")))
     return runs(cifar.GradientRuns(config.grad, arms, tuple(config.grad_checkpoints)), tier.seeds, seed_name="D3",
-                family="D3", data=data)
+                family="D3", data=data)  # D3's own row in the report's run table
 
 
 @pytest.fixture(scope="module")
-def d3_protocol(config, tier, data) -> str:
+def d3_protocol(tier, data) -> str:
+    config = tier.config
     return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
             f"of the step's batch at iterations {list(config.grad_checkpoints)}; {tier.seeds} seeds; data: {data.name}")
 
@@ -228,7 +177,8 @@ def depths(config) -> dict:
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(d_runs, config, report, judge):
+def test_D1_plain_degrades(d_runs, tier, report, judge):
+    config = tier.config
     shallow, deep = config.depths
     plot_errors(d_runs[d_runs.arm.str.startswith("plain")], report.figure_path("D1", "D1_plain_training_error"),
                 "train_err", "plain nets: training error")
@@ -240,7 +190,8 @@ def test_D1_plain_degrades(d_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
+def test_D1_residual_does_not_degrade(d_runs, tier, report, judge):
+    config = tier.config
     d = depth_gap(d_runs, "resnet", config.depths, "train_err")
     plot_errors(d_runs[d_runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
                 "train_err", "residual nets: training error")
@@ -249,7 +200,8 @@ def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(d_runs, config, judge):
+def test_D1_contrast(d_runs, tier, judge):
+    config = tier.config
     judge(D1_CONTRAST, depth_gap(d_runs, "plain", config.depths, "train_err"),
           depth_gap(d_runs, "resnet", config.depths, "train_err"), details=depths(config))
 
@@ -257,7 +209,8 @@ def test_D1_contrast(d_runs, config, judge):
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(d_runs, config, tier, judge):
+def test_D2_degradation_is_on_training_error(d_runs, tier, judge):
+    config = tier.config
     shallow, deep = config.depths
     test_gap = depth_gap(d_runs, "plain", config.depths, "test_err")
     judge(D2, final(d_runs, f"plain-{deep}", "train_eval_err"), final(d_runs, f"plain-{shallow}", "train_eval_err"),
@@ -269,7 +222,8 @@ def test_D2_degradation_is_on_training_error(d_runs, config, tier, judge):
 # -- D3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_protocol):
+def test_D3_no_vanishing_gradient_with_bn(gradients, tier, report, judge, d3_protocol):
+    config = tier.config
     x = first_over_last(gradients, f"plain-{config.grad_depth}")
     plot_gradients(gradients, report.figure_path("D3", "D3_gradient_by_layer"), config.grad_depth)
     judge(D3, x, protocol=d3_protocol, details={**gradient_details(gradients), "depth": config.grad_depth})
@@ -277,14 +231,16 @@ def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_p
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_contrast_without_bn(gradients, config, judge, d3_protocol):
+def test_D3_contrast_without_bn(gradients, tier, judge, d3_protocol):
+    config = tier.config
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
     judge(D3_NO_BN, bn, no_bn, protocol=d3_protocol, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()})
 
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(d_runs, config, report, judge):
+def test_H1_resnet110_beats_resnet20(d_runs, tier, report, judge):
+    config = tier.config
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)
@@ -321,9 +277,9 @@ def test_T_he_train_step(name, device_kind, benchmark, report):
 @pytest.mark.full
 @pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 @pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_he_stacked_step(stack, device_kind, benchmark, report, settings):
+def test_T_he_stacked_step(stack, device_kind, benchmark, report, tier):
     """One step of 5 seeds of ResNet-20 at this tier's widths and image size: one after the other, or grouped."""
-    config = cifar.D_TIERS[settings.tier]
+    config = tier.config
     arm = cifar.he_arms([20], residual=True, widths=config.widths)[0]
     n, cfg = 5, config.train
     benchmark.group = f"T He ResNet-20 {'-'.join(map(str, config.widths))} step of {n} seeds, {device_kind}"

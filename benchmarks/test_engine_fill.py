@@ -6,8 +6,8 @@ local engine, measured in the same run".
 
 Protocol: each engine, with 2 workers, fills a fresh temporary run cache with the
 same jobs, one seed (the quick tier's first K or D seed) of four quick-tier arms: K's
-pair (resnet-10 and plain-10 at the quick width, ``K_TIERS["quick"]``) and D's
-shallow pair (plain-8 and resnet-8, ``D_TIERS["quick"]``), one job per arm, as
+pair (resnet-10 and plain-10 at the quick width, ``K_TIERS["quick"].config``) and D's
+shallow pair (plain-8 and resnet-8, ``D_TIERS["quick"].config``), one job per arm, as
 ``python -m resclaims fill`` schedules them. A reduced but representative subset of
 the K and D quick arms: both CIFAR families and both kinds of net, in about 40 s per
 engine on 2 cores, where all of K and D quick (50 runs) take about two minutes per
@@ -48,7 +48,7 @@ def fill_seconds() -> dict[str, float]:
 
 def jobs(settings, data, cache_dir):  # noqa: ANN001, ANN201
     """One job per arm: K's quick pair and D's shallow quick pair, at the family's first quick seed."""
-    k, d = cifar.K_TIERS["quick"], cifar.D_TIERS["quick"]
+    k, d = cifar.K_TIERS["quick"].config, cifar.D_TIERS["quick"].config
     arms = {"K": (k.train, cifar.keras_arms([k.blocks], k.width)),
             "D": (d.train, [*cifar.he_arms(d.depths[:1], residual=False, widths=d.widths),
                             *cifar.he_arms(d.depths[:1], residual=True, widths=d.widths)])}

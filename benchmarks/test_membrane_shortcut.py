@@ -6,7 +6,7 @@ mapping in a minimal setting?"):
      epochs outperforms the model-without-shortcut."
   M2 "The images in this dataset are binary black and white, which means that each
      pixel is either totally black 0.0 or totally white 1.0."
-  M3 (CLAIMS.md, beyond the source) the prediction sigmoid(relu(z)) is never below
+  M3 (the suite's own, beyond the source) the prediction sigmoid(relu(z)) is never below
      0.5, so a black target pixel costs at least 0.5: the loss has a floor no
      training removes. Measure it, show both arms reach it, and test M1 again with a
      head that can output 0.
@@ -16,57 +16,29 @@ kaiming_normal_ fan_out kernels, BN weight 1, bias 0), prediction sigmoid(block(
 nn.L1Loss against x, Adam defaults, batch 1, the 30 ISBI membrane labels reshuffled
 every epoch, 50 epochs; the two models step in turn on each image; the recorded loss
 is the epoch's sum of the 30 per-image losses (here also / 30: the per-pixel mean).
-  full   the source's protocol exactly (512x512, 50 epochs), 16 seeds (the source ran once).
-  quick  central 64x64 crops of the 30 labels (binary, as the originals; 1/64 of the
-         pixels), 50 epochs, 16 seeds. Fixed from the budget (<= 90 s for the
-         family on 2 CPU cores) before any verdict was seen.
-Deviations in both tiers: seeds derive from the base seed (the source is unseeded);
-each architecture draws its kernels from its own seeded stream, and a seed's image
-order is a seeded numpy permutation per epoch (the source: torch's global RNG and
-a DataLoader); models train seed-batched, shown equal to the source's loop in
-float64 by tests/kernels/test_membrane_kernel.py (float32 rounding differs).
-M3's fixed head drops the block's final ReLU, predicting sigmoid(z); the fixed pair
-starts from the same kernels and sees the same images as the source's pair.
+Full tier: the source's protocol exactly (512x512), 16 seeds (the source ran once);
+quick tier: "reduced: 64x64 central crops" of the 30 labels (binary, as the
+originals), 50 epochs, 16 seeds. Deviations in both tiers: seeds derive from the base
+seed (the source is unseeded); each architecture draws its kernels from its own seeded
+stream, and a seed's image order is a seeded numpy permutation per epoch; models
+train seed-batched, equal to the source's loop in float64
+(tests/kernels/test_membrane_kernel.py). M3's fixed head drops the block's final ReLU,
+predicting sigmoid(z); the fixed pair starts from the same kernels and sees the same
+images as the source's pair.
 
-Fidelity: the full tier is 000's protocol; the quick tier is "reduced: 64x64 central
-crops". M1's sentences are directions, so both tiers judge them.
-
-Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose ends
-are the one-sided 95% bounds; decision rules fixed before any run):
+Statistics:
   M1.faster        (confirmatory) per model, the area under the learning curve: the
                    per-pixel L1 averaged over the 50 epochs. Paired by seed, no_shortcut
-                   - shortcut; the median difference with exact sign tests both ways:
-                   supported if it lies above 0, refuted if below. n = seeds.
+                   - shortcut; the median difference with exact sign tests both ways.
   M1.better        (confirmatory) the same on the epoch-50 loss.
   M2               every pixel of the 30 PNGs is 0 or 255 (1.0 after / 255): exact, n = 30 images.
   M3.floor         no source-head run ever has an epoch loss below 0.5 x the black
                    fraction of the training images (exact bound; n = runs).
-  M3.reaches_floor.<arm>  the floor's share of the final loss (floor / epoch-50 loss)
-                   per seed; supported if its median over seeds lies in [0.9, 1] (two
-                   one-sided sign tests: at least 90% of what the arm still loses is the
-                   floor), refuted if it lies below 0.9.
-
-Calibration (resclaims.decide.calibration): M1 and M3.fixed_* exchange the two arms of each seed
-at random for the null and report the smallest detectable difference (the source states no
-size); M3.reaches_floor shifts every seed's share so the median of all seeds sits on the
-band edge 0.9, and its power is taken at the band's middle, 0.95 (no value is stated). M2
-and M3.floor are exact.
-  M3.fixed_faster, M3.fixed_better  M1's statistics for the fixed-head pair; the
-                   report says whether M1 survives the fix.
-
-Results before the sign tests (base seed 20190403, 16 seeds, CPU float32; mean [95% BCa CI], Wilcoxon p):
-                   quick (64x64)                       full (512x512)
-  M1.faster        0.0568 [0.0472, 0.0643] p 1.5e-5    0.0794 [0.0718, 0.0880] p 1.5e-5   supported
-  M1.better        0.0257 [0.0219, 0.0302] p 1.5e-5    0.0426 [0.0385, 0.0466] p 1.5e-5   supported
-  M2               all pixels 0 or 255 (21.96% black)                                      supported
-  M3.floor         0.1669 (crops are 33% black)        0.1098                              supported
-  M3.reaches_floor no_shortcut 0.768, shortcut 0.873   no_shortcut 0.593, shortcut 0.773   refuted (medians)
-  M3.fixed_faster  0.0608 [0.0447, 0.0745] p 1.5e-5    0.0800 [0.0667, 0.0905] p 1.5e-5   supported
-  M3.fixed_better  0.0317 [0.0238, 0.0396] p 1.5e-5    0.0381 [0.0333, 0.0425] p 1.5e-5   supported
-M1 survives the fixed head; neither arm gets near the floor in 50 epochs, and every
-fixed-head run ends below it.
+  M3.reaches_floor.<arm>  floor / epoch-50 loss per seed; supported if its median over
+                   seeds lies in [0.9, 1] (two one-sided sign tests), refuted if below 0.9.
+  M3.fixed_faster, M3.fixed_better  M1's statistics for the fixed-head pair.
+History, calibration and earlier results: docs/HISTORY.md.
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -122,19 +94,10 @@ M3_FLOOR = Claim("M3.floor", source="CLAIMS.md",
 REACHES_FLOOR = dict(source="CLAIMS.md", statistic="floor / per-pixel L1 at epoch 50, median over seeds",
                      procedure=share_in_band, unit="(share)", stated=0.95,
                      stated_text="no value stated; the band's middle")
-# Known outcomes (base seed 20190403, 16 seeds; the full tier's measured on CPU, float32, compiled kernel).
 M3_REACHES_NO_SHORTCUT = Claim(
-    "M3.reaches_floor.no_shortcut", claim="the no_shortcut model trains down to the floor", **REACHES_FLOOR, known={
-        "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.768 [0.760, 0.777] (band [0.9, 1]), "
-                 "n = 16; after 50 epochs the no-shortcut model still loses 30% more than the floor",
-        "full": "refuted at full tier: median floor / epoch-50 loss = 0.593 [0.579, 0.602] (band [0.9, 1]), n = 16; "
-                "after 50 epochs the no-shortcut model still loses 69% more than the floor"})
+    "M3.reaches_floor.no_shortcut", claim="the no_shortcut model trains down to the floor", **REACHES_FLOOR)
 M3_REACHES_SHORTCUT = Claim(
-    "M3.reaches_floor.shortcut", claim="the shortcut model trains down to the floor", **REACHES_FLOOR, known={
-        "quick": "refuted at quick tier: median floor / epoch-50 loss = 0.873 [0.855, 0.884] (band [0.9, 1]), "
-                 "n = 16; after 50 epochs the shortcut model still loses 15% more than the floor",
-        "full": "refuted at full tier: median floor / epoch-50 loss = 0.773 [0.755, 0.777] (band [0.9, 1]), n = 16; "
-                "after 50 epochs the shortcut model still loses 29% more than the floor"})
+    "M3.reaches_floor.shortcut", claim="the shortcut model trains down to the floor", **REACHES_FLOOR)
 M3_FIXED_FASTER = Claim("M3.fixed_faster", claim="the shortcut model learns significantly faster (fixed head)",
                         statistic=FASTER.format("no_shortcut_fixed", "shortcut_fixed"), **SHORTCUT_WINS)
 M3_FIXED_BETTER = Claim("M3.fixed_better", claim="after 50 epochs the shortcut model outperforms the model without "
@@ -169,7 +132,7 @@ def images(data, tier, settings) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def frame(runs, data, tier, settings, report) -> pd.DataFrame:
     """Both pairs (source head, fixed head) for every seed, trained once (or taken from the run cache)."""
-    trained = runs(tier.config, tier.seeds, seed_name="M", family="M", data=data)
+    trained = runs(tier.config, tier.seeds, seed_name="M", data=data)
     report.note("M1", f"{settings.tier} tier: {tier.config.describe(tier.seeds)}.")
     return trained
 

@@ -18,68 +18,38 @@ epoch sum / 20). Experiments per arm: quick 400, full 2,000, plus (full) the
 source's exact 100 as rows of their own. Deviations: seeds come from the base seed
 (the source is unseeded), and each experiment's two fresh models draw their
 kernels from separate seeded streams; models train seed-batched (equal to the
-source's loop: tests/kernels/test_zero_identity_kernel.py).
+source's loop: tests/kernels/test_zero_identity_kernel.py). Both tiers are the
+source's protocol, so every claim, magnitudes included, gets a verdict at both.
 
-Fidelity: both tiers run the source's protocol (more experiments than its 100), so every
-claim, magnitudes included, gets a verdict at both.
-
-Statistics (alpha = 0.05 for each of "supported" and "refuted"; 90% intervals whose ends
-are the one-sided 95% bounds; decision rules fixed from the source's text before any run):
+Statistics:
   Z1.direction  per-experiment epochs to 0.01 (sub-epoch interpolation; a run that
                 never gets there is censored at the 20-epoch budget), identity minus
                 zero, paired by experiment: the median difference, exact sign tests
                 both ways (exploratory: the direction the sentence implies).
   Z1.magnitude  (confirmatory) identity/zero ratio of the mean curves' crossing epochs
-                (the source reads its plot's mean curves). The source states 3.5 and 10
-                epochs, read to half an epoch, so its ratio lies in [9.5/4, 10.5/3] =
-                [2.375, 3.5]. Two one-sided BCa-bootstrap tests (experiments
-                resampled) put it inside the band (supported) or one puts it outside
-                (refuted); a censored mean curve can only refute.
+                (the source reads its plot's mean curves) against [9.5/4, 10.5/3] =
+                [2.375, 3.5] (3.5 and 10 epochs read to half an epoch); two one-sided
+                BCa-bootstrap tests (experiments resampled); a censored mean curve can
+                only refute. .converged: the same on the pairs whose runs both reach
+                0.01; .per_run: the median of the per-experiment ratios.
   Z1.zero_epochs, Z1.identity_epochs  (confirmatory) the mean curves' crossing epochs
                 against 3.5 ± 0.5 and 10 ± 0.5, same rule.
-  Z1 sweep      the ratio at thresholds from 0.001 to 1 (a figure and a table).
-  Z2            (confirmatory) "greater variance in the identity setting": experiments
-                in disjoint pairs i, j, and per pair |identity_i - identity_j| -
-                |zero_i - zero_j|; its median, exact sign tests both ways. Blind to a
-                difference in means and to heavy tails (the exchange test of the SD
-                ratio it replaced rejected 14.7% of worlds where only the means
-                differed; centring on each arm's median instead of pairing failed the
-                validation suite's skewed worlds, 10-12%).
+  Z2            (confirmatory) experiments in disjoint pairs i, j, and per pair
+                |identity_i - identity_j| - |zero_i - zero_j| of the per-run mean loss:
+                its median, exact sign tests both ways.
   Z3            exact facts, as hypothesis property tests.
-  Z4            the source's gap splits exactly in two. Three models per seed, all from
-                the seed's same initial kernel:
-                  zero       X -> 0: zero optimum, constant target (the source's)
-                  identity   X -> X: centre-one optimum, varying target (the source's)
-                  shortcut   X -> X through relu(x + conv(x)): zero optimum, varying target
-                The shortcut model has the identity's targets and the zero model's optimum
-                and starting distance, so in epochs to 0.01 (censored), per seed,
-                  identity - zero = (identity - shortcut) + (shortcut - zero)
-                                  = weight configuration + target variance.
-                Sign tests on each part's median. The source's guess (exploratory: "my
-                guess") is supported if the target-variance part is > 0 and larger than
-                the weight-configuration part (both tests at alpha), refuted if either
-                shows the opposite (each at alpha / 2), else inconclusive.
-                A fourth cell (one image repeated, x0 -> x0: centre optimum, constant target)
-                was in the first design; it also removes input diversity, which leaves a
-                9x9 system that is ill-conditioned and slow to fit, so it is reported only.
-
-Diverged runs (NaN or inf loss) are left out of every statistic, with their pair, and counted.
-
-Calibration (resclaims.decide.calibration; quick 200 simulated data sets per rate, full 1000): each
-claim's procedure (resclaims.decide.procedures, and resclaims.families.zero_identity for Z's own) is one
-function that the claim test and the calibration both call. Nulls: for the paired claims (Z1.direction, Z2, Z4 and its parts) the
-two members of each pair are exchanged at random; for the band claims one setting's per-run
-quantity is rescaled (the loss of every run, or for the per-run ratio every identity run's
-epochs) so that the statistic of all runs sits on the band edge nearer the estimate, and runs
-are resampled. Power at the source's numbers (10 - 3.5 epochs; ratio 10 / 3.5; 3.5 and 10
-epochs; for Z4 the whole gap as target variance) is injected the same way and reported; an
-inconclusive claim reports the experiments at which it would reach 80% power.
-At the full tier this calibration flags Z1.magnitude.converged's BCa mean-curve ratio (it said
-"supported" in 0.083 of 1000 nulls at the band edge 2.375), recorded as a known defect. The
-validation suite does not cover the mean-curve procedures yet: a 2,000-resample bootstrap per
-simulated data set is too slow for CI.
+  Z4            three models per seed from the seed's one initial kernel: zero (X -> 0),
+                identity (X -> X) and shortcut (X -> X through relu(x + conv(x)): the
+                identity's targets, the zero model's optimum), so in epochs to 0.01
+                identity - zero = (identity - shortcut) + (shortcut - zero)
+                                = weight configuration + target variance.
+                Sign tests on each part's median; the source's guess (exploratory) is
+                supported if the target-variance part is > 0 and larger than the
+                weight-configuration part (both at alpha), refuted if either shows the
+                opposite (each at alpha / 2), else inconclusive.
+Z1 sweep: the ratio at thresholds from 0.001 to 1 (a figure and a table). History and
+calibration: docs/HISTORY.md.
 """
-
 from __future__ import annotations
 
 from dataclasses import replace
@@ -150,45 +120,28 @@ Z1_MAGNITUDE = Claim(
     "Z1.magnitude", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO, confirmatory=True,
     protocol_bound=True,
     statistic="identity/zero ratio of the mean curves' epochs to 0.01 (all runs, as the source plots it)",
-    procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET), known={
-        "quick": "inconclusive: dead-ReLU identity runs (5/400) keep the identity mean curve (all runs, as the "
-                 "source plots it) above 0.01 for all 20 epochs, so the ratio is only a lower bound: >= 3.10 "
-                 "[2.98, 3.24], n = 400; band [2.375, 3.5]",
-        "full": "inconclusive: the identity mean curve (all runs) never reaches 0.01 in 20 epochs: ratio >= 2.97 "
-                "[2.91, 3.03], n = 2000; band [2.375, 3.5]"})
+    procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET))
 Z1_CONVERGED = Claim(
     "Z1.magnitude.converged", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
     statistic="identity/zero ratio of the mean curves' epochs to 0.01 (only the pairs in which both runs reach it)",
-    procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET), known={
-        "quick": "inconclusive: without pairs that never reach 0.01, ratio 2.34 [1.93, 2.62], n = 393, "
-                 "p = 0.517, p_refute = 0.483; band [2.375, 3.5]",
-        "full": "defective: the BCa mean-curve ratio said supported in 0.083 [0.067, 0.102] of 1000 nulls "
-                "rescaled to the band edge 2.375 (its proxy verdict: refuted, 2.12 [1.94, 2.28], n = 1972)"})
+    procedure=mean_curve_ratio(RATIO_BAND, THRESHOLD, BUDGET))
 Z1_PER_RUN = Claim(
     "Z1.magnitude.per_run", source=SOURCE, quote=FASTER, claim=THREE_TIMES, unit="x", stated=RATIO,
     statistic="median over experiments of the identity/zero ratio of epochs to 0.01 (censored at the budget)",
-    procedure=per_run_ratio_in_band(RATIO_BAND), known={
-        "quick": "refuted: median per-run ratio 1.56 [1.41, 1.67], n = 400; band [2.375, 3.5]",
-        "full": "refuted: median per-run ratio 1.45 [1.39, 1.51], n = 2000; band [2.375, 3.5]"})
+    procedure=per_run_ratio_in_band(RATIO_BAND))
 Z1_ZERO_EPOCHS = Claim(
     "Z1.zero_epochs", source=SOURCE, quote=READS, unit="epochs", stated=ZERO_EPOCHS, confirmatory=True,
     protocol_bound=True,
     claim="in the zero setting the mean loss gets below 0.01 in 3.5 epochs",
     statistic="zero mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)",
-    procedure=mean_curve_crossing((ZERO_EPOCHS - READING, ZERO_EPOCHS + READING), THRESHOLD, BUDGET, "zero"), known={
-        "quick": "refuted: the zero mean curve reaches 0.01 at epoch 6.45 [6.17, 6.71], n = 400, not 3.5 ± 0.5",
-        "full": "refuted: the zero mean curve reaches 0.01 at epoch 6.73 [6.59, 6.88], n = 2000, not 3.5 ± 0.5"})
+    procedure=mean_curve_crossing((ZERO_EPOCHS - READING, ZERO_EPOCHS + READING), THRESHOLD, BUDGET, "zero"))
 Z1_IDENTITY_EPOCHS = Claim(
     "Z1.identity_epochs", source=SOURCE, quote=READS, unit="epochs", stated=IDENTITY_EPOCHS, confirmatory=True,
     protocol_bound=True,
     claim="in the identity setting the mean loss gets below 0.01 in 10 epochs",
     statistic="identity mean curve's epoch at 0.01, all runs (x as the source plots it, first epoch = 0)",
     procedure=mean_curve_crossing((IDENTITY_EPOCHS - READING, IDENTITY_EPOCHS + READING), THRESHOLD, BUDGET,
-                                  "identity"),
-    known={"quick": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
-                    "crossing >= 20 [20, 20], p_refute = 0.00025, n = 400",
-           "full": "refuted: the identity mean curve (all runs) is still above 0.01 after 20 epochs, not 10 ± 0.5: "
-                   "crossing >= 20 [20, 20], p_refute = 0.00025, n = 2000"})
+                                  "identity"))
 Z2 = Claim(
     "Z2", source=SOURCE, quote="The wider confidence interval indicates greater variance in the identity setting.",
     claim="greater variance across runs in the identity setting", unit="loss", confirmatory=True,
@@ -217,13 +170,7 @@ Z4 = Claim(
     claim="the target variance, not the weight configuration, is the cause (the source's guess)", unit="epochs",
     statistic="median over seeds of the target-variance part minus the weight-configuration part of the gap, "
               "epochs to 0.01",
-    procedure=target_variance_is_the_cause, grid=SHIFTS, known={
-        "quick": "inconclusive: both parts slow learning, weight configuration a little more: weight configuration "
-                 "1.04 [0.99, 1.42], target variance 0.80 [0.52, 1.00] epochs, difference -0.30 [-0.48, -0.01], "
-                 "p_refute = 0.099, n = 400",
-        "full": "inconclusive: weight configuration 1.01 [0.99, 1.03] vs target variance 0.78 [0.64, 0.91] epochs, "
-                "difference -0.15 [-0.31, 0.0001], p_refute = 0.103, n = 2000"})
-SOURCE_100 = "inconclusive on the source's own 100 experiments: identity mean curve censored, ratio >= 2.77 [1.73, 3.33]"
+    procedure=target_variance_is_the_cause, grid=SHIFTS)
 
 
 # -- runs ----------------------------------------------------------------------------------------
@@ -236,20 +183,20 @@ READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's fr
 @pytest.fixture(scope="module")
 def z_runs(runs, tier) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(tier.config, tier.seeds, seed_name="Z", family="Z", columns=READS_COLUMNS)
+    return runs(tier.config, tier.seeds, seed_name="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def source_runs(runs) -> pd.DataFrame:
     """The source's exact 100 experiments (full tier)."""
-    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", family="Z", columns=READS_COLUMNS)
+    return runs(SOURCE_PROTOCOL, SOURCE_SEEDS, seed_name="Z-source-100", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
 def factorial_runs(runs, tier) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
     protocol = replace(tier.config, arms=tuple(ARMS), shared_init=True)
-    return runs(protocol, tier.seeds, seed_name="Z4", family="Z", columns=READS_COLUMNS)
+    return runs(protocol, tier.seeds, seed_name="Z4", columns=READS_COLUMNS)
 
 
 def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.ndarray, ...], dict]]:
@@ -311,7 +258,7 @@ def test_Z1_source_protocol_100(source_runs, judge):
         if claim is not Z1_MAGNITUDE:
             judge.record(claim.variant("source100"), *data, details=details)
     claim, data, details = rows["Z1.magnitude"]
-    judge(claim.variant("source100", known={"full": SOURCE_100}), *data, details=details)
+    judge(claim.variant("source100"), *data, details=details)
 
 
 # -- Z2 -------------------------------------------------------------------------------------------

@@ -31,11 +31,12 @@ claim its data through the ``judge`` fixture, and everything else happens in
 6. the verdict becomes the test outcome: "supported" passes, anything else
    raises :class:`NotSupported` with the estimate, interval, p and n.
 
-A claim the evidence does not support at a tier records that next to its
-declaration, ``known={"quick": "refuted: gap 8.40 points [7.33, 9.47] ..."}``:
-the test is then ``xfail(strict=True)`` with that reason (it turns red if the
-claim starts to hold), and with the tier's own seeds the recorded verdict (the
-reason's first word) must be the one the session reaches.
+A claim the evidence does not support at a tier has that outcome recorded in its
+module's expected-outcomes file (``benchmarks/expected/<module>.toml``, read by
+:mod:`resclaims.decide.expected`; the judge gets its tier's, ``expected``): the test
+is then ``xfail(strict=True)`` with that reason (it turns red if the claim starts to
+hold), and with the tier's own seeds the recorded verdict (the reason's first word)
+must be the one the session reaches. A claim not in the file must be supported.
 
 Example (the README's "Write your own claim")::
 
@@ -50,6 +51,8 @@ Example (the README's "Write your own claim")::
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -113,7 +116,6 @@ class Claim:
     stated: float | None = None  # the effect the source states, for the power (None: none stated)
     stated_text: str = "none stated"  # where the stated effect comes from
     grid: tuple[float, ...] = ()  # effects searched for the smallest detectable one
-    known: Mapping[str, str] = field(default_factory=dict)  # tier -> "verdict: the numbers that showed it"
     confirmatory: bool = False  # a sentence the source asserts: Holm across its source's confirmatory claims
     protocol_bound: bool = False  # its number holds only at the source's protocol (a magnitude, an epoch count)
 
@@ -131,18 +133,12 @@ class Claim:
         if not isinstance(self.procedure, Procedure):
             raise ClaimError(f"claim {name}: unknown procedure {self.procedure!r}: use one of resclaims.decide.procedures "
                              f"({', '.join(procedures.__all__)})")
-        for tier, reason in self.known.items():
-            if tier not in TIER_NAMES:
-                raise ClaimError(f"claim {name}: known outcome for unknown tier {tier!r}: use 'quick' or 'full'")
-            if recorded_verdict(reason) not in (REFUTED, INCONCLUSIVE, DEFECTIVE):
-                raise ClaimError(f"claim {name}: known outcome at {tier} must start with 'refuted', 'inconclusive' or "
-                                 f"'defective', got {reason[:40]!r}")
         if self.confirmatory and self.procedure.name == "exact":
             raise ClaimError(f"claim {name}: an exact claim has no error to control: drop confirmatory=True")
 
     def variant(self, suffix: str, **changes: Any) -> "Claim":
         """The same claim decided on other runs, as a row of its own: id ``<id>@<suffix>``."""
-        return dataclasses.replace(self, id=f"{self.id}@{suffix}", **{"known": {}, **changes})
+        return dataclasses.replace(self, id=f"{self.id}@{suffix}", **changes)
 
     @property
     def family(self) -> str:
@@ -154,6 +150,31 @@ class Claim:
         """The source whose confirmatory family the claim belongs to: the first document ``source`` names."""
         return re.split(r"[,/ ]+", self.source.strip())[0]
 
+
+def _refuse_unknown_keywords(init: Callable[..., None]) -> Callable[..., None]:
+    """``Claim.__init__``, but a keyword that is no field stops with the one line that names the claim and the
+    keyword, and lists the fields (Python's own TypeError names neither)."""
+    fields = [f.name for f in dataclasses.fields(Claim)]
+
+    @functools.wraps(init)
+    def checked(self: Claim, *args: Any, **kwargs: Any) -> None:
+        unknown = [key for key in kwargs if key not in fields]
+        if unknown:
+            given = args[0] if args else kwargs.get("id")
+            name = given if isinstance(given, str) and given else "<no id>"
+            closest = difflib.get_close_matches(unknown[0], fields, n=1)
+            hint = f" (did you mean {closest[0]!r}?)" if closest else ""
+            if unknown[0] == "known":
+                hint = (" (an outcome that is not 'supported' goes in the module's expected-outcomes file, "
+                        "expected/<module>.toml beside it: resclaims.decide.expected)")
+            raise ClaimError(f"claim {name}: unknown keyword {unknown[0]!r}{hint}: a Claim takes "
+                             f"{', '.join(fields)}")
+        init(self, *args, **kwargs)
+
+    return checked
+
+
+Claim.__init__ = _refuse_unknown_keywords(Claim.__init__)
 
 _HELP = {"source": "which document it comes from, e.g. source='001' (or 'mine')",
          "claim": "what it claims, in one sentence", "statistic": "what the estimate measures"}
@@ -209,6 +230,7 @@ class Judge:
     code: str = ""  # stored.code_digest of the deciding code and the claim's module (part of a stored key)
     families: Families | None = None  # the session's Holm families, for the reach rule (None: no rule)
     refuse: Callable[[str], None] | None = None  # ends the running test with a line (pytest.fail); default: BelowReach
+    expected: Mapping[str, str] = field(default_factory=dict)  # claim id -> this tier's expected outcome (not supported)
 
     def __call__(self, claim: Claim, *data: np.ndarray, protocol: str | None = None,
                  details: Mapping[str, Any] | None = None) -> ClaimResult:
@@ -252,8 +274,8 @@ class Judge:
         result.details["holm_family"] = claim.source_family
         self.report.record(result)
         if calibrated.defective:
-            if recorded_verdict(claim.known.get(self.tier, "")) == DEFECTIVE:
-                self.expect(claim.known[self.tier], DefectiveProcedure)
+            if recorded_verdict(self.expected.get(claim.id, "")) == DEFECTIVE:
+                self.expect(self.expected[claim.id], DefectiveProcedure)
             raise DefectiveProcedure(f"{claim.id}: the procedure '{claim.procedure.name}' said supported in "
                                      f"{calibrated.type_one} of {calibrated.n_sims} simulated nulls, above alpha + "
                                      f"{calibration.TOLERANCE}: fix the procedure before trusting its verdict")
@@ -313,11 +335,11 @@ class Judge:
         if result.verdict == FULL_TIER_ONLY:
             self.skip(f"{claim.id}: full tier only: a sentence about the source's protocol, measured at "
                       f"{self.fidelity}; proxy estimate {result.estimate:.4g} [{result.ci[0]:.4g}, {result.ci[1]:.4g}]")
-        recorded = claim.known.get(self.tier)
-        if recorded:  # the reason: the numbers recorded with the declaration, and this session's own
+        recorded = self.expected.get(claim.id)
+        if recorded:  # the reason: the numbers in the expected-outcomes file, and this session's own
             self.expect(f"{recorded}; this session: {result.summary()}", NotSupported)
             if self.default_seeds and result.verdict != recorded_verdict(recorded):
                 raise OutcomeChanged(f"{claim.id}: recorded as {recorded_verdict(recorded)} at the {self.tier} tier, "
-                                     f"now {result.summary()}: update its known outcome")
+                                     f"now {result.summary()}: update its expected outcome")
         if result.verdict != SUPPORTED:
             raise NotSupported(result.summary())

@@ -45,6 +45,8 @@ where none of these fits.
 
 from __future__ import annotations
 
+import difflib
+import dis
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -64,12 +66,24 @@ MOST_RUNS = 100_000  # reach: past this many runs a verdict counts as out of rea
 
 
 def __getattr__(name: str) -> Any:
-    """A name this module lacks: for a misspelled procedure (``procedures.exceeds_pairde``), the valid ones."""
+    """A name this module lacks: for a misspelled procedure (``procedures.exceeds_pairde``), the valid ones and the
+    closest; ``from resclaims.decide.procedures import exceeds_pairde`` gets the same line, as an ImportError (Python
+    would replace an AttributeError here with its generic "cannot import name")."""
     if name.startswith("__"):  # Python's and tools' own look-ups (__path__, __wrapped__, ...)
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}", name=name)
-    valid = ", ".join(n for n in __all__ if n != "Procedure")
-    raise AttributeError(f"resclaims.decide.procedures has no procedure {name!r}: use one of {valid}", name=name,
-                         obj=sys.modules[__name__])
+    valid = [n for n in __all__ if n != "Procedure"]
+    closest = difflib.get_close_matches(name, valid, n=1)
+    message = (f"resclaims.decide.procedures has no procedure {name!r}: use one of {', '.join(valid)}"
+               + (f"; did you mean {closest[0]!r}?" if closest else ""))
+    if _importing_from(sys._getframe(1)):
+        raise ImportError(message, name=__name__, path=__file__)
+    raise AttributeError(message, name=name, obj=sys.modules[__name__])
+
+
+def _importing_from(frame: Any) -> bool:
+    """Whether ``frame`` is running ``from ... import name`` (its current instruction is IMPORT_FROM)."""
+    code, at = frame.f_code.co_code, frame.f_lasti
+    return 0 <= at < len(code) and dis.opname[code[at]] == "IMPORT_FROM"
 
 
 Worlds = Callable[..., dict[str, Any]]  # (claim, *data) -> keyword arguments of calibration.calibrate
@@ -135,13 +149,6 @@ def share_best_p(share: float) -> Callable[[int], tuple[float, float]]:
 
 def _no_null(why: str) -> Worlds:
     return lambda claim, *data: {"null": None, "null_text": why}
-
-
-def finite_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """``a`` and ``b`` without the pairs in which either is NaN or inf (a diverged run), and how many those were."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    finite = np.isfinite(a) & np.isfinite(b)
-    return a[finite], b[finite], int((~finite).sum())
 
 
 def above(tested: Tested, boundary: float = 0.0) -> Decision:

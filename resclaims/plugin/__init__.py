@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from resclaims.datasets import cache_dir
-from resclaims.decide import stored
+from resclaims.decide import expected, stored
 from resclaims.decide.claims import Claim
 from resclaims.decide.multiplicity import Families
 from resclaims.plugin import xdist
@@ -44,7 +44,7 @@ from resclaims.plugin.settings import (
     resolve_device,
 )
 from resclaims.report import compare, validation
-from resclaims.report.catalogue import unique_ids
+from resclaims.report.catalogue import declared_claims, unique_ids
 from resclaims.report.report import Report, ReportWriteError
 from resclaims.run.cache import CacheFolderError, RunCache, check_cache_dir
 from resclaims.run.contract import ContractError
@@ -215,9 +215,12 @@ def pytest_make_collect_report(collector: pytest.Collector):
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     s = config.stash[SETTINGS_KEY]
+    modules = {item.module for item in items if getattr(item, "module", None) is not None}
     try:
-        unique_ids({item.module for item in items if getattr(item, "module", None) is not None})
-    except ValueError as error:
+        unique_ids(modules)
+        for module in sorted(modules, key=lambda m: m.__name__):  # a claim module's expected outcomes, checked
+            expected.check(expected.load(module.__file__), [c.id for c in declared_claims(module)], module.__file__)
+    except ValueError as error:  # ExpectedError too: one line, before anything trains
         raise pytest.UsageError(str(error)) from None
     for item in items:
         tiers = {m.name for m in item.iter_markers() if m.name in TIER_MARKERS}

@@ -15,7 +15,7 @@ import pytest
 
 from resclaims.datasets import DataError, DataUnavailable
 from resclaims.datasets.download import DownloadError
-from resclaims.decide import calibration, stored
+from resclaims.decide import calibration, expected, stored
 from resclaims.decide.claims import Judge
 from resclaims.decide.verdict import SOURCE_PROTOCOL
 from resclaims.plugin.costs import incomplete
@@ -80,10 +80,10 @@ def dataset(settings: Settings, report: Report) -> Callable[..., T]:
 
 @pytest.fixture(scope="session")
 def runs(settings: Settings, run_cache: RunCache, progress: Progress, report: Report) -> Runs:
-    """``runs(protocol, n, family=..., seed_name=None, data=None)``: a tidy frame of ``n`` seeds' runs.
+    """``runs(protocol, n, seed_name=..., data=None, columns=())``: a tidy frame of ``n`` seeds' runs.
 
-    Seeds derive from the base seed and ``seed_name`` (default: the family); runs in the cache are read,
-    the rest trained (with progress); the frame joins the report's run table.
+    Seeds derive from the base seed and ``seed_name``; runs in the cache are read, the rest trained (with progress);
+    the frame joins the report's run table under the seed name's family (its leading capitals).
     See :mod:`resclaims.run.runs`.
     """
     return Runs(settings, run_cache, progress, report, incomplete=incomplete)
@@ -109,7 +109,9 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
     """``judge(claim, *data)``: decide a :class:`~resclaims.decide.claims.Claim` on its runs, record it, pass or fail.
 
     The fidelity and the protocol line come from the module's ``tier`` (its ``TIERS``); ``protocol=...`` replaces the
-    line for one claim. See :mod:`resclaims.decide.claims` for every step.
+    line for one claim; the outcomes expected at the tier where a claim is not supported from the module's
+    ``expected/<module>.toml`` (:mod:`resclaims.decide.expected`, checked at collection). See
+    :mod:`resclaims.decide.claims` for every step.
     """
     declared_tier: Tier = request.getfixturevalue("tier")
     families = request.config.stash.get(FAMILIES_KEY, None)
@@ -127,6 +129,7 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
         stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
         families=families, refuse=lambda line: pytest.fail(line, pytrace=False),
+        expected=expected.load(request.path).get(settings.tier, {}),
     )
 
 

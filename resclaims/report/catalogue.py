@@ -5,7 +5,8 @@
 date. For each family module it lists the module's summary and protocol (its
 docstring's first line and "Protocol" paragraph), then every claim: id,
 source, the source's words, the claim as tested, the statistic, the procedure
-that decides it and the outcomes recorded per tier.
+that decides it and the outcomes recorded per tier (``benchmarks/expected/<module>.toml``,
+:mod:`resclaims.decide.expected`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from resclaims.decide import expected
 from resclaims.decide.claims import Claim
 
 HEADER = ("# Claims catalogue\n\nGenerated from the claim declarations in `benchmarks/` by "
@@ -104,8 +106,9 @@ def markdown(modules: list[ModuleType]) -> str:
             parts.append(f"\n{protocol}\n")
         parts.append("\n| id | source | role | source's words | claim as tested | statistic | procedure | "
                      "recorded outcomes |\n|---|---|---|---|---|---|---|---|\n")
+        outcomes = expected.load(module.__file__)
         for c in claims:
-            known = "; ".join(f"{tier}: {_cell(reason)}" for tier, reason in c.known.items()) or "-"
+            known = "; ".join(f"{tier}: {_cell(by_id[c.id])}" for tier, by_id in outcomes.items() if c.id in by_id) or "-"
             statistic = f"{c.statistic} ({c.unit})" if c.unit and c.unit not in c.statistic else c.statistic
             parts.append(f"| {c.id} | {c.source} | {_role(c)} | {_cell(c.quote) or '-'} | {_cell(c.claim)} | "
                          f"{_cell(statistic)} | "

@@ -201,9 +201,9 @@ class Report:
         counts["trained"] += trained
         counts["from_cache"] += cached
         counts["from_store"] += len(published)
-        for field, values in (("store_revisions", [p["revision"] for p in published]),
-                              ("store_devices", [p["device_name"] for p in published])):
-            counts[field] = sorted(set(counts[field]) | set(values))
+        for key, values in (("store_revisions", [p["revision"] for p in published]),
+                            ("store_devices", [p["device_name"] for p in published])):
+            counts[key] = sorted(set(counts[key]) | set(values))
         self._log("sources", family=family, trained=trained, cached=cached, published=published)
 
     def add_incomplete(self, claim_id: str, reason: str, missing: int, total: int) -> None:

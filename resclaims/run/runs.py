@@ -30,6 +30,7 @@ many seeds were asked for), progress, and the report's run table.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -51,7 +52,15 @@ from resclaims.run.contract import (
 PLANNED = "resclaims_planned"  # marks (in its attrs) a kernel's planned_frame, handed out while planning
 
 
-__all__ = ["Job", "Runs", "condition_name", "conditions", "data_key", "describe", "device_kind", "kernel_of", "steps"]
+__all__ = ["Job", "Runs", "condition_name", "conditions", "data_key", "describe", "device_kind", "family_of", "kernel_of",
+           "steps"]
+
+
+def family_of(seed_name: str) -> str:
+    """The family a seed name's runs are reported under: its leading capitals (``"Z4"`` -> ``"Z"``, as the report
+    groups claim ids), or the whole name where it has none."""
+    found = re.match(r"[A-Z]+", seed_name)
+    return found.group(0) if found else seed_name
 
 
 def data_key(data: Any) -> str | None:
@@ -116,13 +125,13 @@ class Job:
 
 
 class Runs:
-    """Trained runs for claims: ``runs(protocol, n, family=..., seed_name=None, data=None, columns=())`` -> a tidy
-    frame.
+    """Trained runs for claims: ``runs(protocol, n, seed_name=..., data=None, columns=())`` -> a tidy frame.
 
-    The ``n`` seeds come from the base seed and ``seed_name`` (default: the family; ``--seeds 2`` gives
-    the first two of ``--seeds 5``); runs the cache holds are read, the others
-    trained; the frame is added to the report's run table under ``family``. ``columns`` names those the
-    caller reads: a kernel whose frame lacks one stops at its first frame, in one line (:mod:`resclaims.run.contract`).
+    The ``n`` seeds come from the base seed and ``seed_name`` (``--seeds 2`` gives the first two of ``--seeds 5``);
+    runs the cache holds are read, the others trained; the frame is added to the report's run table under its
+    family: the seed name's leading capitals (``"Z4"`` and ``"Z-source-100"`` are family Z's), or ``family=`` where
+    a request is to stand apart (given alone, it is the seed name too). ``columns`` names those the caller reads: a
+    kernel whose frame lacks one stops at its first frame, in one line (:mod:`resclaims.run.contract`).
     """
 
     def __init__(self, settings: Any, cache: Any, progress: Any, report: Any,
@@ -130,9 +139,13 @@ class Runs:
         self.settings, self.cache, self.progress, self.report = settings, cache, progress, report
         self.incomplete = incomplete  # --no-train: why a request's claims get no verdict (resclaims.plugin.plan)
 
-    def __call__(self, protocol: RunProtocol, n: int, *, family: str, seed_name: str | None = None,
+    def __call__(self, protocol: RunProtocol, n: int, seed_name: str | None = None, *, family: str | None = None,
                  data: Any = None, label: str | None = None, columns: Sequence[str] = ()) -> pd.DataFrame:
         seed_name = seed_name or family
+        if not seed_name:
+            raise TypeError("runs(protocol, n, seed_name=...): name the seeds (e.g. seed_name='U1'): they derive "
+                            "from the base seed and that name")
+        family = family or family_of(seed_name)
         seeds = self.settings.run_seeds(seed_name, n)
         frame = self.train(protocol, seeds, data=data, label=label or seed_name, family=family, columns=columns)
         if PLANNED not in frame.attrs:  # not a frame of runs to train, handed out while planning

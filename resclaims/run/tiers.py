@@ -6,9 +6,13 @@ session's tier (the plugin's ``tier`` fixture)::
 
     TIERS = {
         "quick": Tier(seeds=5, fidelity="reduced: 400 of 5,850 steps, width x0.25", protocol="003's protocol, ...",
-                      config=cifar.K_TIERS["quick"]),
+                      config=...),
         "full": Tier(seeds=10, fidelity=SOURCE_PROTOCOL, protocol="003's protocol exactly", config=...),
     }
+
+A tier is the one place its seeds are declared. A kernel with tier configs of its own may build its ``Tier`` objects
+beside them (``resclaims.kernels.cifar.K_TIERS``, from ``KerasFamily(...).tier(seeds=5)``), so that library code
+reads the same seeds (``gpu-check``'s projections); the module then declares ``TIERS = cifar.K_TIERS``.
 
 The fidelity is part of the declaration, not a default: a module that declares no ``TIERS`` has its claims
 stopped by the judge with one line, so no claim counts as measured at its source's protocol by omission.

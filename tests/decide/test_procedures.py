@@ -5,12 +5,15 @@ import pytest
 from scipy import stats
 
 from resclaims.decide import procedures
+from resclaims.decide.claims import finite_rows
 from resclaims.decide.verdict import INCONCLUSIVE, REFUTED, SUPPORTED
 
 
-def test_finite_pairs_drops_a_pair_with_a_diverged_run():
-    a, b, dropped = procedures.finite_pairs(np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, np.inf]))
+def test_one_helper_drops_the_pairs_with_a_diverged_run():
+    """``claims.finite_rows`` is the one helper (``procedures.finite_pairs`` duplicated it for two arrays)."""
+    (a, b), dropped = finite_rows(np.array([1.0, np.nan, 3.0]), np.array([1.0, 2.0, np.inf]))
     assert a.tolist() == [1.0] and b.tolist() == [1.0] and dropped == 2
+    assert "finite_pairs" not in vars(procedures)
 
 
 def test_paired_difference():

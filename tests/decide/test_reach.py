@@ -136,9 +136,9 @@ def test_k1_consistency_has_its_own_design_of_44_seeds_at_the_full_tier_and_k1_s
     k = k_module()
     confirmatory = [c.id for c in catalogue.declared_claims(k) if c.confirmatory]
     assert tuple(confirmatory) == k.HOLM_003  # the Holm family its design level divides alpha by
-    assert k.CONSISTENCY_SEEDS == {"quick": cifar.K_SEEDS["quick"], "full": 44}
+    assert k.CONSISTENCY_SEEDS == {"quick": cifar.K_TIERS["quick"].seeds, "full": 44}
     assert procedures.reach(k.K1_CONSISTENCY.procedure, ALPHA / 3) == (19, 3)
-    assert below_reach(k.K1_CONSISTENCY, cifar.K_SEEDS["full"], 3)  # the old design: never supported
+    assert below_reach(k.K1_CONSISTENCY, cifar.K_TIERS["full"].seeds, 3)  # the old design: never supported
     assert below_reach(k.K1_CONSISTENCY, 44, 3) is None
     assert "44 seeds" in k.K1_CONSISTENCY.procedure.test and "0.8^10 = 0.107" in k.K1_CONSISTENCY.procedure.test
 

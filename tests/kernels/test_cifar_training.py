@@ -256,7 +256,7 @@ def test_the_gpu_branch_of_the_step_mode_timing_runs_on_the_cpu(monkeypatch):
     monkeypatch.setattr(timing, "step_closure", on_cpu)
     report = Report()
     benchmark_module("test_cifar_resnet_vs_plain").test_T_keras003_step_modes(
-        "eager", "cuda", Benchmark(), report, SimpleNamespace(tier="quick"))
+        "eager", "cuda", Benchmark(), report, cifar.K_TIERS["quick"])
     group, name, fields = report.added
     assert built == ["cuda"] and group.endswith("by step mode, cuda") and name.endswith("grouped, eager, cuda")
     assert fields["device"] == "cuda" and fields["cpu_threads"] is None and fields["impl"] == "eager"

@@ -150,3 +150,26 @@ def test_the_run_cache_is_keyed_by_the_protocol_not_the_number_of_seeds(tmp_path
     shared = seven[seven.seed.isin(five.seed.unique())]
     pd.testing.assert_frame_equal(shared.sort_values(["arm", "seed", "epoch"]).reset_index(drop=True),
                                   five.sort_values(["arm", "seed", "epoch"]).reset_index(drop=True))
+
+
+def test_runs_reports_a_seed_name_under_its_family_without_being_told(tmp_path):
+    """``runs(protocol, n, seed_name="Z4")``: the report's run table counts the runs under family Z (the seed name's
+    leading capitals), as ``family="Z"`` did; ``family=`` still sets a row of its own (D3's gradients)."""
+    from resclaims.run.runs import family_of
+
+    class Quiet:
+        @contextlib.contextmanager
+        def track(self, *args):
+            yield lambda epoch: None
+
+    assert (family_of("Z4"), family_of("Z-source-100"), family_of("K"), family_of("mine")) == ("Z", "Z", "K", "mine")
+    settings = Settings(tier="quick", device=torch.device("cpu"), base_seed=1, seeds=None, data_dir=None,
+                        report_dir=tmp_path / "report")
+    report = Report(tmp_path / "report", tier="quick", device="cpu", base_seed=1)
+    runs = Runs(settings, RunCache(tmp_path / "runs"), Quiet(), report)
+    tiny = ZeroIdentityProtocol(n_samples=10, epochs=2)
+    runs(tiny, 2, seed_name="Z4")
+    runs(tiny, 2, seed_name="D3", family="D3")
+    assert set(report.run_counts) == {"Z", "D3"} and report.run_counts["Z"]["runs"] == 4
+    with pytest.raises(TypeError, match="name the seeds"):
+        runs(tiny, 2)

@@ -68,8 +68,8 @@ def test_distinct_generated_claims_pass(pytester):
     ({"source": ""}, "claim U1: missing source"),
     ({"statistic": " "}, "claim U1: missing statistic"),
     ({"procedure": "exceeds_paired"}, "claim U1: unknown procedure 'exceeds_paired'"),
-    ({"known": {"medium": "refuted: x"}}, "claim U1: known outcome for unknown tier 'medium'"),
-    ({"known": {"quick": "supported"}}, "claim U1: known outcome at quick must start with 'refuted', 'inconclusive' or"),
+    ({"known": {"quick": "refuted: x"}}, "claim U1: unknown keyword 'known' (an outcome that is not 'supported' goes in "
+                                          "the module's expected-outcomes file"),
 ])
 def test_bad_declarations_name_the_claim_and_the_field(fields, message):
     declaration = dict(source="mine", claim="a count", statistic="n", procedure=procedures.exact())
@@ -93,6 +93,17 @@ def test_a_declaration_that_leaves_out_a_field_names_the_claim_and_the_field(lef
         Claim(**declaration)
 
 
+def test_an_unknown_keyword_names_the_claim_the_keyword_and_the_fields():
+    """``Claim(..., statistc=...)``: the README's one line (a ClaimError), not Python's TypeError."""
+    declaration = dict(source="mine", claim="a count", statistic="n", procedure=procedures.exact())
+    with pytest.raises(ClaimError, match="^" + re.escape(
+            "claim U1: unknown keyword 'confirmatry' (did you mean 'confirmatory'?): a Claim takes id, source, claim, "
+            "statistic, procedure, unit, ")):
+        Claim("U1", confirmatry=True, **declaration)
+    with pytest.raises(ClaimError, match=r"^claim U2: unknown keyword 'colour': a Claim takes id, source, "):
+        Claim(id="U2", colour="red", **declaration)
+
+
 def test_a_misspelled_procedure_names_the_valid_ones():
     """``procedures.exceeds_pairde()`` in a declaration: the error lists the procedures (it was a bare AttributeError)."""
     with pytest.raises(AttributeError, match=re.escape(
@@ -100,6 +111,17 @@ def test_a_misspelled_procedure_names_the_valid_ones():
             "median_in_band, share_in_band, increasing, exact, custom")):
         Claim("U1", source="mine", claim="a count", statistic="n", procedure=procedures.exceeds_pairde())
     assert not hasattr(procedures, "__wrapped__")  # tools' own look-ups still find nothing
+
+
+def test_importing_a_misspelled_procedure_names_the_closest():
+    """``from resclaims.decide.procedures import exceeds_pairde``: the same line and the closest name (it was
+    Python's generic "cannot import name")."""
+    with pytest.raises(ImportError, match=re.escape(
+            "resclaims.decide.procedures has no procedure 'exceeds_pairde': use one of exceeds_paired, exceeds, ") +
+            r".*; did you mean 'exceeds_paired'\?$"):
+        exec("from resclaims.decide.procedures import exceeds_pairde", {})
+    with pytest.raises(AttributeError, match="did you mean 'median_in_band'"):
+        procedures.median_in_bnad  # noqa: B018
 
 
 def test_a_bad_declaration_stops_collection_with_one_line(pytester):
@@ -130,8 +152,7 @@ TIERS = Tier.everywhere(seeds=5, fidelity="source protocol", protocol="toy")
 DIFF = 1 + 0.013 * np.array([3, -1, 5, 2, -4, 0, 1, -2, 4, -3, 6, -5])  # no ties: scipy's exact signed rank
 A = np.arange(12.0)
 UP = Claim("U1", source="mine", claim="a exceeds b", statistic="mean a - b", procedure=procedures.exceeds_paired())
-DOWN = Claim("U2", source="mine", claim="b exceeds a", statistic="mean b - a", procedure=procedures.exceeds_paired(),
-             known={KNOWN})
+DOWN = Claim("U2", source="mine", claim="b exceeds a", statistic="mean b - a", procedure=procedures.exceeds_paired())
 
 @pytest.mark.quick
 def test_up(judge):
@@ -144,13 +165,18 @@ def test_down(judge):
 
 
 @pytest.mark.parametrize("known, outcome", [
-    ('"quick": "refuted: b - a = -1.0 [-1.1, -0.9]"', {"passed": 1, "xfailed": 1}),
-    ("", {"passed": 1, "failed": 1}),  # not recorded: a refuted claim fails
-    ('"quick": "inconclusive: recorded before"', {"passed": 1, "failed": 1}),  # recorded verdict no longer measured
+    ('[quick]\n"U2" = "refuted: b - a = -1.0 [-1.1, -0.9]"', {"passed": 1, "xfailed": 1}),
+    (None, {"passed": 1, "failed": 1}),  # not recorded (no file): a refuted claim fails
+    ('[full]\n"U2" = "refuted: at the full tier"', {"passed": 1, "failed": 1}),  # recorded at another tier only
+    ('[quick]\n"U2" = "inconclusive: recorded before"', {"passed": 1, "failed": 1}),  # no longer measured
 ])
 def test_judge_turns_verdicts_into_outcomes(pytester, monkeypatch, tmp_path, known, outcome):
+    """The expected outcome of a claim at a tier comes from expected/<module>.toml beside its module."""
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
-    pytester.makepyfile(test_judged=JUDGED.replace("{KNOWN}", "{" + known + "}"))
+    pytester.makepyfile(test_judged=JUDGED)
+    if known is not None:
+        (pytester.path / "expected").mkdir()
+        (pytester.path / "expected" / "test_judged.toml").write_text(known + "\n")
     result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--report-dir", "r",
                                 "--baseline", "none")
     result.assert_outcomes(**outcome)
@@ -160,7 +186,7 @@ def test_judge_turns_verdicts_into_outcomes(pytester, monkeypatch, tmp_path, kno
     assert claims["U2"]["verdict"] == "refuted"
     calibrated = {c["claim"] for c in json.loads((pytester.path / "r" / "summary.json").read_text())["calibration"]}
     assert {"U1", "U2"} <= calibrated
-    if "inconclusive" in known:
+    if "inconclusive" in (known or ""):
         result.stdout.fnmatch_lines(["*U2: recorded as inconclusive at the quick tier, now U2 refuted*"])
 
 
@@ -186,3 +212,39 @@ def test_defect(judge):
                                 "--baseline", "none")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*DefectiveProcedure: U1: the procedure 'always' said supported*"])
+
+
+@pytest.mark.parametrize("content, message", [
+    ('[quick]\n"U9" = "refuted: x"', "expected/test_judged.toml: [quick] names claim 'U9', which test_judged.py does not "
+                                     "declare (it declares U1, U2)"),
+    ('[medium]\n"U2" = "refuted: x"', "expected/test_judged.toml: unknown tier [medium]: use [quick] or [full]"),
+    ('[quick]\n"U2" = "supported: x"', "expected/test_judged.toml: [quick] U2: an expected outcome starts with "
+                                       "'refuted', 'inconclusive', 'defective'"),
+    ('[quick]\n"U2" = refuted', "expected/test_judged.toml: cannot read it: "),
+], ids=["claim", "tier", "verdict", "toml"])
+def test_a_bad_expected_outcomes_file_stops_the_session_in_one_line(pytester, monkeypatch, tmp_path, content, message):
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.makepyfile(test_judged=JUDGED)
+    (pytester.path / "expected").mkdir()
+    (pytester.path / "expected" / "test_judged.toml").write_text(content + "\n")
+    result = pytester.runpytest("-p", "resclaims.plugin", "-p", "no:cacheprovider", "--report-dir", "r",
+                                "--baseline", "none")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: " + message.replace("[", "[[]") + "*"])
+    assert "Traceback" not in result.stderr.str() and "Traceback" not in result.stdout.str()
+
+
+def test_a_variant_counts_as_its_claims_and_the_catalogue_shows_the_expected_outcomes(tmp_path):
+    from resclaims.decide import expected
+    from resclaims.report import catalogue
+
+    module = tmp_path / "test_mine.py"
+    module.write_text(HEADER + "\nU1 = claim('U1')\nU2 = claim('U2')\n")
+    (tmp_path / "expected").mkdir()
+    (tmp_path / "expected" / "test_mine.toml").write_text('[full]\n"U2@variant" = "inconclusive: n = 3"\n'
+                                                          '"U2" = """\\\n    refuted: b - a \\\n    = -1"""\n')
+    found = expected.load(module)
+    assert found == {"full": {"U2@variant": "inconclusive: n = 3", "U2": "refuted: b - a = -1"}}
+    expected.check(found, ["U1", "U2"], module)  # no error: U2@variant is U2's
+    table = catalogue.markdown(catalogue.load_modules(tmp_path))
+    assert "exact count | - |\n| U2 |" in table and table.endswith("exact count | full: refuted: b - a = -1 |\n")

@@ -127,7 +127,7 @@ def test_two_protocols_of_one_kernel_read_apart_in_plans_and_fills(tmp_path):
     slow, fast = (ZeroIdentityProtocol(arms=("identity",), lr=lr) for lr in (1e-4, 1e-3))
     assert (condition_name(slow), condition_name(fast)) == ("identity (lr=0.0001)", "identity")
     assert condition_name(SOURCE_PROTOCOL) == "identity, zero"
-    config = cifar.K_TIERS["quick"]
+    config = cifar.K_TIERS["quick"].config
     assert condition_name(cifar.CifarRuns(config.train, tuple(cifar.keras_arms([10], config.width)))) == \
         "resnet-10, plain-10"
     needs = [Need("U", "U1", "resclaims.kernels.zero_identity", p, (1, 2), (1, 2), 20, "cpu", None) for p in (slow, fast)]
@@ -183,7 +183,7 @@ def test_without_measured_runs_cifar_steps_are_estimated_from_the_baseline_timin
     from resclaims.kernels import cifar
     from resclaims.plugin.costs import BASELINE
 
-    config = cifar.K_TIERS["full"]
+    config = cifar.K_TIERS["full"].config
     arms = {arm.name: arm for arm in cifar.keras_arms([5, 10], config.width)}
     need = lambda name: Need("K", "K", "resclaims.kernels.cifar.kernel", cifar.CifarRuns(config.train, (arms[name],)),  # noqa: E731
                              (1, 2), (1, 2), 30, "cpu", None)

@@ -71,7 +71,7 @@ def k1_key(arm: cifar.Arm) -> dict:
     from resclaims.run.seeding import DEFAULT_BASE_SEED, derive_seeds
 
     seed = derive_seeds(DEFAULT_BASE_SEED, "K", 1)[0]
-    return store.key(cifar_kernel, cifar.CifarRuns(cifar.K_TIERS["full"].train, (arm,)), seed, JPEG_COPY_SHA256)
+    return store.key(cifar_kernel, cifar.CifarRuns(cifar.K_TIERS["full"].config.train, (arm,)), seed, JPEG_COPY_SHA256)
 
 
 def test_keys_hold_content_not_code():
@@ -84,7 +84,7 @@ def test_keys_hold_content_not_code():
 
 
 def test_a_cifar_condition_comes_back_from_its_content():
-    for train, arms in ((cifar.K_TIERS["full"].train, cifar.keras_arms([5, 10, 20], suffix="-images")),
+    for train, arms in ((cifar.K_TIERS["full"].config.train, cifar.keras_arms([5, 10, 20], suffix="-images")),
                         (cifar.HE2015, cifar.he_arms([20, 110], residual=False))):
         for arm in arms:
             condition = cifar.CifarRuns(train, (arm,))

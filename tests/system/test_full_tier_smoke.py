@@ -35,17 +35,16 @@ from resclaims.kernels import cifar
 cifar.kernel.train_arms = partial(cifar.kernel.train_arms, stack="grouped", amp=True, channels_last=True)  # as CUDA trains
 
 calibration.N_SIMS["full"] = 20
+k, d = cifar.K_TIERS["full"], cifar.D_TIERS["full"]  # the tiers' own seeds; their fidelity follows the configs
 cifar.K_TIERS["full"] = replace(
-    cifar.K_TIERS["full"], train=replace(cifar.K_TIERS["full"].train, steps=4, log_every=2), width=0.125, blocks=2,
-    depth_blocks=(1, 2, 3),
-)
+    k.config, train=replace(k.config.train, steps=4, log_every=2), width=0.125, blocks=2, depth_blocks=(1, 2, 3),
+).tier(k.seeds)
 cifar.D_TIERS["full"] = replace(
-    cifar.D_TIERS["full"],
-    train=replace(cifar.D_TIERS["full"].train, steps=4, log_every=2, val_size=20, train_eval_size=20,
-                  milestones=(2, 3), downsample=4),
+    d.config,
+    train=replace(d.config.train, steps=4, log_every=2, val_size=20, train_eval_size=20, milestones=(2, 3), downsample=4),
     depths=(8, 14), widths=(2, 4, 4), table_depths=(20, 110),
     grad=replace(cifar.HE2015, batch_size=8, val_size=20), grad_depth=14, grad_checkpoints=(0, 1),
-)
+).tier(d.seeds)
 '''
 
 

@@ -74,10 +74,8 @@ use; to replace a name for a test, patch the module that uses it (e.g.
 
 from resclaims.kernels.cifar.checkpoint import checkpoint_path, resume, save_checkpoint
 from resclaims.kernels.cifar.config import (
-    D_SEEDS,
     D_TIERS,
     HE2015,
-    K_SEEDS,
     K_TIERS,
     ORDERS,
     RECIPES,
@@ -116,7 +114,7 @@ from resclaims.kernels.cifar.training import CHECKPOINT_SECONDS, EVAL_CHUNK, gra
 from resclaims.kernels.cifar.workers import default_workers, map_arms
 
 __all__ = [
-    "CHECKPOINT_SECONDS", "DATA_SEED", "D_SEEDS", "D_TIERS", "EVAL_CHUNK", "HE2015", "K_SEEDS", "K_TIERS",
+    "CHECKPOINT_SECONDS", "DATA_SEED", "D_TIERS", "EVAL_CHUNK", "HE2015", "K_TIERS",
     "MODELS_VERSION", "ORDERS", "RECIPES", "STACKS", "STEP_MODES", "Arm", "CapturableKerasAdam", "CapturableSGD",
     "CifarRuns", "DeviceData", "GradientRuns", "GroupStep", "HeFamily",
     "KerasAdam", "KerasFamily", "ModelStack", "TrainConfig", "batch_order", "build", "capturable_optimizer", "central_crop_flip",

@@ -1,7 +1,9 @@
 """What a CIFAR training run is: its protocol (:class:`TrainConfig`), its arms, and each family's tiers.
 
 :data:`HE2015` is He et al.'s protocol, ``TrainConfig()`` source 003's;
-:data:`K_TIERS` and :data:`D_TIERS` hold claims K's and D's quick and full tiers.
+:data:`K_TIERS` and :data:`D_TIERS` are claims K's and D's quick and full tiers
+(:class:`resclaims.run.tiers.Tier`: seeds per arm, fidelity, protocol line, and the family's
+config, :class:`KerasFamily` or :class:`HeFamily`), the one place their seeds are declared.
 """
 
 from __future__ import annotations
@@ -9,11 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import ClassVar
 
 import torch.nn as nn
 
+from resclaims.decide.verdict import SOURCE_PROTOCOL
+
 from resclaims.models.cifar import WIDTHS, CifarNet
 from resclaims.models.keras003 import Keras003
+from resclaims.run.tiers import REDUCED, Tier
 
 RECIPES = ("keras003", "he2015")
 ORDERS = ("batches", "images", "stream")
@@ -84,9 +90,40 @@ def he_arms(depths: Sequence[int], residual: bool, widths: tuple[int, int, int] 
     ]
 
 
+class Family:
+    """What K's and D's tier configs share: how a tier reads in the report. A config at its source's protocol is
+    ``"<source> exactly"``; another is reduced, and says what differs."""
+
+    source: ClassVar[str]  # the source's protocol, in a few words: "003's protocol"
+
+    @property
+    def at_source(self) -> bool:  # the source's protocol exactly
+        raise NotImplementedError
+
+    @property
+    def differences(self) -> str:  # what differs from the source's protocol, for the fidelity
+        raise NotImplementedError
+
+    @property
+    def scale(self) -> str:  # what differs, for the protocol line
+        return self.differences
+
+    @property
+    def setup(self) -> str:  # the rest of the protocol line ({seeds}: the session's seeds per arm)
+        raise NotImplementedError
+
+    def tier(self, seeds: int) -> Tier:
+        """This config as a tier of ``seeds`` per arm, with its fidelity and protocol line."""
+        if self.at_source:
+            fidelity, scale = SOURCE_PROTOCOL, f"{self.source} exactly"
+        else:
+            fidelity, scale = REDUCED + self.differences, f"{self.source}, {self.scale}"
+        return Tier(seeds=seeds, fidelity=fidelity, protocol=f"{scale}; {self.setup}", config=self)
+
+
 @dataclass(frozen=True)
-class KerasFamily:
-    """Claims K1-K3: source 003's network and protocol at one tier (seeds per arm: :data:`K_SEEDS`)."""
+class KerasFamily(Family):
+    """Claims K1-K3: source 003's network and protocol at one tier (:data:`K_TIERS`)."""
 
     train: TrainConfig
     width: float = 1.0  # channel multiplier (source: 1.0)
@@ -94,10 +131,27 @@ class KerasFamily:
     depth_blocks: tuple[int, ...] = (5, 10, 20)  # K3's block counts; () leaves K3 to the full tier
     order_effect: bool = True  # also train with images reshuffled each pass (the batch-shuffle quirk's effect)
 
+    source: ClassVar[str] = "003's protocol"
+
+    @property
+    def at_source(self) -> bool:
+        return self.train == TrainConfig() and self.width == 1.0
+
+    @property
+    def differences(self) -> str:
+        t = self.train
+        return f"first {t.steps} of 5,850 steps, width x{self.width:g}, test subset {t.test_size or 10_000}"
+
+    @property
+    def setup(self) -> str:
+        return (f"Keras net (glorot-uniform, BN momentum 0.99, eps 1e-3), Keras Adam (lr 1e-3, eps 1e-7), batch "
+                f"{self.train.batch_size}, .batch(64).shuffle(10000) order, central crop 24 + flip; {{seeds}} seeds "
+                "per arm, paired by seed")
+
 
 @dataclass(frozen=True)
-class HeFamily:
-    """Claims D1-D3 and H1: He et al.'s CIFAR nets and recipe at one tier (seeds per arm: :data:`D_SEEDS`)."""
+class HeFamily(Family):
+    """Claims D1-D3 and H1: He et al.'s CIFAR nets and recipe at one tier (:data:`D_TIERS`)."""
 
     train: TrainConfig
     depths: tuple[int, int] = (20, 56)  # D1, D2: (shallow, deep), plain and residual
@@ -107,29 +161,52 @@ class HeFamily:
     grad_depth: int = 56  # D3's plain net
     grad_checkpoints: tuple[int, ...] = (0, 10, 100, 1000)  # D3: steps whose gradients are measured
 
+    source: ClassVar[str] = "He et al. 4.2"
+
+    @property
+    def at_source(self) -> bool:
+        return self.train.steps == HE2015.steps
+
+    @property
+    def _reduced(self) -> str:
+        side = 32 // self.train.downsample
+        return (f"first {self.train.steps} of 64k iterations, widths {'-'.join(map(str, self.widths))}, "
+                f"{side}x{side} inputs")
+
+    @property
+    def differences(self) -> str:
+        return f"depths {self.depths[0]} and {self.depths[1]}, {self._reduced}"
+
+    @property
+    def scale(self) -> str:
+        return f"{self._reduced}, error subsets {self.train.test_size}/{self.train.train_eval_size}"
+
+    @property
+    def setup(self) -> str:
+        return f"depths {self.depths[0]} vs {self.depths[1]}; {{seeds}} seeds per arm, paired by seed"
+
 
 K_TIERS = {
     # 2-core CPU, about 60 s: the first 400 of 003's 5,850 steps, every channel count / 4 (8-16-64 for 32-64-256),
     # test accuracy on a fixed 2,000 of the 10,000 test images. K3 (2.5x the cost) and the order effect: full tier only.
+    # Seeds: runs per arm, paired by seed across arms.
     "quick": KerasFamily(
         train=TrainConfig(steps=400, log_every=100, test_size=2_000), width=0.25,
         depth_blocks=(), order_effect=False,
-    ),
-    "full": KerasFamily(train=TrainConfig()),
+    ).tier(seeds=5),
+    "full": KerasFamily(train=TrainConfig()).tier(seeds=10),
 }  # fmt: skip
-K_SEEDS = {"quick": 5, "full": 10}  # runs per arm, paired by seed across arms (settings.n_seeds)
 
 D_TIERS = {
     # 2-core CPU, about 70 s: depths 8 and 20 (ratio 2.5; He: 20 and 56, 2.8) at half width (8-16-32) on 16x16
     # images (2x2 means of the augmented 32x32), the first 200 of He's 64k iterations (lr 0.1 throughout), errors on
     # fixed 2,000-image subsets. D3 (10 s): plain-56 as He builds it, batch 32, gradients at steps 0 and 5.
-    # H1: full tier only.
+    # H1: full tier only. 8 seeds per arm at both: the sign test's smallest p, 1/256, survives Holm.
     "quick": HeFamily(
         train=replace(HE2015, steps=200, log_every=100, eval_val=False, test_size=2_000, train_eval_size=2_000,
                       downsample=2),
         depths=(8, 20), widths=(8, 16, 32), table_depths=(),
         grad=replace(HE2015, batch_size=32), grad_checkpoints=(0, 5),
-    ),
-    "full": HeFamily(train=replace(HE2015, train_eval_size=5_000)),
+    ).tier(seeds=8),
+    "full": HeFamily(train=replace(HE2015, train_eval_size=5_000)).tier(seeds=8),
 }  # fmt: skip
-D_SEEDS = {"quick": 8, "full": 8}  # runs per arm, paired by seed across arms; 8: the sign test's smallest p, 1/256, survives Holm

@@ -47,10 +47,8 @@ import torch
 
 from resclaims.kernels.cifar import steps as step_modes
 from resclaims.kernels.cifar.config import (
-    D_SEEDS,
     D_TIERS,
     HE2015,
-    K_SEEDS,
     K_TIERS,
     Arm,
     TrainConfig,
@@ -211,8 +209,8 @@ def projections(rows: list[dict], measured: list[Net]) -> dict[str, Any]:
     """Projected wall times (seconds; None where a net was not measured), arms one after another on the device."""
     names = [net.name for net in measured]
     keras, depths = names[0], {int(n.split("-")[1].split()[0]): n for n in names[1:]}
-    k, d = K_TIERS["full"], D_TIERS["full"]
-    k_seeds, d_seeds = K_SEEDS["full"], D_SEEDS["full"]
+    k, d = K_TIERS["full"].config, D_TIERS["full"].config
+    k_seeds, d_seeds = K_TIERS["full"].seeds, D_TIERS["full"].seeds
     blocks = sorted({k.blocks, *k.depth_blocks})
     k10 = _per_image(rows, keras, k_seeds)
     k_arms = [(b, 2) for b in blocks] + [(k.blocks, 2)] * k.order_effect  # (blocks, arms: resnet and plain)
