@@ -180,9 +180,8 @@ def k_depth_runs(runs, tier, data) -> pd.DataFrame:
     return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data, label="K3")
 
 
-def residual_and_plain(k_runs, tier, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
+def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndarray, dict]:
     """The K1 pair's final ``column`` in percent, per seed, and the details the report shows beside it."""
-    config = tier.config
     res, plain = (percent(k_runs, f"{kind}-{config.blocks}", column) for kind in ("resnet", "plain"))
     return res, plain, {"residual": res.tolist(), "plain": plain.tolist(), "gap_per_seed": (res - plain).tolist()}
 
