@@ -9,7 +9,18 @@ into data for the procedure, with the null holding or with an effect injected:
 - ``rejection_rate(procedure, simulate, n_sims, seed)``: how often it says
   "supported", with a Clopper-Pearson interval (``scipy.stats.binomtest``): the
   type-I error under a null simulator, the power under an effect simulator;
-- ``smallest_detectable(...)``: the smallest effect on a grid with power >= 0.8.
+- ``smallest_detectable(...)``: the smallest effect on a grid with power >= 0.8;
+- the gate (:func:`null_rate`, :attr:`Calibration.defective`): a procedure whose
+  type-I error is credibly above alpha + 1 point fails its claim. ``NULL_SIMS``
+  simulated nulls, on every tier, make the gate see a true rate of 0.08 with
+  probability >= 0.9 (:func:`gate_power`).
+
+A null under which the procedure's rate is known without simulation (a sign test
+of runs reflected or exchanged at random, or resampled with their median on the
+boundary) is *exact by construction*: its procedure passes ``construction`` (why)
+and ``exact_rate`` (the rate, or a bound, from the binomial), the report says so,
+and the simulated rate, which no gate can flag, checks the code rather than the
+procedure.
 
 Simulators mimic the claim's own data, so n and the distribution's shape are the
 claim's (rliable's contract: arrays of runs). Nulls:
@@ -71,11 +82,46 @@ from resclaims.decide.worlds import (  # noqa: F401 (the worlds are part of this
     row_trend,
 )
 
-N_SIMS = {"quick": 200, "full": 1000}  # simulated data sets per calibrated rate, by tier
+N_SIMS = {"quick": 200, "full": 1000}  # simulated data sets per power rate, by tier
 SEARCH_SIMS = 100  # per grid point of the coarse smallest-detectable-effect search, every tier
-TOLERANCE = 0.01  # a procedure whose type-I error is above ALPHA + TOLERANCE is a defect
+TOLERANCE = 0.01  # a procedure whose type-I error is credibly above ALPHA + TOLERANCE is a defect
 
-Procedure = Callable[..., "Decision | str"]
+# -- the gate: H0 "type-I error <= GATE_RATE" against "> GATE_RATE", one-sided exact binomial test at GATE_LEVEL
+GATE_RATE = ALPHA + TOLERANCE  # 0.06
+GATE_LEVEL = 0.05  # the gate's own false alarm at a rate of exactly 0.06 (about 3e-4 at 0.05)
+GATE_POWER = (0.08, 0.9)  # the gate sees a true rate of 0.08 with probability >= 0.9
+NULL_SIMS = 1500  # simulated nulls per calibration, every tier (gate_power: 0.914 at 0.08)
+LOOKS = ((300, 12), (750, 42))  # after 300 nulls at most 12 "supported" (4%), after 750 at most 42 (5.6%), pass
+
+
+def gate_critical(n: int, rate: float = GATE_RATE, level: float = GATE_LEVEL) -> int:
+    """The fewest "supported" of ``n`` nulls that the gate flags: P(Binomial(n, rate) >= k) <= level."""
+    counts = np.arange(n + 2)
+    return int(counts[stats.binom.sf(counts - 1, n, rate) <= level][0])
+
+
+def gate_power(rate: float, n: int = NULL_SIMS, looks: Sequence[tuple[int, int]] = LOOKS) -> float:
+    """The probability that the gate flags a procedure whose true type-I error is ``rate``: exact, from the binomial.
+
+    The design (:func:`null_rate`): at each look (n_j, f_j) a count k_j <= f_j of "supported" among the first
+    n_j nulls passes; a procedure that passes no look runs all ``n`` and is flagged when its count k >= c =
+    :func:`gate_critical` (n), the one-sided exact binomial test of "rate <= 0.06" at 0.05 (106 of 1,500: 7.07%).
+    P(flag) follows the count's distribution look by look (binomial steps, the passing counts removed).
+
+    Why 1,500: with no look, P(flag) at 0.08 is 0.918 at 1,500 and stays >= 0.9 from 1,459 nulls on (0.25 at
+    200, 0.77 at 1,000); the old gate (the whole 95% Clopper-Pearson interval above 0.06, 200 nulls) flagged
+    0.08 with probability 0.18 and 0.86 even with 1,500. The looks only let a procedure pass early, so they can
+    only lower the false alarm, and each bound is a count that a rate of 0.08 reaches with probability below 0.01:
+    with ``LOOKS`` P(flag) is 0.914 at 0.08, 0.048 at 0.06 and 3e-4 at 0.05, and the nulls simulated average 300
+    at 0, 431 at 0.036 and 776 at 0.05 (1,500 with no look).
+    """
+    c = gate_critical(n)
+    counts, done = np.ones(1), 0  # P(count so far = k, no look passed)
+    for n_at, f in (look for look in looks if look[0] < n):
+        counts = np.convolve(counts, stats.binom.pmf(np.arange(n_at - done + 1), n_at - done, rate))
+        counts[: f + 1], done = 0.0, n_at
+    counts = np.convolve(counts, stats.binom.pmf(np.arange(n - done + 1), n - done, rate))
+    return float(counts[c:].sum())
 
 
 def verdict_of(outcome: Decision | str) -> str:
@@ -147,6 +193,43 @@ def has_power(procedure: Procedure, simulate: Simulator, n_sims: int, seed: int,
     return hits >= needed
 
 
+Tests = Callable[..., tuple[np.ndarray, np.ndarray]]  # Procedure.tests: (p_support, p_refute), vectorised
+
+
+def _hits(procedure: Procedure, tests: Tests | None, simulate: Simulator, rng: np.random.Generator,
+          n: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """Whether each of ``n`` data sets drawn from ``simulate`` is "supported", and whether its test rejects (None
+    where the procedure has no p-value). With ``tests`` (the procedure's vectorised p-values, which decide as
+    ``decide`` does: tests/report/test_validation.py) the data sets are stacked and tested at once; the same draws either way.
+    """
+    if tests is not None:
+        drawn = [simulate(rng) for _ in range(n)]
+        p_support = np.asarray(tests(*(np.stack(arrays) for arrays in zip(*drawn)))[0], dtype=float)
+        return p_support <= ALPHA, p_support < ALPHA
+    results = [procedure(*simulate(rng)) for _ in range(n)]
+    has_test = any(isinstance(o, Decision) and o.p_value is not None for o in results)
+    return (np.array([supported(r) for r in results], dtype=bool),
+            np.array([significant(r) for r in results], dtype=bool) if has_test else None)
+
+
+def null_rate(procedure: Procedure, simulate: Simulator, seed: int, n_sims: int = NULL_SIMS, *,
+              tests: Tests | None = None, looks: Sequence[tuple[int, int]] = LOOKS) -> tuple[Rate, Rate | None]:
+    """The type-I error (and the test's size) under ``simulate``, as the gate reads it (:func:`gate_power`).
+
+    At each of ``looks`` (n_j, f_j) below ``n_sims``, at most f_j "supported" among the first n_j nulls stops
+    there (the rate is then from n_j nulls); a procedure that passes no look gets all ``n_sims``.
+    """
+    rng = np.random.default_rng(seed)
+    hits, rejects = np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    for n_at, f in [*(look for look in looks if look[0] < n_sims), (n_sims, n_sims)]:
+        more, more_rejects = _hits(procedure, tests, simulate, rng, n_at - len(hits))
+        hits = np.concatenate([hits, more])
+        rejects = None if rejects is None or more_rejects is None else np.concatenate([rejects, more_rejects])
+        if hits.sum() <= f:
+            break
+    return Rate(int(hits.sum()), len(hits)), None if rejects is None else Rate(int(rejects.sum()), len(rejects))
+
+
 def smallest_detectable(procedure: Procedure, effect: Effect, grid: Sequence[float], n_sims: int, seed: int,
                         power: float = MIN_POWER) -> float | None:
     """The smallest effect in the increasing ``grid`` with power >= ``power``; None if even the largest lacks it.
@@ -183,15 +266,34 @@ class Calibration:
     grid: tuple[float, ...] = ()  # the effects searched for ``detectable``
     unit: str = ""
     seconds: float = 0.0
+    construction: str | None = None  # why the null's rate is at most alpha without simulation (None: it is not)
+    exact_rate: float | None = None  # that rate, or its bound, from the binomial
 
     @property
     def exact(self) -> bool:
         return self.type_one is None
 
     @property
+    def by_construction(self) -> bool:
+        """The null's rate is known to be at most alpha: the simulated one checks the code; no gate can flag it."""
+        return self.construction is not None
+
+    @property
+    def gate_p(self) -> float | None:
+        """The one-sided exact binomial p of H0 "the type-I error is at most GATE_RATE" (0.06), from the nulls."""
+        if self.type_one is None:
+            return None
+        return float(stats.binom.sf(self.type_one.k - 1, self.type_one.n, GATE_RATE))
+
+    @property
     def defective(self) -> bool:
-        """The type-I error is significantly above ALPHA + TOLERANCE (its whole 95% interval is)."""
-        return self.type_one is not None and self.type_one.ci[0] > ALPHA + TOLERANCE
+        """The type-I error is credibly above ALPHA + TOLERANCE: the gate's one-sided test rejects at GATE_LEVEL.
+
+        With ``NULL_SIMS`` nulls a true rate of 0.08 is flagged with probability 0.914 and one of 0.05 with
+        3e-4 (:func:`gate_power`); a rate from fewer nulls (a procedure that passed a look) is judged by the same
+        test, which it passes.
+        """
+        return self.gate_p is not None and self.gate_p <= GATE_LEVEL
 
     @property
     def power_rate(self) -> float | None:
@@ -205,6 +307,10 @@ class Calibration:
             "test_size": as_json(self.test_size), "effect": self.effect, "stated_effect": self.stated_effect,
             "power": as_json(self.power), "detectable": self.detectable, "grid": list(self.grid), "unit": self.unit,
             "alpha": ALPHA, "min_power": MIN_POWER, "defective": self.defective, "seconds": self.seconds,
+            "gate": {"rate": GATE_RATE, "level": GATE_LEVEL, "p": self.gate_p, "null_sims": NULL_SIMS,
+                     "looks": [list(look) for look in LOOKS],
+                     "power_at": GATE_POWER[0], "power": gate_power(GATE_POWER[0])},
+            "construction": self.construction, "exact_rate": self.exact_rate,
         }
 
     @classmethod
@@ -214,7 +320,8 @@ class Calibration:
                    type_one=Rate.from_json(value["type_one"]), test_size=Rate.from_json(value["test_size"]),
                    effect=value["effect"], stated_effect=value["stated_effect"], power=Rate.from_json(value["power"]),
                    detectable=value["detectable"], grid=tuple(value["grid"]), unit=value["unit"],
-                   seconds=value["seconds"])
+                   seconds=value["seconds"], construction=value.get("construction"),
+                   exact_rate=value.get("exact_rate"))
 
 
 def exact(claim_id: str, why: str = "exact, no sampling") -> Calibration:
@@ -235,32 +342,38 @@ def calibrate(
     effect_text: str | None = None,
     grid: Sequence[float] = (),
     unit: str = "",
+    null_sims: int | None = None,
+    tests: Tests | None = None,
+    construction: str | None = None,
+    exact_rate: float | None = None,
 ) -> Calibration:
     """Type-I error under ``null``, power at ``stated_effect`` and the smallest detectable effect on ``grid``.
 
-    The type-I error and the power use ``n_sims`` simulations each; the coarse
-    search for the smallest detectable effect uses ``SEARCH_SIMS`` per grid point.
-    Each part draws from its own generator of ``seed``. ``effect`` maps an
-    effect size to a simulator; without it only the type-I error is computed.
+    The type-I error uses ``null_sims`` simulations (the claim test passes ``NULL_SIMS``, what the gate needs;
+    default ``n_sims``) with the gate's looks (:func:`null_rate`), the power ``n_sims``; the coarse search
+    for the smallest detectable effect uses ``SEARCH_SIMS`` per grid point. Each part draws from its own
+    generator of ``seed``. ``effect`` maps an effect size to a simulator; without it only the type-I error is
+    computed. ``tests`` (the procedure's vectorised p-values) computes the same rates at once.
+    ``construction`` and ``exact_rate``: the null's rate known without simulation (exact by construction).
     """
     start = time.perf_counter()
     power = detectable = None
     with threadpool_limits(limits=1, user_api="blas"):  # many small products: threads only contend
-        under_null = outcomes(procedure, null, n_sims, seed)
+        type_one, test_size = null_rate(procedure, null, seed, n_sims if null_sims is None else null_sims,
+                                        tests=tests)
         if effect is not None and stated_effect is not None:
             world = effect(stated_effect)
             if world is None:  # e.g. a mean curve whose crossing jumps past the value at a plateau
                 effect_text = f"{effect_text}; no world has the value {stated_effect:.4g}: the statistic jumps past it"
             else:
-                power = rejection_rate(procedure, world, n_sims, seed + 1)
+                hits, _ = _hits(procedure, tests, world, np.random.default_rng(seed + 1), n_sims)
+                power = Rate(int(hits.sum()), n_sims)
         if effect is not None and len(grid):
             detectable = smallest_detectable(procedure, effect, sorted(grid), SEARCH_SIMS, seed + 2)
-    has_test = any(isinstance(o, Decision) and o.p_value is not None for o in under_null)
     return Calibration(
-        claim_id, null=null_text, null_label=null_label, n_sims=n_sims, type_one=rate(under_null),
-        test_size=rate(under_null, significant) if has_test else None, effect=effect_text,
-        stated_effect=stated_effect, power=power, detectable=detectable, grid=tuple(sorted(grid)), unit=unit,
-        seconds=time.perf_counter() - start,
+        claim_id, null=null_text, null_label=null_label, n_sims=n_sims, type_one=type_one, test_size=test_size,
+        effect=effect_text, stated_effect=stated_effect, power=power, detectable=detectable, grid=tuple(sorted(grid)),
+        unit=unit, seconds=time.perf_counter() - start, construction=construction, exact_rate=exact_rate,
     )
 
 

@@ -224,7 +224,8 @@ class Judge:
     fidelity: str = SOURCE_PROTOCOL  # the fidelity of the module's tier: "source protocol" or "reduced: ..."
     skip: Callable[[str], None] = lambda reason: None  # ends the running test as skipped (pytest.skip)
     default_seeds: bool = True  # the tier's own seeds and base seed: recorded outcomes must hold exactly
-    n_sims: int = 0  # simulated data sets per calibrated rate
+    n_sims: int = 0  # simulated data sets per power rate
+    null_sims: int = calibration.NULL_SIMS  # simulated nulls per type-I error (what the gate needs)
     calibrated: dict[str, calibration.Calibration] = field(default_factory=dict)
     stored: Stored = field(default_factory=lambda: Stored(None))  # kept by content
     code: str = ""  # stored.code_digest of the deciding code and the claim's module (part of a stored key)
@@ -277,8 +278,9 @@ class Judge:
             if recorded_verdict(self.expected.get(claim.id, "")) == DEFECTIVE:
                 self.expect(self.expected[claim.id], DefectiveProcedure)
             raise DefectiveProcedure(f"{claim.id}: the procedure '{claim.procedure.name}' said supported in "
-                                     f"{calibrated.type_one} of {calibrated.n_sims} simulated nulls, above alpha + "
-                                     f"{calibration.TOLERANCE}: fix the procedure before trusting its verdict")
+                                     f"{calibrated.type_one} of {calibrated.type_one.n} simulated nulls, credibly "
+                                     f"above alpha + {calibration.TOLERANCE} (one-sided binomial p = "
+                                     f"{calibrated.gate_p:.2g}): fix the procedure before trusting its verdict")
         return result
 
     def judged_here(self, claim: Claim) -> bool:
@@ -322,9 +324,9 @@ class Judge:
                     return calibration.Calibration(claim.id, null=worlds.get("null_text", "no null constructible"),
                                                    null_label="no null constructible")
                 return calibration.calibrate(claim.id, claim.procedure.decide, n_sims=self.n_sims, seed=seed,
-                                             **worlds)
+                                             null_sims=self.null_sims, tests=claim.procedure.tests, **worlds)
 
-            key = self.stored.key(self.code, claim.id, data, "calibration", self.n_sims, seed)
+            key = self.stored.key(self.code, claim.id, data, "calibration", self.n_sims, self.null_sims, seed)
             result = self.stored.calibration(key, compute)
             self.calibrated[claim.id] = result
             self.report.add_calibration(result)

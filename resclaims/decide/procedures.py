@@ -12,7 +12,10 @@ Every shared procedure decides with **two one-sided tests of one quantity**:
 "supported" when the test of "the claim is false, at its boundary" rejects at
 alpha, "refuted" when the test of "the claim is true, at its boundary" rejects
 at alpha, so each decision's error is at most alpha, and the reported interval's
-ends are the two one-sided (1 - alpha) bounds of the same quantity. The
+ends are the two one-sided (1 - alpha) bounds of the same quantity. A band
+claim's "refuted" is a union over its two edges, each tested at alpha / 2
+(:func:`inside`), and its ``details["refute_ci"]`` is the matching (1 - alpha)
+interval. The
 quantity is a **median** (of the runs, or of paired differences), tested with
 the exact sign test and bounded by order statistics, or a **share** of runs,
 tested with the exact binomial test and bounded by Clopper-Pearson: neither
@@ -54,9 +57,10 @@ from functools import partial
 from typing import Any
 
 import numpy as np
+from scipy import stats
 
 from resclaims.decide import calibration as cal
-from resclaims.decide.stats import Tested, share_test, sign_test
+from resclaims.decide.stats import ALPHA, Tested, share_test, sign_test
 from resclaims.decide.verdict import Decision, two_tests
 
 __all__ = ["Procedure", "exceeds_paired", "exceeds", "below_margin", "median_in_band", "share_in_band", "increasing",
@@ -128,10 +132,9 @@ def sign_best_p(n: int) -> tuple[float, float]:
     return 0.5**n, 0.5**n
 
 
-# "Refuted" for a band (median_in_band, inside): the test at either edge rejects. The share of the level each edge's
-# test is held to, in one place for the reach of that decision: 1 (today: p_refute is the smaller edge p, at alpha);
-# 0.5 for alpha/2 per edge.
-BAND_REFUTE_SHARE = 1.0
+# "Refuted" for a band (median_in_band, inside): the test at either edge rejects, a union over the two edges, so each
+# edge's test is held to half the level (Bonferroni: p_refute = 2 x the smaller edge p; see ``inside``).
+BAND_REFUTE_SHARE = 0.5
 
 
 def band_best_p(n: int) -> tuple[float, float]:
@@ -163,18 +166,37 @@ def below(tested: Tested, boundary: float) -> Decision:
                     float(tested.p_below), details={"null": boundary}, p_refute=float(tested.p_above))
 
 
-def inside(low: Tested, high: Tested, band: tuple[float, float]) -> Decision:
-    """"The quantity lies inside ``band``", from the tests at its two edges (``low`` and ``high``).
+def inside(low: Tested, high: Tested, band: tuple[float, float], *,
+           refute_ci: tuple[float, float] | None = None) -> Decision:
+    """"The quantity lies inside ``band``", from the one-sided tests at its two edges (``low`` and ``high``).
 
     Supported: both one-sided tests reject the outside (equivalence, two one-sided
-    tests: p = the larger of the two). Refuted: the test at one edge shows the
-    quantity outside it (p = the smaller of the two; at an edge the other side's
-    test rejects with a probability near 0, so the error stays at alpha).
+    tests: p = the larger of the two), so the interval, whose ends are the one-sided
+    (1 - alpha) bounds, lies inside the band.
+
+    Refuted: the test at one edge shows the quantity outside it, each edge's test at
+    alpha / 2 (Bonferroni over the two edges: p_refute = 2 x the smaller of the two,
+    at most 1). "Refuted" is a union of two rejections, at the lower edge (the
+    quantity below it) and at the upper edge (above it). With the truth on one edge,
+    the other edge's test rejects too with a probability that nears alpha as the
+    band narrows: a median's sign tests count the runs below the lower edge and those
+    above the upper one, and a world whose runs put half below the lower edge and
+    half above the upper one (no mass in the band, whatever its width) has its median
+    in the band and rejects at either edge with probability alpha each: 2 alpha at
+    alpha per edge, exactly alpha at alpha / 2 (there it is the two-sided sign test).
+    No split that does not know the band's mass does better. Refuting only at the
+    edge nearer the estimate is no remedy: an edge's test rejects only when the
+    estimate lies beyond that edge, so that edge is already the nearer one, and the
+    rule is the same union. ``refute_ci`` is the (1 - alpha) interval (each end a
+    one-sided (1 - alpha / 2) bound), which misses the band exactly when "refuted".
     """
     p_support = max(float(low.p_above), float(high.p_below))
-    p_refute = min(float(low.p_below), float(high.p_above))
+    p_refute = min(1.0, 2 * min(float(low.p_below), float(high.p_above)))
+    details: dict[str, Any] = {"band": list(band)}
+    if refute_ci is not None:
+        details["refute_ci"] = [float(refute_ci[0]), float(refute_ci[1])]
     return Decision(two_tests(p_support, p_refute), float(low.estimate), low.ci, p_support,
-                    details={"band": list(band)}, p_refute=p_refute)
+                    details=details, p_refute=p_refute)
 
 
 # -- the two p-values of each shared procedure, vectorised over leading axes (simulated data sets): decide and
@@ -195,8 +217,12 @@ def below_tests(x: np.ndarray, margin: float) -> tuple[np.ndarray, np.ndarray]:
 
 
 def band_tests(x: np.ndarray, band: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
-    low, high = sign_test(x, band[0]), sign_test(x, band[1])
-    return np.maximum(low.p_above, high.p_below), np.minimum(low.p_below, high.p_above)
+    """:func:`inside`'s two p-values from the sign tests at the band's edges (counts only: no sorting)."""
+    x = np.asarray(x, dtype=float)
+    n = x.shape[-1]
+    p = stats.binom.sf(np.arange(-1, n), n, 0.5).__getitem__  # sign_test's p-value of each count, looked up
+    p_support = np.maximum(p((x > band[0]).sum(axis=-1)), p((x < band[1]).sum(axis=-1)))
+    return p_support, np.minimum(1.0, 2 * np.minimum(p((x < band[0]).sum(axis=-1)), p((x > band[1]).sum(axis=-1))))
 
 
 def share_tests(x: np.ndarray, band: tuple[float, float], share: float) -> tuple[np.ndarray, np.ndarray]:
@@ -224,7 +250,7 @@ def _below_margin(x: np.ndarray, margin: float) -> Decision:
 
 
 def _median_in_band(x: np.ndarray, band: tuple[float, float]) -> Decision:
-    return inside(sign_test(x, band[0]), sign_test(x, band[1]), band)
+    return inside(sign_test(x, band[0]), sign_test(x, band[1]), band, refute_ci=sign_test(x, alpha=ALPHA / 2).ci)
 
 
 def _share_in_band(x: np.ndarray, band: tuple[float, float], share: float) -> Decision:
@@ -246,6 +272,54 @@ def increasing_trend(rows: np.ndarray, positions: np.ndarray) -> Decision:
     return above(sign_test(slopes(rows, positions), 0.0))
 
 
+# -- calibrations exact by construction: the sign test in a world that flips signs, or whose median is the edge -----
+def fewest_for(n: int, alpha: float = ALPHA) -> int:
+    """The fewest of ``n`` runs on one side of a boundary for which the sign test rejects at ``alpha`` (n + 1: none)."""
+    counts = np.arange(n + 1)
+    rejecting = counts[stats.binom.sf(counts - 1, n, 0.5) <= alpha]
+    return int(rejecting[0]) if len(rejecting) else n + 1
+
+
+def by_construction(differences: np.ndarray, world: str) -> dict[str, Any]:
+    """The null rate of a sign test in a world that flips the sign of each of ``differences`` (x - boundary, or
+    a - b) with probability 1/2 (:func:`~resclaims.worlds.reflect`, :func:`~resclaims.worlds.exchange`).
+
+    The test says "supported" when at least :func:`fewest_for` runs lie on the claim's side, and in that world
+    the count on either side is Binomial(m, 1/2) over the m nonzero differences (a zero stays a zero and counts
+    against both sides). So the rate is that binomial tail, at most alpha by construction: a simulated gate can
+    never flag it, and its simulated rate checks the code, not the procedure.
+    """
+    d = np.asarray(differences, dtype=float)
+    m = int(np.count_nonzero(d))
+    rate = float(stats.binom.sf(fewest_for(len(d)) - 1, m, 0.5))
+    return {"construction": f"exact by construction: {world} makes the sign test's count Binomial({m}, 1/2) (the "
+                            f"runs off the boundary), so P(supported | null) = {rate:.4g} <= alpha, from the binomial",
+            "exact_rate": rate}
+
+
+def band_by_construction(x: np.ndarray, band: tuple[float, float], how: str) -> dict[str, Any]:
+    """The null rate bound of :func:`median_in_band` in its band world (:func:`~resclaims.worlds.band_null`): runs
+    resampled from the sample moved so its median sits on the edge nearer the estimate.
+
+    "Supported" needs the sign test at that edge to reject, at least :func:`fewest_for` runs inside it; each
+    resampled run lies inside with probability q (the moved sample's share inside the edge), at most 1/2 since
+    its median is the edge. So the rate is at most the Binomial(n, q) tail, at most alpha by construction (empty
+    where the world cannot be built or q exceeds 1/2).
+    """
+    null = cal.band_null((np.asarray(x, dtype=float),), 0, np.median, band, float(np.median(x)), how)
+    if null is None:
+        return {}
+    _, edge, move = null
+    moved = x * move if how == "scale" else x + move
+    q = float(np.mean(moved > edge) if edge == min(band) else np.mean(moved < edge))
+    if q > 0.5:
+        return {}
+    bound = float(stats.binom.sf(fewest_for(len(x)) - 1, len(x), q))
+    return {"construction": f"exact by construction: each resampled run lies inside the edge {edge:.4g} with "
+                            f"probability {q:.3g} <= 1/2 (the moved sample's median is the edge), so P(supported | "
+                            f"null) <= {bound:.4g} <= alpha, from the binomial", "exact_rate": bound}
+
+
 # -- the shared procedures ---------------------------------------------------------------
 SIGN = "exact sign test of the median, order-statistic interval"
 
@@ -253,13 +327,15 @@ SIGN = "exact sign test of the median, order-statistic interval"
 def exceeds_paired(*, members: str = "the two runs of a pair", test: str | None = None) -> Procedure:
     """"a exceeds b", paired by run: the median of a - b above 0 (exact sign tests, both ways).
 
-    Calibrated with a and b exchanged within pairs (the null) and the paired
-    differences shifted so their median is the effect (``members`` names the pair).
+    Calibrated with a and b exchanged within pairs (the null: exact by construction,
+    :func:`by_construction`) and the paired differences shifted so their median is
+    the effect (``members`` names the pair).
     """
 
     def worlds(claim, a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
-        return cal.paired_worlds(a, b, members=members, grid=claim.grid, unit=claim.unit, stated=claim.stated,
-                                 stated_text=claim.stated_text, center=np.median)
+        return dict(**cal.paired_worlds(a, b, members=members, grid=claim.grid, unit=claim.unit, stated=claim.stated,
+                                        stated_text=claim.stated_text, center=np.median),
+                    **by_construction(np.asarray(a, dtype=float) - b, "exchanging each pair"))
 
     return Procedure("a exceeds b, paired", test or f"median paired difference above 0: {SIGN}", paired_difference,
                      worlds, paired_tests, sign_best_p)
@@ -268,8 +344,9 @@ def exceeds_paired(*, members: str = "the two runs of a pair", test: str | None 
 def exceeds(null: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
     """"x is above ``null``": the median run above ``null`` (exact sign tests, both ways).
 
-    Calibrated with every run reflected about ``null`` at random (the null) and
-    the runs moved so that their median lies the effect above ``null``.
+    Calibrated with every run reflected about ``null`` at random (the null: exact by
+    construction, :func:`by_construction`) and the runs moved so that their median
+    lies the effect above ``null``.
     """
 
     def worlds(claim, x: np.ndarray) -> dict[str, Any]:
@@ -277,7 +354,8 @@ def exceeds(null: float, *, what: str = "each run's value", test: str | None = N
                     null_text=f"{what} reflected about {null:g} at random (a sign flip of x - ({null:g}))",
                     effect=lambda above: cal.located(x, np.median)(null + above), stated_effect=claim.stated,
                     grid=claim.grid, unit=claim.unit, effect_text=f"{claim.stated_text}; searched: the runs moved so "
-                    f"their median is the effect above {null:g}, spread kept; runs resampled")
+                    f"their median is the effect above {null:g}, spread kept; runs resampled",
+                    **by_construction(np.asarray(x, dtype=float) - null, f"reflecting each run about {null:g}"))
 
     return Procedure(f"x is above {null:g}", test or f"median above {null:g}: {SIGN}", partial(_exceeds, null=null),
                      worlds, partial(exceeds_tests, null=null), sign_best_p)
@@ -286,9 +364,10 @@ def exceeds(null: float, *, what: str = "each run's value", test: str | None = N
 def below_margin(margin: float, *, what: str = "each run's value", test: str | None = None) -> Procedure:
     """"x is below ``margin``" (non-inferiority): the median run below the margin (exact sign tests, both ways).
 
-    Calibrated with every run reflected about the margin at random (the null) and
-    the runs moved so that their median lies the effect below it (the claim's
-    ``stated`` effect: how far below the margin "no change" is).
+    Calibrated with every run reflected about the margin at random (the null: exact
+    by construction, :func:`by_construction`) and the runs moved so that their
+    median lies the effect below it (the claim's ``stated`` effect: how far below
+    the margin "no change" is).
     """
 
     def worlds(claim, x: np.ndarray) -> dict[str, Any]:
@@ -296,7 +375,8 @@ def below_margin(margin: float, *, what: str = "each run's value", test: str | N
                     null_text=f"{what} reflected about the {margin:g} margin at random (a sign flip of x - margin)",
                     effect=lambda below: cal.located(x, np.median)(margin - below), stated_effect=claim.stated,
                     grid=claim.grid, unit=claim.unit, effect_text=f"{claim.stated_text}: the runs moved so their "
-                    "median sits that far below the margin, spread kept; runs resampled")
+                    "median sits that far below the margin, spread kept; runs resampled",
+                    **by_construction(np.asarray(x, dtype=float) - margin, f"reflecting each run about {margin:g}"))
 
     return Procedure(f"x is below {margin:g}", test or f"non-inferiority, margin {margin:g}: median below the margin: "
                      f"{SIGN}", partial(_below_margin, margin=margin), worlds, partial(below_tests, margin=margin),
@@ -305,14 +385,26 @@ def below_margin(margin: float, *, what: str = "each run's value", test: str | N
 
 def median_in_band(band: tuple[float, float], *, what: str = "every run", how: str = "shift",
                    test: str | None = None) -> Procedure:
-    """"x is about X": the median run inside ``band`` (equivalence by two sign tests); calibrated on the band's edges."""
+    """"x is about X": the median run inside ``band`` (exact sign tests at both edges; :func:`inside`).
+
+    Supported when both one-sided sign tests reject the outside at alpha (equivalence:
+    the 90% order-statistic interval inside the band); refuted when the sign test at
+    one edge puts the median beyond it at alpha / 2 (Bonferroni over the two edges:
+    the 95% interval, ``details["refute_ci"]``, misses the band), which keeps
+    P(refuted | median in the band) at alpha however narrow the band. Five runs
+    therefore cannot refute (5 of 5 give p = 1/32 > 0.025); six can. Calibrated on the
+    band edge nearer the estimate (the null: exact by construction,
+    :func:`band_by_construction`).
+    """
 
     def worlds(claim, x: np.ndarray) -> dict[str, Any]:
         return dict(unit=claim.unit, grid=claim.grid, **cal.band_worlds((x,), 0, np.median, band, claim.stated, what,
-                                                                        stated_text=claim.stated_text, how=how))
+                                                                        stated_text=claim.stated_text, how=how),
+                    **band_by_construction(x, band, how))
 
     return Procedure(f"median in [{band[0]:g}, {band[1]:g}]",
-                     test or f"median inside the band {list(band)} (equivalence: two one-sided sign tests); {SIGN}",
+                     test or f"median inside the band {list(band)} (equivalence: two one-sided sign tests at alpha; "
+                     f"refuted at alpha / 2 per edge); {SIGN}",
                      partial(_median_in_band, band=band), worlds, partial(band_tests, band=band), band_best_p)
 
 

@@ -134,6 +134,10 @@ def within_band(ci: tuple[float, float], band: tuple[float, float], *, lower_bou
     refuted: the interval and the band do not overlap (a one-sided test at the nearer edge rejects).
     inconclusive: they overlap only in part.
 
+    "Refuted" from the same (1 - 2 alpha) interval tests each edge at alpha, and the union over the two edges
+    reaches 2 alpha when the band is narrow; the shared procedures refute at alpha / 2 per edge instead
+    (:func:`resclaims.decide.procedures.inside`, whose ``refute_ci`` is the (1 - alpha) interval to pass here for that).
+
     With ``lower_bound`` the estimate is censored (the true value is at least
     this large, e.g. a curve that had not crossed its threshold when the budget
     ran out): it can refute by lying above the band, but it cannot support.

@@ -36,7 +36,8 @@ def validation_section(validation: dict[str, Any]) -> Section:
 
     sentence = (f"False supported: how often a procedure says supported when its claim is false, with the truth on "
                 f"the claim's boundary. False refuted: how often it says refuted when its claim is true, on the "
-                f"boundary. Both should be at most alpha = {alpha:g}"
+                f"boundary (n/a where the claim is true inside its band: there only refuted is an error). "
+                f"Both should be at most alpha = {alpha:g}"
                 + (f" plus the Monte Carlo margin {margin:.3g}" if margin is not None else "")
                 + "; intervals are 95% Clopper-Pearson"
                 + (f"; simulated at commit {validation['commit']}." if validation.get("commit") else "."))
@@ -63,7 +64,13 @@ def calibration_section(document: dict[str, Any]) -> Section:
             continue
         label = c.get("null_label") or "simulated"
         alpha, min_power = c["alpha"], c["min_power"]
-        type_one = _rate(c["type_one"]) + (f" - above {alpha:g} + 0.01: defect" if c["defective"] else "")
+        gate = c.get("gate") or {}
+        type_one = _rate(c["type_one"])
+        if c.get("construction"):  # known without simulation: the simulated rate checks the code, not the procedure
+            type_one = f"exact by construction: <= {c['exact_rate']:.3g}; simulated {type_one}"
+        if c["defective"]:
+            type_one += (f" - credibly above {gate.get('rate', alpha + 0.01):g}"
+                         + (f" (p = {gate['p']:.2g})" if gate.get("p") is not None else "") + ": defect")
         weak = c["power"] is not None and c["power"]["rate"] < min_power
         if c["stated_effect"] is None:
             power = "n/a: the source states no effect size"
@@ -79,15 +86,26 @@ def calibration_section(document: dict[str, Any]) -> Section:
             detectable = "n/a (equivalence test)"
         else:  # a one-sided test (exceeds_paired, exceeds, ...) whose claim declares no grid of effects to search
             detectable = "n/a (no grid declared)"
-        rows.append([c["claim"], label, type_one, _rate(c["test_size"]), power, detectable, str(c["n_sims"])])
+        sims = (f"{c['type_one']['n']} null, {c['n_sims']} effect" if c["type_one"]["n"] != c["n_sims"]
+                else str(c["n_sims"]))
+        rows.append([c["claim"], label, type_one, _rate(c["test_size"]), power, detectable, sims])
         items.append(f"{c['claim']}: null: {c['null']}" + (f"; effect: {c['effect']}" if c["effect"] else "")
                      + f" ({c['seconds']:.1f} s)")
     rows += [[c["id"], "not calibrated", "", "", "", "", ""] for c in document["claims"] if c["id"] not in calibrated]
     if exact:
         items.append(f"not simulated (exact, no sampling): {', '.join(exact)}")
     first = document["calibration"][0]
+    gate = first.get("gate") or {}
+    gate_text = (f"a rate credibly above {gate['rate']:g} is a defect: the one-sided exact binomial test of "
+                 f"rate <= {gate['rate']:g} rejects at {gate['level']:g}, over {gate['null_sims']} nulls ("
+                 + ", ".join(f"{n} where at most {f} of the first {n} say supported" for n, f in gate["looks"])
+                 + f"), which flags a true rate of {gate['power_at']:g} "
+                 f"with probability {gate['power']:.2f}" if gate else "a rate above alpha + 0.01 is a defect")
     items.append(f"Type-I error: how often the procedure says supported when the null holds (alpha = "
-                 f"{first['alpha']:g}; a rate above alpha + 0.01 is a defect). p < alpha: how often "
+                 f"{first['alpha']:g}; {gate_text}). Exact by construction: a sign test in a world that flips the "
+                 "runs' signs, or puts their median on the edge, has its rate from the binomial, at most alpha "
+                 "whatever the data; no gate can flag it, and its simulated rate checks the code, not the "
+                 "procedure. p < alpha: how often "
                  "its test alone rejects. Power: how often it says supported at the source's stated effect; below "
                  f"{first['min_power']:g} a refutation is reported as inconclusive. Smallest "
                  "detectable effect: the smallest effect on a coarse grid (ratio sqrt 2) with power >= 0.8 in "

@@ -281,3 +281,127 @@ def test_seeds_for_power_of_a_slow_bootstrap_is_the_normal_approximation_or_none
     assert "normal approximation" in how
     censored = Decision(INCONCLUSIVE, 3.1, (2.9, 3.2), None, details={"band": [2.4, 3.5], "censored": True})
     assert calibration._normal_approximation(censored, 400, 0.8)[0] is None
+
+
+# -- the gate (issue 25, item 5): it flags a procedure whose type-I error is credibly above 0.06 -----------------------
+def _flag_probability(rate: float) -> float:
+    """P(the gate flags) at a true ``rate``, from the binomial, through the gate's own code: ``Calibration.defective``
+    on every count the design can end with (at a look of ``null_rate``, or after NULL_SIMS nulls)."""
+    flags = lambda k, sims: Calibration("X", null="n", type_one=Rate(k, sims)).defective  # noqa: E731
+    counts, done, flagged = np.ones(1), 0, 0.0
+    for n_at, f in [*calibration.LOOKS, (calibration.NULL_SIMS, calibration.NULL_SIMS)]:
+        counts = np.convolve(counts, stats.binom.pmf(np.arange(n_at - done + 1), n_at - done, rate))
+        done = n_at
+        ends = np.arange(min(f, len(counts) - 1) + 1)  # the counts that stop here
+        flagged += sum(counts[k] for k in ends if flags(int(k), n_at))
+        counts[ends] = 0.0
+    return float(flagged)
+
+
+def test_the_gate_flags_a_true_rate_of_eight_percent_nine_times_in_ten_and_a_valid_procedure_almost_never():
+    at_8, at_6, at_5 = (_flag_probability(r) for r in (0.08, 0.06, 0.05))
+    assert at_8 >= 0.9 and at_8 == pytest.approx(calibration.gate_power(0.08), abs=1e-9)
+    assert at_6 <= calibration.GATE_LEVEL  # a rate of exactly alpha + 1 point: the gate's own false alarm
+    assert at_5 <= 1e-3  # a procedure at alpha: about 3 in 10,000
+    assert calibration.gate_power(0.08, looks=()) >= at_8  # the looks only let a procedure pass
+
+
+def test_the_gate_has_enough_nulls_and_the_looks_cost_little_power():
+    n = calibration.NULL_SIMS
+    no_look = lambda sims: calibration.gate_power(0.08, sims, looks=())  # noqa: E731
+    assert no_look(n) >= 0.9 and no_look(1400) < 0.9  # the smallest round number that reaches 0.9
+    assert no_look(n) - calibration.gate_power(0.08) < 0.005
+    assert calibration.gate_critical(n) == 106  # 106 of 1,500 (7.07%): P(Binomial(1500, 0.06) >= 106) <= 0.05
+
+
+def _coin_procedure(rate: float):
+    """Says supported with probability ``rate`` on a uniform draw: decide and its vectorised tests."""
+    decide = lambda u: Decision(SUPPORTED if u < rate else INCONCLUSIVE, float(u), (0.0, 1.0),  # noqa: E731
+                                0.0 if u < rate else 1.0)
+    tests = lambda u: (np.where(np.asarray(u) < rate, 0.0, 1.0), np.ones(np.shape(u)))  # noqa: E731
+    return decide, tests
+
+
+@pytest.mark.parametrize("rate, flagged_at_least, flagged_at_most", [(0.08, 85, 100), (0.05, 0, 0)])
+def test_a_broken_procedure_is_flagged_across_seeds_and_a_correct_one_passes(rate, flagged_at_least, flagged_at_most):
+    """A procedure that says supported 8% of the time under the null is flagged on about 92 of 100 seeds (the
+    exact power, 0.914, is checked above; 85 is 2.3 SDs below it), one at 5% on none. The old gate (the whole 95%
+    interval above 0.06, over 200 nulls) flagged 0.08 on 18% of seeds."""
+    decide, tests = _coin_procedure(rate)
+    flagged = [calibrate("B", decide, null=coin, null_text="coin", n_sims=10, seed=seed, tests=tests,
+                         null_sims=calibration.NULL_SIMS).defective for seed in range(100)]
+    assert flagged_at_least <= sum(flagged) <= flagged_at_most
+
+
+def test_the_vectorised_and_the_per_data_set_paths_give_the_same_rates():
+    decide, tests = _coin_procedure(0.08)
+    one_by_one = calibrate("B", decide, null=coin, null_text="coin", n_sims=50, seed=3, null_sims=calibration.NULL_SIMS,
+                           effect=lambda size: coin, stated_effect=1.0)
+    at_once = calibrate("B", decide, null=coin, null_text="coin", n_sims=50, seed=3, null_sims=calibration.NULL_SIMS,
+                        effect=lambda size: coin, stated_effect=1.0, tests=tests)
+    assert one_by_one.type_one == at_once.type_one and one_by_one.test_size == at_once.test_size
+    assert one_by_one.power == at_once.power and one_by_one.type_one.n == calibration.NULL_SIMS
+
+
+@pytest.mark.parametrize("rate, stops_at, defective", [(0.01, 300, False), (0.045, 750, False), (0.1, 1500, True)])
+def test_the_looks_stop_a_procedure_below_alpha_early(rate, stops_at, defective):
+    decide, tests = _coin_procedure(rate)
+    result = calibrate("B", decide, null=coin, null_text="coin", n_sims=10, seed=0, tests=tests,
+                       null_sims=calibration.NULL_SIMS)
+    assert result.type_one.n == stops_at and result.defective == defective
+
+
+def test_a_claims_calibration_uses_the_gates_nulls(monkeypatch):
+    """The judge calibrates with NULL_SIMS nulls whatever the tier's power simulations, and a procedure at 9% fails."""
+    from resclaims.decide import procedures
+    from resclaims.decide.claims import Claim, DefectiveProcedure, Judge
+
+    decide, tests = _coin_procedure(0.09)
+    broken = procedures.custom("broken", "says supported 9% of the time", lambda x: decide(float(x[0])),
+                               lambda claim, x: {"null": lambda rng: (np.array([rng.random()]),), "null_text": "u"},
+                               tests=lambda x: tests(np.asarray(x)[..., 0]))
+    claim = Claim("U7", source="mine", claim="anything", statistic="u", procedure=broken)
+    recorded = []
+    judge = Judge(tier="quick", report=type("R", (), {"add_calibration": lambda self, c: recorded.append(c),
+                                                      "record": lambda self, r: None})(),
+                  calibration_seed=lambda claim_id: 11, expect=lambda reason, raises: None, n_sims=20)
+    with pytest.raises(DefectiveProcedure, match="credibly above"):
+        judge.record(claim, np.array([0.5]))
+    assert recorded[0].type_one.n == calibration.NULL_SIMS and recorded[0].n_sims == 20
+
+
+def test_a_sign_test_of_reflected_or_exchanged_runs_is_exact_by_construction():
+    """Its null rate is the binomial tail, at most alpha whatever the data: the calibration says so, gives the rate,
+    and the simulated rate agrees with it (the gate cannot flag it: that is the procedure being valid)."""
+    from resclaims.decide import procedures
+    from resclaims.decide.claims import Claim
+    from resclaims.report.calibration_text import calibration_section
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(1.0, 1.0, 10), rng.normal(0.0, 1.0, 10)
+    claim = Claim("U8", source="mine", claim="a beats b", statistic="d", procedure=procedures.exceeds_paired())
+    worlds = claim.procedure.calibration(claim, a, b)
+    assert worlds["exact_rate"] == pytest.approx(11 / 1024)  # 9 or 10 of 10 positive: the sign test's size at n = 10
+    assert "exact by construction" in worlds["construction"]
+    result = calibrate("U8", claim.procedure.decide, n_sims=20, seed=0, null_sims=calibration.NULL_SIMS,
+                       tests=claim.procedure.tests, **worlds)
+    assert result.by_construction and result.type_one.ci[0] <= 11 / 1024 <= result.type_one.ci[1]
+    with_a_zero = procedures.exceeds(0.0).calibration(claim, np.r_[np.arange(1.0, 10.0), 0.0])
+    assert with_a_zero["exact_rate"] == pytest.approx(stats.binom.sf(8, 9, 0.5))  # 9 runs off the boundary
+    assert procedures.below_margin(1.0).calibration(claim, np.arange(10.0))["exact_rate"] <= 0.05
+    about = Claim("U9", source="mine", claim="x is about 5.5", statistic="x", stated=5.5,
+                  procedure=procedures.median_in_band((4.0, 7.0)))
+    band = about.procedure.calibration(about, np.linspace(5.0, 8.0, 9))
+    assert band["exact_rate"] <= 0.05 and "probability" in band["construction"]
+    document = {"calibration": [result.to_json()], "claims": []}
+    (row,) = calibration_section(document).rows
+    assert row[2].startswith("exact by construction: <= 0.0107; simulated") and "defect" not in row[2]
+    assert not procedures.increasing([1.0, 2.0, 3.0]).calibration(claim, np.ones((5, 3))).get("construction")
+
+
+def test_an_old_calibration_record_without_the_new_fields_reads_back():
+    record = calibrate("T2", sign_test, null=exchange(np.ones(10), np.zeros(10)), null_text="x", n_sims=20,
+                       seed=0).to_json()
+    for key in ("construction", "exact_rate", "gate"):
+        record.pop(key)
+    assert Calibration.from_json(record).construction is None

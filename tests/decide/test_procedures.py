@@ -51,7 +51,8 @@ def test_exceeds_and_below_margin():
 def test_bands():
     x = np.array([5.0, 5.2, 5.4, 5.6, 5.8])
     assert procedures.median_in_band((4.0, 7.0))(x).verdict == SUPPORTED
-    assert procedures.median_in_band((7.0, 9.0))(x).verdict == REFUTED
+    assert procedures.median_in_band((7.0, 9.0))(x).verdict == INCONCLUSIVE  # 5 of 5: p = 1/32 > alpha / 2 per edge
+    assert procedures.median_in_band((7.0, 9.0))(np.append(x, 6.0)).verdict == REFUTED  # 6 of 6: 2/64 <= alpha
     assert procedures.median_in_band((5.3, 9.0))(x).verdict == INCONCLUSIVE
     gaps = np.array([5.0, 5.5, 6.0, 6.5, 4.5, 5.2, 5.8, 6.1, 4.9, 5.1])  # all 10 in [4, 7]
     share = procedures.share_in_band((4.0, 7.0), 0.8)(gaps)

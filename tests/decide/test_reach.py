@@ -96,11 +96,12 @@ def test_reach_of_a_procedure_without_a_best_p_is_not_computed_and_exact_needs_o
 
 
 def test_the_band_s_refute_level_is_one_constant(monkeypatch):
-    """alpha/2 per edge (median_in_band's refute rule) changes the reach of "refuted" through one constant."""
+    """alpha/2 per edge (median_in_band's refute rule) sets the reach of "refuted" through one constant."""
     band = procedures.median_in_band((4.0, 7.0))
-    assert procedures.reach(band, ALPHA) == (5, 5)  # 0.5^5 = 0.031 <= 0.05 at either edge
-    monkeypatch.setattr(procedures, "BAND_REFUTE_SHARE", 0.5)
-    assert procedures.reach(band, ALPHA) == (5, 6)  # 0.031 > 0.025: six runs beyond one edge
+    assert procedures.BAND_REFUTE_SHARE == 0.5
+    assert procedures.reach(band, ALPHA) == (5, 6)  # 0.5^5 = 0.031 > 0.025: six runs beyond one edge
+    monkeypatch.setattr(procedures, "BAND_REFUTE_SHARE", 1.0)
+    assert procedures.reach(band, ALPHA) == (5, 5)  # at alpha per edge 0.031 <= 0.05 would do
 
 
 def test_the_binomial_design_is_the_first_n_with_80_percent_power():
