@@ -60,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from resclaims.decide import calibration, procedures
+from resclaims.decide import calibration, design, procedures
 from resclaims.decide.procedures import Procedure
 from resclaims.decide.stored import Stored
 from resclaims.decide.verdict import (
@@ -263,7 +263,7 @@ class Judge:
             seed = self.calibration_seed(claim.id)
             seeds, extra["seeds_for_power_how"] = self.stored.seeds_for_power(
                 self.stored.key(self.code, claim.id, data, "seeds for power", seed),
-                lambda: calibration.seeds_for_power(claim, claim.procedure, *data, seed=seed, decision=decision))
+                lambda: design.seeds_for_power(claim, claim.procedure, *data, seed=seed, decision=decision))
         result = with_power(ClaimResult(
             id=claim.id, claim=claim.claim, source=claim.source, verdict=verdict,
             estimate=decision.estimate, ci=decision.ci, p_value=p_value, n=len(data[0]),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from resclaims.decide import calibration
+from resclaims.decide import calibration, design
 from resclaims.decide.calibration import (
     Calibration,
     Rate,
@@ -255,7 +255,7 @@ def test_seeds_for_power_at_a_stated_effect_reaches_the_power_it_names():
     b = rng.normal(10, 1, 6)
     a = b + rng.normal(0.2, 1.0, 6)
     claim = _paired_claim(stated=0.8)
-    seeds, how = calibration.seeds_for_power(claim, claim.procedure, a, b, seed=1)
+    seeds, how = design.seeds_for_power(claim, claim.procedure, a, b, seed=1)
     assert seeds is not None and seeds > 6 and "stated 0.8" in how
     world = claim.procedure.calibration(claim, a, b)["effect"](0.8)
     assert _power_at(claim, seeds, world, calibration.supported) >= 0.72  # 0.8, less Monte Carlo error
@@ -267,10 +267,10 @@ def test_seeds_for_power_without_a_stated_effect_aims_at_a_verdict_either_way():
     b = rng.normal(10, 1, 8)
     a = b + rng.normal(-0.6, 1.0, 8)  # the claim looks false: more seeds would refute it
     claim = _paired_claim(stated=None)
-    seeds, how = calibration.seeds_for_power(claim, claim.procedure, a, b, seed=1)
+    seeds, how = design.seeds_for_power(claim, claim.procedure, a, b, seed=1)
     assert seeds is not None and "either way" in how and "no effect stated" in how
     decisive = lambda outcome: calibration.verdict_of(outcome) != INCONCLUSIVE  # noqa: E731
-    assert _power_at(claim, seeds, calibration._resampled((a, b)), decisive) >= 0.72
+    assert _power_at(claim, seeds, design._resampled((a, b)), decisive) >= 0.72
 
 
 def test_seeds_for_power_of_a_slow_bootstrap_is_the_normal_approximation_or_none_when_censored():

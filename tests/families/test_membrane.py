@@ -62,8 +62,10 @@ def test_decide_share_is_the_median_floor_share_inside_0_9_to_1():
     assert m.SHARE_BAND == (0.9, 1.0)
     inside = m.decide_share(np.array([0.92, 0.95, 0.97, 0.99, 0.93]))  # 5 of 5 in (0.9, 1.0): p = 1/32
     assert inside.verdict == SUPPORTED and inside.p_value == pytest.approx(1 / 32) and inside.estimate == 0.95
-    below = m.decide_share(np.array([0.5, 0.6, 0.7, 0.8, 0.85]))  # 5 of 5 below 0.9: p_refute = 1/32
-    assert below.verdict == REFUTED and below.p_refute == pytest.approx(1 / 32) and below.estimate == 0.7
+    below = m.decide_share(np.array([0.5, 0.6, 0.7, 0.8, 0.85]))  # 5 of 5 below 0.9: 1/32 at that edge, doubled
+    assert below.verdict == INCONCLUSIVE and below.p_refute == pytest.approx(2 / 32) and below.estimate == 0.7
+    six = m.decide_share(np.array([0.5, 0.6, 0.7, 0.8, 0.85, 0.6]))  # 6 of 6 below: 2/64 <= alpha, refuted
+    assert six.verdict == REFUTED and six.p_refute == pytest.approx(2 / 64)
     edge = m.decide_share(np.array([0.9, 0.95, 0.97, 0.99, 0.93]))  # 0.9 on the edge: 4 of 5 above, p = 6/32
     assert edge.verdict == INCONCLUSIVE and edge.p_value == pytest.approx(6 / 32)
     assert m.share_in_band.decide is m.decide_share  # the claim's procedure decides with it

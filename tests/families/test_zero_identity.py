@@ -173,13 +173,13 @@ def test_mean_curve_ratio_identical_runs_inside_the_band_is_supported_at_the_boo
     decision = z.mean_curve_ratio(BAND, 0.1, 5).decide(identity, runs(ZERO_RUN))
     assert decision.estimate == pytest.approx(3.0) and decision.ci == pytest.approx((3.0, 3.0))
     assert decision.verdict == SUPPORTED and decision.p_value == pytest.approx(FLOOR)
-    assert decision.p_refute == pytest.approx(1 - FLOOR)
+    assert decision.p_refute == 1.0  # twice the nearer edge's 1 - FLOOR, at most 1 (alpha / 2 per edge)
     assert decision.details["identity_epochs"] == pytest.approx(1.8)
     assert decision.details["zero_epochs"] == pytest.approx(0.6) and decision.details["censored"] is False
     above = z.mean_curve_ratio(BAND, 0.1, 5).decide(runs([1.0, 1.0, 1.0, 0.5, 0.0]), runs(ZERO_RUN))
     # 3 + 0.4 / 0.5 = 3.8 epochs, ratio 3.8 / 0.6 = 6.33 > 3.5
     assert above.verdict == REFUTED and above.estimate == pytest.approx(19 / 3)
-    assert above.p_refute == pytest.approx(FLOOR)
+    assert above.p_refute == pytest.approx(2 * FLOOR)  # alpha / 2 per edge
 
 
 def test_mean_curve_ratio_all_runs_far_above_the_band_is_refuted():
@@ -207,7 +207,7 @@ def test_mean_curve_ratio_with_the_identity_mean_curve_censored_is_only_a_lower_
     assert inside.p_refute == pytest.approx(1 - FLOOR)
     above = z.mean_curve_ratio(BAND, 0.1, 5).decide(runs(NEVER), runs(ZERO_RUN))  # >= 5 / 0.6 = 8.33
     assert above.verdict == REFUTED and above.estimate == pytest.approx(25 / 3)
-    assert above.p_refute == pytest.approx(FLOOR)
+    assert above.p_refute == pytest.approx(FLOOR)  # censored: one edge can refute, its one test at alpha
 
 
 ROUNDING = ("decide.stats.bootstrap_replicates computes the estimate from d.mean(axis=0) and the replicates from "
@@ -265,11 +265,12 @@ def test_mean_curve_crossing_in_the_band_out_of_it_and_censored_at_the_budget():
     assert z.mean_curve_crossing((3.3, 4.3), 0.1, 5, "zero").decide(c).verdict == SUPPORTED
     refuted = z.mean_curve_crossing((9.5, 10.5), 0.1, 5, "identity").decide(c)
     assert refuted.verdict == REFUTED and refuted.estimate == pytest.approx(3.8)
-    assert refuted.p_refute == pytest.approx(FLOOR)  # the known "p_refute = 0.00025" of Z1.identity_epochs
+    assert refuted.p_refute == pytest.approx(2 * FLOOR)  # refuted at alpha / 2 per edge: twice the edge's floor
     never = runs(NEVER)
     censored = z.mean_curve_crossing((9.5, 10.5), 0.1, 5, "identity").decide(never)  # >= 5, below 9.5: proves nothing
     assert censored.estimate == 5 and censored.details["censored"] is True and censored.verdict == INCONCLUSIVE
     beyond = z.mean_curve_crossing((2.5, 3.5), 0.1, 5, "identity").decide(never)  # >= 5, above 3.5: refuted
+    # censored: only the upper edge can refute, one test at alpha (the known "p_refute = 0.00025" of Z1.identity_epochs)
     assert beyond.verdict == REFUTED and beyond.p_refute == pytest.approx(FLOOR)
     inside = z.mean_curve_crossing((4.5, 5.5), 0.1, 5, "identity").decide(never)  # >= 5 is not "in [4.5, 5.5]"
     assert inside.verdict == INCONCLUSIVE and inside.p_value is None
@@ -305,7 +306,8 @@ def test_per_run_ratio_in_band_five_experiments():
     assert inside.verdict == SUPPORTED and inside.p_value == pytest.approx(1 / 32) and inside.estimate == 3.0
     # a censored identity run (the budget, 20) is a ratio 20 / 5 = 4 above the band, and still counts
     far = procedure.decide(np.array([8.0, 8.0, 16.0, 16.0, 20.0]), t_zero)  # ratios 4, 4, 4, 4, 4
-    assert far.verdict == REFUTED and far.p_refute == pytest.approx(1 / 32)
+    # all 5 beyond the upper edge: p = 1/32 there, doubled for the two edges (alpha / 2 each): 5 runs cannot refute
+    assert far.verdict == INCONCLUSIVE and far.p_refute == pytest.approx(2 / 32)
     tie = procedure.decide(np.array([4.75, 5.5, 12.0, 11.0, 15.0]), t_zero)  # 4.75 / 2 = 2.375: on the edge
     # the tie counts against both sides: 4 of 5 above 2.375, p = P(Bin(5, 1/2) >= 4) = 6/32
     assert tie.verdict == INCONCLUSIVE and tie.p_value == pytest.approx(6 / 32)
