@@ -323,3 +323,33 @@ def decide(procedure: Any, design: Design, *data: np.ndarray) -> Decision:
         "look": k + 1, "n": n, "decided": verdict != INCONCLUSIVE or upto == len(design.looks) - 1,
         "continue": verdict == INCONCLUSIVE and upto < len(design.looks) - 1}}
     return Decision(verdict, fixed.estimate, fixed.ci, float(out.p_support), details, float(out.p_refute))
+
+
+def decide_at(procedure: Any, design: Design, *data: np.ndarray) -> Decision:
+    """:func:`decide` for runs in any order, given that the claim was not decided at an earlier look (the runs of
+    the earlier looks are a prefix of these seeds, but their order in ``data`` is not known): the counts at this
+    look against its critical counts, the stage-wise p-values at this look. A session that decides stage by stage
+    keeps each claim's decision from the look that made it (:mod:`resclaims.plugin.sequential`)."""
+    tests = tests_of(procedure)
+    if tests is None:
+        raise ValueError(f"procedure {getattr(procedure, 'name', procedure)!r} has no exact sequential form")
+    k = design.index(len(data[0]))
+    refute_design = Design(design.looks, design.alpha * tests.refute_share, design.spending)
+
+    def at(parts, d: Design) -> list[tuple[bool, float]]:
+        out = []
+        for tell, p0 in parts:
+            count = int(np.sum(tell(*data)))
+            out.append((count >= d.counts(p0)[k], stagewise_p(d.looks, d.counts(p0), p0, k, count)))
+        return out
+
+    support, refute = at(tests.support, design), at(tests.refute, refute_design)
+    verdict = SUPPORTED if all(hit for hit, _ in support) else REFUTED if any(hit for hit, _ in refute) else \
+        INCONCLUSIVE
+    fixed = procedure.decide(*data)
+    last = k == len(design.looks) - 1
+    details = {**fixed.details, "sequential": {
+        "looks": list(design.looks), "spending": design.spending, "level": design.alpha, "look": k + 1,
+        "n": design.looks[k], "decided": verdict != INCONCLUSIVE or last, "continue": verdict == INCONCLUSIVE and not last}}
+    return Decision(verdict, fixed.estimate, fixed.ci, max(p for _, p in support), details,
+                    min(1.0, min(p for _, p in refute) / tests.refute_share))

@@ -192,3 +192,19 @@ def test_sequential_procedures_hold_both_errors_on_the_written_worlds(looks):
             if max(rates) > limit:
                 bad.append(f"{case.name} | {world}: supported {rates[0]:.4f}, refuted {rates[1]:.4f}")
     assert not bad, f"above {limit:.4f}:\n" + "\n".join(bad)
+
+
+def test_deciding_at_one_look_agrees_with_the_whole_sequence_where_no_earlier_look_decided():
+    rng = np.random.default_rng(5)
+    design = sq.Design((5, 10, 20))
+    for procedure in (procedures.exceeds(0.0), procedures.median_in_band((-0.5, 0.5)),
+                      procedures.share_in_band((-1.0, 1.0), 0.6)):
+        for _ in range(200):
+            x = rng.normal(rng.choice([-0.8, 0.0, 0.4]), 1.0, 20)
+            for n in design.looks:
+                whole = sq.decide(procedure, design, x[:n])
+                if whole.details["sequential"]["look"] == design.index(n) + 1:  # not decided earlier
+                    here = sq.decide_at(procedure, design, rng.permutation(x[:n]))  # any order
+                    assert (here.verdict, here.p_value, here.p_refute) == (whole.verdict, whole.p_value,
+                                                                            whole.p_refute)
+                    assert here.details["sequential"] == whole.details["sequential"]
