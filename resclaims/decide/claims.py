@@ -209,6 +209,7 @@ class Judge:
     code: str = ""  # stored.code_digest of the deciding code and the claim's module (part of a stored key)
     families: Families | None = None  # the session's Holm families, for the reach rule (None: no rule)
     refuse: Callable[[str], None] | None = None  # ends the running test with a line (pytest.fail); default: BelowReach
+    decide: Callable[..., Any] | None = None  # (claim, *data) -> Decision in place of the procedure's (--seeds auto)
 
     def __call__(self, claim: Claim, *data: np.ndarray, protocol: str | None = None,
                  details: Mapping[str, Any] | None = None) -> ClaimResult:
@@ -222,12 +223,12 @@ class Judge:
         """Steps 1-4 of a claim (no test outcome): for a claim reported beside the one a test decides."""
         data, dropped = finite_rows(*data)
         refused = self.join(claim, len(data[0]) + dropped)
-        if refused is not None:
+        if refused is not None and self.decide is None:  # --seeds auto: the budget's reach was checked at collection
             if self.refuse is not None:
                 self.refuse(refused)
             raise BelowReach(refused)
         calibrated = self.calibrate(claim, *data)
-        decision = claim.procedure(*data)
+        decision = claim.procedure(*data) if self.decide is None else self.decide(claim, *data)
         extra = {**decision.details, **(details or {}),
                  "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)}
         verdict, p_value, p_refute = decision.verdict, decision.p_value, decision.p_refute
@@ -313,6 +314,10 @@ class Judge:
         if result.verdict == FULL_TIER_ONLY:
             self.skip(f"{claim.id}: full tier only: a sentence about the source's protocol, measured at "
                       f"{self.fidelity}; proxy estimate {result.estimate:.4g} [{result.ci[0]:.4g}, {result.ci[1]:.4g}]")
+        stage = result.details.get("sequential") or {}
+        if stage.get("continue"):  # --seeds auto: not decided at this look; the next stage's runs decide it
+            self.skip(f"{claim.id}: undecided at look {stage.get('look')} (n = {stage.get('n')}) of "
+                      f"{stage.get('looks')}: continue with --seeds-after")
         recorded = claim.known.get(self.tier)
         if recorded:  # the reason: the numbers recorded with the declaration, and this session's own
             self.expect(f"{recorded}; this session: {result.summary()}", NotSupported)

@@ -1,0 +1,177 @@
+"""Sequential seeds in a session: ``--seeds auto --seeds-budget N``, stage by stage.
+
+With ``--seeds auto`` a module's runs are trained in stages whose sizes are fixed before any run is looked at: the
+planned looks of :func:`resclaims.decide.sequential.stages` (the tier's n halved twice, halved, itself, doubled,
+... up to the budget, the most seeds per arm). A stage's seeds are the first n of the module's fixed seed sequence
+(seeds derive by index, :mod:`resclaims.run.seeding`), so each stage only adds runs.
+
+One session is one stage. The first (no ``--seeds-after``) trains every module's first look; each claim is decided
+at that look with the exact group-sequential tests (:func:`resclaims.decide.sequential.decide_at`; alpha spent
+across the module's looks, for "supported" and "refuted" alike, at alpha / m for a confirmatory claim in a Holm
+family of m, alpha for an exploratory one), and a claim not decided yet says ``continue`` in its details. The next
+session, ``--seeds-after REPORT`` (the previous stage's report folder), moves each module with a claim to continue
+to its next look, keeps every other module at its look (it asks for no new runs: a decided claim stops asking), and
+keeps every claim decided at an earlier look as it was decided there. A claim is decided only at a planned look.
+A claim whose procedure has no exact sequential form (a bootstrap, a family's own) is decided at the tier's n (one
+of the looks whenever the budget holds it), or at the budget's n where the budget is below the tier's.
+
+What is left to later work (issue 25 item 1): ``fill`` and the engines still plan one look at a time (a fill of a
+stage session trains that stage's runs); a driver that runs the stages to the end in one command; the report's own
+section for the looks (each claim's look and n are in its details, ``details.sequential``).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resclaims.decide import procedures, sequential
+from resclaims.decide.claims import Claim
+from resclaims.decide.multiplicity import Families, reach_levels
+from resclaims.decide.verdict import FULL_TIER_ONLY, INCONCLUSIVE, Decision
+from resclaims.plugin.settings import MAX_SEEDS, SettingsError
+
+AUTO = "auto"
+
+
+@dataclass(frozen=True)
+class Auto:
+    """A session's sequential settings: the budget (the most seeds per arm), and the previous stage's report's
+    claims (id -> its record in summary.json) and modules' looks (module file -> look, 1-based)."""
+
+    budget: int
+    previous: dict[str, dict[str, Any]] = field(default_factory=dict)
+    looks: dict[str, int] = field(default_factory=dict)
+
+    def stages(self, tier_seeds: int) -> tuple[int, ...]:
+        return sequential.stages(tier_seeds, self.budget)
+
+    def look(self, module: str, tier_seeds: int) -> int:
+        """The module's look in this session (1-based): the previous stage's, moved on where a claim continues."""
+        last = len(self.stages(tier_seeds))
+        if module not in self.looks:
+            return 1
+        going_on = any(r.get("nodeid", "").split("::")[0] == module and _sequential(r).get("continue")
+                       for r in self.previous.values())
+        return min(self.looks[module] + going_on, last)
+
+    def seeds(self, module: str, tier_seeds: int) -> int:
+        return self.stages(tier_seeds)[self.look(module, tier_seeds) - 1]
+
+
+def _sequential(record: dict[str, Any]) -> dict[str, Any]:
+    return (record.get("details") or {}).get("sequential") or {}
+
+
+def parse(seeds: str | None, budget: str | None, after: str | None, limit: str | None = None) -> Auto | None:
+    """``--seeds auto``, ``--seeds-budget`` and ``--seeds-after``; None without ``--seeds auto``. Bad input is one
+    line (:class:`SettingsError`), before anything trains."""
+    if seeds != AUTO:
+        for option, value in (("--seeds-budget", budget), ("--seeds-after", after)):
+            if value is not None:
+                raise SettingsError(f"{option} {value}: only with --seeds auto (sequential seeds); leave it out, or "
+                                    "pass --seeds auto")
+        return None
+    if budget is None:
+        raise SettingsError("--seeds auto: give --seeds-budget N, the most seeds per arm a claim may train (a "
+                            "sequential design fixes its last look before any run)")
+    most = int(budget) if budget.strip().isdigit() else 0
+    if most < 1:
+        raise SettingsError(f"--seeds-budget {budget}: give a positive whole number of seeds per arm")
+    if most < sequential.MIN_STAGE:
+        raise SettingsError(f"--seeds-budget {budget}: cannot hold a single stage: a look needs at least "
+                            f"{sequential.MIN_STAGE} seeds per arm (the sign test's fewest for a verdict at alpha 0.05)")
+    if most > (MAX_SEEDS if limit is None else int(limit)):
+        raise SettingsError(f"--seeds-budget {budget}: more than {MAX_SEEDS:,} seeds per arm; check the number, or "
+                            f"pass --max-seeds {most} to allow it")
+    if after is None:
+        return Auto(most)
+    return Auto(most, *_previous(Path(after).expanduser(), most))
+
+
+def _previous(folder: Path, budget: int) -> tuple[dict[str, dict[str, Any]], dict[str, int]]:
+    """The previous stage's claims and each module's look, from its ``summary.json``."""
+    try:
+        document = json.loads((folder / "summary.json").read_text())
+        claims = {c["id"]: c for c in document["claims"]}
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SettingsError(f"--seeds-after {folder}: not a readable report of a stage ({error}); give the previous "
+                            "stage's report folder") from None
+    stage = document.get("provenance", {}).get("sequential") or {}
+    if stage.get("budget") != budget:
+        raise SettingsError(f"--seeds-after {folder}: that stage ran with --seeds-budget {stage.get('budget')}, not "
+                            f"{budget}: a design's looks are fixed before the first; give the same budget")
+    return claims, {module: int(look) for module, look in stage.get("looks", {}).items()}
+
+
+def level(claim: Claim, families: Families | None) -> float:
+    """The level a claim's sequential tests are designed at: alpha / m in a Holm family of m (its first step), else
+    alpha."""
+    if claim.confirmatory and families is not None:
+        return reach_levels(families.size(claim))[0]
+    return reach_levels(1)[1]
+
+
+def decider(auto: Auto, module: str, tier_seeds: int, families: Families | None):
+    """The judge's decision for ``module``'s claims at this session's look (see the module docstring)."""
+    looks = auto.stages(tier_seeds)
+
+    def decide(claim: Claim, *data: Any) -> Decision:
+        before = auto.previous.get(claim.id)
+        seq = _sequential(before or {})
+        if seq.get("decided"):  # decided at an earlier look: kept as it was decided there
+            details, proxy = before.get("details") or {}, before["verdict"] == FULL_TIER_ONLY
+            return Decision(details.get("proxy_verdict") if proxy else before["verdict"], before["estimate"],
+                            tuple(before["ci"]), details.get("proxy_p_value") if proxy else before.get("p_value"),
+                            details, details.get("proxy_p_refute") if proxy else before.get("p_refute"))
+        design = sequential.Design(looks, level(claim, families))
+        if sequential.tests_of(claim.procedure) is not None:
+            return sequential.decide_at(claim.procedure, design, *data)
+        n, fixed_n = len(data[0]), tier_seeds if tier_seeds in looks else looks[-1]  # its fixed design's one look
+        decision = claim.procedure(*data)
+        info = {"looks": list(looks), "look": looks.index(n) + 1 if n in looks else None, "n": n,
+                "fixed": fixed_n, "decided": n == fixed_n, "continue": n < fixed_n}
+        if n != fixed_n:
+            return Decision(INCONCLUSIVE, decision.estimate, decision.ci, None, {**decision.details,
+                            "sequential": info}, None)
+        return Decision(decision.verdict, decision.estimate, decision.ci, decision.p_value,
+                        {**decision.details, "sequential": info}, decision.p_refute)
+
+    return decide
+
+
+def below_budget(claims: list[Claim], auto: Auto, families: Families, tier_seeds: dict[str, int]) -> str | None:
+    """The line that refuses a session whose budget is below a claim's reach: no look of its design can say
+    "supported" whatever the runs (None where every claim can). ``tier_seeds``: claim id -> its module's tier n."""
+    for claim in claims:
+        tests = sequential.tests_of(claim.procedure)
+        if tests is None or claim.id not in tier_seeds:
+            continue
+        design = sequential.Design(auto.stages(tier_seeds[claim.id]), level(claim, families))
+        if all(c > n for _, p0 in tests.support for c, n in zip(design.counts(p0), design.looks)):
+            fixed, _ = procedures.reach(claim.procedure, design.alpha)
+            needs = f"its procedure ({claim.procedure.name}) needs n >= {fixed} at level {design.alpha:.3g} even " \
+                    "at one look" if fixed else "no n reaches it"
+            return (f"--seeds-budget {auto.budget}: below {claim.id}'s reach: its looks {list(design.looks)} at "
+                    f"level {design.alpha:.3g} can never say supported; {needs}: raise the budget")
+    return None
+
+
+def check_budget(items: list[Any], auto: Auto, families: Families, tier: str, named_claims: Any) -> str | None:
+    """:func:`below_budget` for the claims of a session's selected tests (``named_claims(item)``: the claims a test
+    names, :func:`resclaims.plugin.named_claims`), each at its module's tier n."""
+    from resclaims.run.tiers import TierError, declared
+
+    claims, tier_seeds = {}, {}
+    for item in items:
+        module = getattr(item, "module", None)
+        try:
+            tiers = declared(getattr(module, "TIERS", None), "")
+        except TierError:
+            continue
+        if tier in tiers and item.get_closest_marker("skip") is None:
+            for claim in named_claims(item):
+                claims[claim.id], tier_seeds[claim.id] = claim, tiers[tier].seeds
+    return below_budget(list(claims.values()), auto, families, tier_seeds)
