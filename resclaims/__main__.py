@@ -161,6 +161,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"skipped, not planned: {reason}")
         if found.reaches:
             print(reach_table(found.reaches))
+        if found.stages:
+            from resclaims.plugin.sequential import stage_lines
+
+            print(stage_lines(found.stages))
     print(found.estimate())
     return 0
 

@@ -102,6 +102,10 @@ class Planner:
             self._patch.setattr(Judge, method, judged)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from resclaims.plugin.keys import REPORT_KEY
+
+        report = config.stash.get(REPORT_KEY, None)
+        self.stages = None if report is None else report.provenance.get("sequential")  # --seeds auto's looks
         self._patch.undo()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -279,4 +283,4 @@ def plan(args: Sequence[str]) -> Plan:
         message = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
         raise EngineError(f"the selection cannot be planned: {message}")
     return Plan(list(planner.needs.values()), planner.data, planner.cache_dir, planner.tier, planner.device,
-                planner.other_skips, planner.store_dir, planner.reaches())
+                planner.other_skips, planner.store_dir, planner.reaches(), getattr(planner, "stages", None))

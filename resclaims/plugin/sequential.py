@@ -175,3 +175,13 @@ def check_budget(items: list[Any], auto: Auto, families: Families, tier: str, na
             for claim in named_claims(item):
                 claims[claim.id], tier_seeds[claim.id] = claim, tiers[tier].seeds
     return below_budget(list(claims.values()), auto, families, tier_seeds)
+
+
+def stage_lines(stages: dict[str, Any]) -> str:
+    """``plan``'s lines for ``--seeds auto``: the budget, and each module's looks with this session's stage."""
+    lines = [f"sequential seeds (--seeds auto): at most {stages.get('budget')} seeds per arm; each module's planned "
+             "looks (seeds per arm), this stage's in brackets"]
+    for module, looks in sorted((stages.get("stages") or {}).items()):
+        now = (stages.get("seeds") or {}).get(module)
+        lines.append(f"  {module}: " + ", ".join(f"[{n}]" if n == now else str(n) for n in looks))
+    return "\n".join(lines)

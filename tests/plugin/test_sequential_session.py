@@ -78,3 +78,14 @@ def test_a_budget_below_a_claims_reach_is_refused_before_training(pytester, monk
     result.stderr.fnmatch_lines(["ERROR: --seeds-budget 10: below U1's reach: its looks [[]5, 10[]] at level 0.05 "
                                  "can never say supported; its procedure (*) needs n >= 14 at level 0.05 even at one "
                                  "look: raise the budget"])
+
+
+def test_plan_prints_each_modules_stages(pytester, monkeypatch, tmp_path, capsys):
+    from resclaims.__main__ import main
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.makepyfile(test_mine=MODULE.format(procedure="procedures.exceeds(0.0)"))
+    monkeypatch.chdir(pytester.path)
+    assert main(["plan", "-p", "resclaims.plugin", "--seeds", "auto", "--seeds-budget", "20", "test_mine.py"]) == 0
+    out = capsys.readouterr().out
+    assert "at most 20 seeds per arm" in out and "test_mine.py: [5], 10, 20" in out
