@@ -164,10 +164,14 @@ class Design:
 def stages(tier: int, budget: int, *, least: int = MIN_STAGE, most: int = MOST_LOOKS) -> tuple[int, ...]:
     """The planned looks of a module whose tier asks ``tier`` runs per arm, under a ``budget`` (the most runs per
     arm): the tier's n halved twice, halved once, itself, doubled, ... (rounded up), those of at least ``least`` runs
-    and at most three quarters of the budget, then the budget itself (at most ``most`` looks, the latest kept). The
-    tier's own n is a look whenever the budget holds it, so a claim with no sequential procedure is decided at its
-    fixed design. Fixed by the numbers alone, before any run is looked at; a ValueError where the budget cannot hold
-    a single stage (fewer than ``least`` runs)."""
+    and at most three quarters of the budget, then the budget itself. The tier's own n is a look whenever the budget
+    holds it (at least ``least`` runs), so a claim with no sequential procedure is decided at its fixed design.
+
+    At most ``most`` looks: where there are more, the first look, the tier's n and the budget are kept, and the
+    earliest of the others fill the rest (the looks dropped are the late ones before the budget: an early look is
+    where stopping saves the most runs, and the budget is the design's last word). This rule was fixed from the
+    numbers alone (the looks, the cap), before any stage's results were looked at. A ValueError where the budget
+    cannot hold a single stage (fewer than ``least`` runs)."""
     if budget < least:
         raise ValueError(f"a budget of {budget} runs per arm cannot hold a single stage: a look needs at least {least}")
     looks, j = [], -2
@@ -177,7 +181,12 @@ def stages(tier: int, budget: int, *, least: int = MIN_STAGE, most: int = MOST_L
         j += 1
     if tier < budget and tier >= least and tier not in looks:
         looks.append(tier)  # a tier between three quarters of the budget and the budget
-    return tuple(sorted(looks + [budget])[-most:])
+    looks = sorted(looks + [budget])
+    if len(looks) <= most:
+        return tuple(looks)
+    kept = {looks[0], budget} | ({tier} if tier in looks else set())
+    rest = [n for n in looks if n not in kept]
+    return tuple(sorted(kept | set(rest[:most - len(kept)])))
 
 
 # -- a claim's sequential tests ---------------------------------------------------------------------

@@ -167,6 +167,15 @@ def test_stages_double_from_the_tier_up_to_the_budget():
         sq.stages(5, 4)
 
 
+def test_a_cap_on_looks_keeps_the_first_look_the_tiers_n_and_the_budget():
+    # seven looks (8, 16, ..., 256, 400) under the cap of six: the late ones before the budget go, not the first
+    assert sq.stages(16, 400) == (8, 16, 32, 64, 128, 400)
+    assert sq.stages(5, 400) == (5, 10, 20, 40, 80, 400)  # the tier's n is the first look, kept
+    assert sq.stages(10, 400)[0] == 5 and 10 in sq.stages(10, 400)
+    assert sq.stages(400, 5000) == (100, 200, 400, 800, 1600, 5000)
+    assert all(len(sq.stages(t, b)) <= sq.MOST_LOOKS for t in range(5, 60) for b in range(5, 2000, 37))
+
+
 # -- the validation suite's written worlds, decided sequentially ---------------------------------------
 def _cases():
     from resclaims.report import validation
