@@ -276,7 +276,9 @@ def plan(args: Sequence[str]) -> Plan:
         extra += ["-n", "0"]
     with tempfile.TemporaryDirectory(prefix="resclaims-plan-") as report_dir, io.StringIO() as out:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = pytest.main([*args, *extra, "--report-dir", report_dir], plugins=[planner])
+            # one argument: pytest takes a separate option value that names a folder for a path when it finds the
+            # rootdir, and a module's node id (--seeds-after's key for its look) would then differ from its session's
+            code = pytest.main([*args, *extra, f"--report-dir={report_dir}"], plugins=[planner])
         text = out.getvalue()
     if code == pytest.ExitCode.USAGE_ERROR or code == pytest.ExitCode.INTERRUPTED or planner.cache_dir is None and code:
         lines = [line for line in text.splitlines() if line.strip()]
