@@ -227,8 +227,10 @@ class Judge:
             if self.refuse is not None:
                 self.refuse(refused)
             raise BelowReach(refused)
-        calibrated = self.calibrate(claim, *data)
         decision = claim.procedure(*data) if self.decide is None else self.decide(claim, *data)
+        # --seeds auto, an interim look that decided nothing: no verdict here, so no calibration or power search yet
+        going_on = bool((decision.details.get("sequential") or {}).get("continue"))
+        calibrated = None if going_on else self.calibrate(claim, *data)
         extra = {**decision.details, **(details or {}),
                  "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)}
         verdict, p_value, p_refute = decision.verdict, decision.p_value, decision.p_refute
@@ -237,7 +239,7 @@ class Judge:
             extra.update(proxy_verdict=verdict, proxy_p_value=p_value, proxy_p_refute=p_refute)
             verdict, p_value, p_refute = FULL_TIER_ONLY, None, None
         seeds = None
-        if verdict == INCONCLUSIVE:
+        if verdict == INCONCLUSIVE and not going_on:
             seed = self.calibration_seed(claim.id)
             seeds, extra["seeds_for_power_how"] = self.stored.seeds_for_power(
                 self.stored.key(self.code, claim.id, data, "seeds for power", seed),
@@ -249,10 +251,10 @@ class Judge:
             protocol=protocol or self.protocol or "not stated", details=extra, p_refute=p_refute,
             fidelity=self.fidelity, seeds_for_power=seeds,
             family="confirmatory" if claim.confirmatory else "exploratory",
-        ), calibrated.power_rate)
+        ), None if calibrated is None else calibrated.power_rate)
         result.details["holm_family"] = claim.source_family
         self.report.record(result)
-        if calibrated.defective:
+        if calibrated is not None and calibrated.defective:
             if recorded_verdict(claim.known.get(self.tier, "")) == DEFECTIVE:
                 self.expect(claim.known[self.tier], DefectiveProcedure)
             raise DefectiveProcedure(f"{claim.id}: the procedure '{claim.procedure.name}' said supported in "
