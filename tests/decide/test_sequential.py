@@ -217,3 +217,36 @@ def test_deciding_at_one_look_agrees_with_the_whole_sequence_where_no_earlier_lo
                     assert (here.verdict, here.p_value, here.p_refute) == (whole.verdict, whole.p_value,
                                                                             whole.p_refute)
                     assert here.details["sequential"] == whole.details["sequential"]
+
+
+@pytest.mark.parametrize("m", [2, 3])
+def test_holms_adjusted_verdict_never_contradicts_a_sequential_decision(m, monkeypatch):
+    """Families of m confirmatory sign-test claims, each designed at alpha / m (Holm's first step): whatever one is
+    decided at its look, Holm's adjusted verdict on the stage-wise p-values says the same; a claim that continues is
+    inconclusive after Holm whatever its interim p."""
+    import gc
+
+    from resclaims.decide.multiplicity import adjust
+    from resclaims.decide.verdict import ClaimResult
+
+    monkeypatch.setattr(gc, "collect", lambda *args: 0)  # statsmodels' multipletests collects garbage at every call
+    rng = np.random.default_rng(25 + m)
+    design, procedure = sq.Design((5, 10, 20, 40), ALPHA / m), procedures.exceeds(0.0)
+    shifts = rng.choice([-1.0, -0.3, 0.0, 0.3, 1.0], size=(1000, m))  # each claim its own world, per data set
+    runs = rng.standard_normal((1000, m, 40)) + shifts[..., None]
+    out = sq.looked(sq.tests_of(procedure), design, runs, upto=2)  # at look 3 of 4: some claims continue
+    claims = [ClaimResult(f"C{j}.{i}", "", f"family {j}", SUPPORTED if out.supported[j, i] else REFUTED if
+                          out.refuted[j, i] else INCONCLUSIVE, 0.0, (0.0, 0.0), float(out.p_support[j, i]), 20, "",
+                          "", "quick", "", {"sequential": {"continue": bool(out.look[j, i] < 0)}},
+                          float(out.p_refute[j, i]), family="confirmatory") for j in range(len(runs)) for i in range(m)]
+    adjusted, _ = adjust(claims)
+    for claim in adjusted:
+        if claim.verdict != INCONCLUSIVE:
+            assert claim.verdict_adjusted == claim.verdict, claim
+        if claim.details["sequential"]["continue"]:
+            assert claim.verdict_adjusted == INCONCLUSIVE, claim
+    pairs = {(c.verdict, c.verdict_adjusted) for c in adjusted}
+    assert {(SUPPORTED, SUPPORTED), (REFUTED, REFUTED), (INCONCLUSIVE, INCONCLUSIVE)} <= pairs
+    continuing = [c for c in adjusted if c.details["sequential"]["continue"]]
+    assert continuing and any(min(c.p_adjusted, c.p_refute_adjusted) <= ALPHA for c in continuing)  # Holm alone
+    # would have decided some of them at an interim look
