@@ -15,17 +15,29 @@ keeps every claim decided at an earlier look as it was decided there. A claim is
 A claim whose procedure has no exact sequential form (a bootstrap, a family's own) is decided at the tier's n (one
 of the looks whenever the budget holds it), or at the budget's n where the budget is below the tier's.
 
-What is left to later work (issue 25 item 1): ``fill`` and the engines still plan one look at a time (a fill of a
-stage session trains that stage's runs); a driver that runs the stages to the end in one command; the report's own
-section for the looks (each claim's look and n are in its details, ``details.sequential``).
+All stages in one command: ``resclaims sequential --seeds-budget N [--report-dir DIR] [SELECTION]``
+(:func:`drive`) runs the stage sessions one after another, each a pytest process writing ``DIR/stage-<k>/`` and
+reading the one before with ``--seeds-after``, with one line per stage (its looks, the claims decided, the runs
+trained), and stops when no claim continues (every claim decided, or at the budget's look); the last stage's
+report, with every stage's line in its provenance (``sequential.history``), is the report in ``DIR``.
+
+``plan`` and ``fill`` with ``--seeds auto --seeds-budget N [--seeds-after REPORT]`` plan the selection's sessions as
+they would run: one stage, the one those options name (its modules' looks), so a fill trains only the runs that
+stage needs, and a decided claim's module asks for nothing new (``tests/plugin/test_sequential_session.py``).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from resclaims.decide import procedures, sequential
 from resclaims.decide.claims import Claim
@@ -34,6 +46,7 @@ from resclaims.decide.verdict import FULL_TIER_ONLY, INCONCLUSIVE, Decision
 from resclaims.plugin.settings import MAX_SEEDS, SettingsError
 
 AUTO = "auto"
+MOST_STAGES = sequential.MOST_LOOKS + 1  # the driver's guard: a design has at most MOST_LOOKS looks
 
 
 @dataclass(frozen=True)
@@ -185,3 +198,82 @@ def stage_lines(stages: dict[str, Any]) -> str:
         now = (stages.get("seeds") or {}).get(module)
         lines.append(f"  {module}: " + ", ".join(f"[{n}]" if n == now else str(n) for n in looks))
     return "\n".join(lines)
+
+
+# -- the driver: every stage in one command ---------------------------------------------------------------------
+def _claims_left(document: dict[str, Any]) -> tuple[int, int]:
+    """A stage report's claims decided (no ``continue``) and those to continue."""
+    going_on = sum(bool(_sequential(c).get("continue")) for c in document.get("claims", []))
+    return len(document.get("claims", [])) - going_on, going_on
+
+
+def stage_line(k: int, document: dict[str, Any], seconds: float) -> str:
+    """The driver's one line for stage ``k``: each module's seeds per arm, the claims decided, the runs trained."""
+    provenance = document.get("provenance", {})
+    seeds = (provenance.get("sequential") or {}).get("seeds") or {}
+    decided, going_on = _claims_left(document)
+    looks = ", ".join(f"{Path(m).stem} {n}" for m, n in sorted(seeds.items())) or "no module"
+    return (f"stage {k}: seeds per arm {looks}; {decided} claims decided, {going_on} to continue; "
+            f"{provenance.get('runs_trained', 0)} runs trained, {provenance.get('runs_from_cache', 0)} from the cache "
+            f"({seconds:.0f} s)")
+
+
+def pytest_session(args: Sequence[str]) -> int:
+    """One stage's session: a pytest process (a fresh interpreter per stage), with this resclaims importable."""
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([sys.executable, "-m", "pytest", *args], env=env).returncode
+
+
+def drive(args: Sequence[str], budget: int | str, report_dir: Path, *, out: TextIO | None = None,
+          session: Callable[[Sequence[str]], int] = pytest_session, most_stages: int = MOST_STAGES) -> int:
+    """Run the stage sessions of ``args`` (a pytest selection) under ``--seeds auto --seeds-budget budget`` into
+    ``report_dir/stage-<k>/`` until no claim continues; the last stage's report becomes ``report_dir``'s. Returns
+    the last session's exit status (1 where a claim's test failed, as any session), or 4 where a stage wrote no
+    report (bad input: its own line is on stderr)."""
+    from resclaims.report.html import render_html
+    from resclaims.report.render import render_markdown
+
+    out = sys.stdout if out is None else out
+    report_dir = Path(report_dir).resolve()
+    report_dir.mkdir(parents=True, exist_ok=True)
+    for old in report_dir.glob("stage-*"):  # an earlier drive's stages: not this design's
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    history: list[dict[str, Any]] = []
+    previous: Path | None = None
+    for k in range(1, most_stages + 1):
+        folder = report_dir / f"stage-{k}"
+        started = time.perf_counter()
+        code = session([*args, "--seeds", AUTO, "--seeds-budget", str(budget), "--report-dir", str(folder),
+                        *(["--seeds-after", str(previous)] if previous is not None else [])])
+        if not (folder / "summary.json").is_file():
+            print(f"resclaims: sequential: stage {k} wrote no report (pytest exit {code}); stopped", file=out)
+            return 4 if code in (0, 1) else code
+        document = json.loads((folder / "summary.json").read_text())
+        print(f"resclaims: {stage_line(k, document, time.perf_counter() - started)}", file=out, flush=True)
+        seeds = ((document.get("provenance") or {}).get("sequential") or {}).get("seeds") or {}
+        decided, going_on = _claims_left(document)
+        history.append({"stage": k, "seeds": seeds, "claims_decided": decided, "claims_to_continue": going_on,
+                        "runs_trained": document.get("provenance", {}).get("runs_trained", 0),
+                        "runs_from_cache": document.get("provenance", {}).get("runs_from_cache", 0),
+                        "exit": code})
+        if going_on == 0 or code not in (0, 1) or len(history) > 1 and history[-2]["seeds"] == seeds:
+            break  # every claim decided (or at its last look), a session that broke, or a stage that moved nothing
+        previous = folder
+    for item in folder.iterdir():  # the last stage's report is the design's
+        target = report_dir / item.name
+        if item.is_dir():
+            shutil.copytree(item, target, dirs_exist_ok=True)
+        else:
+            shutil.copy2(item, target)
+    document.setdefault("provenance", {}).setdefault("sequential", {})["history"] = history
+    (report_dir / "summary.json").write_text(json.dumps(document, indent=2, allow_nan=False))
+    (report_dir / "summary.md").write_text(render_markdown(document), encoding="utf-8")
+    (report_dir / "summary.html").write_text(render_html(document, report_dir), encoding="utf-8")
+    verdicts: dict[str, int] = {}
+    for claim in document.get("claims", []):
+        verdicts[claim["verdict"]] = verdicts.get(claim["verdict"], 0) + 1
+    print(f"resclaims: sequential: {len(history)} stages; {len(document.get('claims', []))} claims ("
+          + ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) + f"); "
+          f"{sum(h['runs_trained'] for h in history)} runs trained; report in {report_dir}", file=out)
+    return code

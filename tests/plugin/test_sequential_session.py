@@ -40,6 +40,8 @@ def test_a_claim_is_decided_at_the_first_look_that_decides_it_and_then_asks_for_
     first.assert_outcomes(skipped=1)  # 5 of 5 above 0 is not enough at look 1 of (5, 10, 20): continue
     first.stdout.fnmatch_lines(["*U1: undecided at look 1 (n = 5) of [[]5, 10, 20[]]: continue with --seeds-after*"])
     assert one["provenance"]["sequential"]["seeds"] == {"test_mine.py": 5}
+    assert one["provenance"]["calibrations_computed"] == 0  # no verdict at this look: no calibration, no power search
+    assert one["claims"][0]["seeds_for_power"] is None
     second, two = stage(pytester, monkeypatch, tmp_path, "r2", "--seeds-budget", "20", "--seeds-after", "r1")
     second.assert_outcomes(passed=1)
     (claim,) = two["claims"]
@@ -89,3 +91,97 @@ def test_plan_prints_each_modules_stages(pytester, monkeypatch, tmp_path, capsys
     assert main(["plan", "-p", "resclaims.plugin", "--seeds", "auto", "--seeds-budget", "20", "test_mine.py"]) == 0
     out = capsys.readouterr().out
     assert "at most 20 seeds per arm" in out and "test_mine.py: [5], 10, 20" in out
+
+
+def test_the_sequential_command_runs_every_stage_in_one_command(pytester, monkeypatch, tmp_path, capsys):
+    """``resclaims sequential``: stage sessions (each a pytest process) into DIR/stage-<k>/ until no claim continues,
+    one line per stage, the last stage's report in DIR with every stage in its provenance."""
+    from resclaims.__main__ import main
+    from resclaims.report.validation import fingerprint
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / f"validation-{fingerprint()}.json").write_text("{}")  # the table, read back: no half minute per stage
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(cache))
+    pytester.makepyfile(test_mine=MODULE.format(procedure="procedures.exceeds(0.0)"))
+    monkeypatch.chdir(pytester.path)
+    (pytester.path / "seq" / "stage-9").mkdir(parents=True)  # an earlier drive's stage: not this design's
+    code = main(["sequential", "--seeds-budget", "20", "--report-dir", "seq", "-p", "resclaims.plugin", "-p",
+                 "no:cacheprovider", "--baseline", "none", "test_mine.py"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = [line for line in out.splitlines() if line.startswith("resclaims: ")]
+    assert lines[0].startswith("resclaims: stage 1: seeds per arm test_mine 5; 0 claims decided, 1 to continue; "
+                               "0 runs trained"), lines
+    assert lines[1].startswith("resclaims: stage 2: seeds per arm test_mine 10; 1 claims decided, 0 to continue")
+    assert lines[2].startswith("resclaims: sequential: 2 stages; 1 claims (1 supported); 0 runs trained; report in")
+    report = json.loads((pytester.path / "seq" / "summary.json").read_text())
+    (claim,) = report["claims"]
+    assert claim["verdict"] == "supported" and claim["details"]["sequential"]["look"] == 2
+    assert [h["seeds"] for h in report["provenance"]["sequential"]["history"]] == [{"test_mine.py": 5},
+                                                                                    {"test_mine.py": 10}]
+    assert sorted(p.name for p in (pytester.path / "seq").glob("stage-*")) == ["stage-1", "stage-2"]
+    assert "look 2 of 3" in (pytester.path / "seq" / "summary.md").read_text()
+
+
+def test_the_sequential_command_stops_at_bad_input_with_its_line(pytester, monkeypatch, tmp_path, capfd):
+    from resclaims.__main__ import main
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.makepyfile(test_mine=MODULE.format(procedure="procedures.exceeds(0.0)"))
+    monkeypatch.chdir(pytester.path)
+    assert main(["sequential", "--seeds-budget", "3", "--report-dir", "seq", "-p", "resclaims.plugin",
+                 "test_mine.py"]) == 4
+    out, err = capfd.readouterr()
+    assert "--seeds-budget 3: cannot hold a single stage" in err
+    assert "resclaims: sequential: stage 1 wrote no report (pytest exit 4); stopped" in out
+    assert main(["sequential", "--seeds-budget", "20", "--seeds", "5", "test_mine.py"]) == 4
+    assert "--seeds: the sequential command sets it for each stage" in capfd.readouterr().err
+
+
+TOY = '''
+from dataclasses import dataclass
+from typing import ClassVar
+import numpy as np, pandas as pd, pytest
+from resclaims.decide import procedures
+from resclaims.decide.claims import Claim
+from resclaims.run.tiers import Tier
+
+@dataclass(frozen=True)
+class Toy:
+    name: str
+    epochs: int = 1
+    kernel: ClassVar[str] = "test_toy"
+
+def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None):
+    return pd.DataFrame([{"seed": s, "epoch": 0, "x": 1.0 + s % 7} for s in seeds])
+
+TIERS = {"quick": Tier(seeds=10, fidelity="reduced: toy", protocol="toy, {seeds} seeds")}
+UP = Claim("U1", source="mine", claim="x is above 0", statistic="median x", procedure=procedures.exceeds(0.0))
+
+@pytest.mark.quick
+def test_up(judge, tier, runs):
+    judge(UP, runs(Toy("a"), tier.seeds, family="X").x.to_numpy())
+'''
+
+
+def test_plan_and_fill_with_seeds_auto_ask_for_one_stage_only(pytester, monkeypatch, tmp_path):
+    """``plan`` (and so ``fill``, which trains what the plan lacks) with the stage options plans that stage's runs:
+    the first look's seeds, then with --seeds-after the next look's, and nothing new once the claim is decided."""
+    from resclaims.plugin.plan import plan
+
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr("resclaims.report.validation.cached", lambda directory: {})
+    pytester.syspathinsert()
+    pytester.makepyfile(test_toy=TOY)
+    auto = ["-p", "resclaims.plugin", "--seeds", "auto", "--seeds-budget", "20"]
+    first = plan([*auto, "test_toy.py"])
+    assert [len(need.missing) for need in first.needs] == [5]  # look 1 of (5, 10, 20): 5 seeds per arm
+    pytester.runpytest(*auto, "-p", "no:cacheprovider", "--baseline", "none", "--report-dir", "r1").assert_outcomes(
+        skipped=1)  # trained the 5, undecided at look 1
+    second = plan([*auto, "--seeds-after", "r1", "test_toy.py"])
+    assert [(len(need.seeds), len(need.missing)) for need in second.needs] == [(10, 5)]  # only the 5 more
+    pytester.runpytest(*auto, "-p", "no:cacheprovider", "--baseline", "none", "--report-dir", "r2", "--seeds-after",
+                       "r1").assert_outcomes(passed=1)
+    third = plan([*auto, "--seeds-after", "r2", "test_toy.py"])
+    assert [len(need.missing) for need in third.needs] == [0] or not third.needs  # decided: nothing to train
