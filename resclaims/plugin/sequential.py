@@ -142,9 +142,10 @@ def decider(auto: Auto, module: str, tier_seeds: int, families: Families | None)
         design = sequential.Design(looks, level(claim, families))
         if sequential.tests_of(claim.procedure) is not None:
             return sequential.decide_at(claim.procedure, design, *data)
-        n, fixed_n = len(data[0]), tier_seeds if tier_seeds in looks else looks[-1]  # its fixed design's one look
+        # the module's seeds at this look, not the rows handed over: a claim may keep a subset (converged runs)
+        n, fixed_n = auto.seeds(module, tier_seeds), tier_seeds if tier_seeds in looks else looks[-1]
         decision = claim.procedure(*data)
-        info = {"looks": list(looks), "look": looks.index(n) + 1 if n in looks else None, "n": n,
+        info = {"looks": list(looks), "look": looks.index(n) + 1, "n": n, "rows": len(data[0]),
                 "fixed": fixed_n, "decided": n == fixed_n, "continue": n < fixed_n}
         if n != fixed_n:
             return Decision(INCONCLUSIVE, decision.estimate, decision.ci, None, {**decision.details,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from resclaims.decide.sequential import MIN_STAGE
@@ -185,3 +186,23 @@ def test_plan_and_fill_with_seeds_auto_ask_for_one_stage_only(pytester, monkeypa
                        "r1").assert_outcomes(passed=1)
     third = plan([*auto, "--seeds-after", "r2", "test_toy.py"])
     assert [len(need.missing) for need in third.needs] == [0] or not third.needs  # decided: nothing to train
+
+
+def test_a_claim_without_a_sequential_form_is_decided_at_its_modules_fixed_look_on_the_rows_it_keeps():
+    """A claim that keeps a subset of its look's runs (converged ones, say: 9 of 10) is decided at the look where its
+    module's seeds are the tier's n, not left to continue because its rows are no planned look."""
+    from resclaims.decide.claims import Claim
+    from resclaims.families import zero_identity
+    from resclaims.plugin.sequential import Auto, decider
+
+    claim = Claim("V1", source="mine", claim="a varies more than b", statistic="variance ratio",
+                  procedure=zero_identity.variance_ratio_above_one)
+    rng = np.random.default_rng(1)
+    a, b = 3 * rng.standard_normal(9), rng.standard_normal(9)
+    first = decider(Auto(20), "m.py", 10, None)(claim, a[:4], b[:4])  # look 1 (5 seeds): not its fixed design's
+    assert first.details["sequential"]["continue"] and first.verdict == "inconclusive"
+    going_on = {"V1": {"nodeid": "m.py::test_v", "details": {"sequential": {"continue": True}}}}
+    second = decider(Auto(20, going_on, {"m.py": 1}), "m.py", 10, None)(claim, a, b)  # look 2: 10 seeds, 9 kept
+    assert second.details["sequential"] | {"n": 10, "rows": 9, "look": 2, "decided": True, "continue": False} == \
+        second.details["sequential"]
+    assert second.verdict == claim.procedure(a, b).verdict
