@@ -10,6 +10,9 @@
   it); ``--estimate-only``: the one line of the cost.
 - ``fill --engine local|ray|slurm [--publish] [--budget 150m] [SELECTION]``: train the runs the selected claims need
   into the run cache (``--publish``: and into the published run store, ``results/runs/``).
+- ``sequential --seeds-budget N [--report-dir DIR] [SELECTION]``: ``--seeds auto``'s stages one session after another
+  (``DIR/stage-<k>/``) until every claim is decided or the budget is reached, a line per stage; the last stage's
+  report is ``DIR``'s (:func:`resclaims.plugin.sequential.drive`).
 - ``gpu-check [--device cuda|cpu] [--k-full --data-dir DIR]``: images/s of eager, compiled and captured training
   steps, the projected full-tier wall times, one JSON file and a table (:mod:`resclaims.kernels.cifar.gpucheck`); reduced on a CPU.
 
@@ -161,6 +164,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
             print(f"skipped, not planned: {reason}")
         if found.reaches:
             print(reach_table(found.reaches))
+        if found.stages:
+            from resclaims.plugin.sequential import stage_lines
+
+            print(stage_lines(found.stages))
     print(found.estimate())
     return 0
 
@@ -179,6 +186,15 @@ def cmd_fill(args: argparse.Namespace) -> int:
         return usage_error(str(error))
     print(f"resclaims: fill ({args.engine}): {trained} runs trained in {time.perf_counter() - started:.1f} s")
     return 0
+
+
+def cmd_sequential(args: argparse.Namespace) -> int:
+    from resclaims.plugin.sequential import drive
+
+    for option in ("--seeds", "--seeds-after"):
+        if any(a == option or a.startswith(option + "=") for a in args.pytest_args):
+            return usage_error(f"{option}: the sequential command sets it for each stage; leave it out")
+    return drive(selection(args.pytest_args), args.seeds_budget, args.report_dir)
 
 
 def cmd_gpu_check(args: argparse.Namespace) -> int:
@@ -256,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="start no job that cannot finish within this time at the measured rate, e.g. 150m or 2.5h "
                         "(default: no limit)")
     p.set_defaults(run=cmd_fill)
+    p = commands.add_parser("sequential", help="--seeds auto's stages one session after another, until every claim "
+                            "is decided or the budget is reached",
+                            usage="resclaims sequential --seeds-budget N [--report-dir DIR] [SELECTION ...]",
+                            description=selection_text.replace(" Trains nothing.", ""), allow_abbrev=False)
+    p.add_argument("--seeds-budget", required=True, metavar="N",
+                   help="the most seeds per arm a claim may train (each stage session checks it)")
+    p.add_argument("--report-dir", type=Path, default=REPORTS / "sequential", metavar="DIR",
+                   help="the stages' reports go to DIR/stage-<k>/, the last one's also to DIR (default: "
+                        "reports/sequential)")
+    p.set_defaults(run=cmd_sequential)
     p = commands.add_parser("gpu-check", help="eager, compiled and captured training steps measured, full-tier times "
                             "projected (reduced on a CPU)")
     p.add_argument("--device", default="auto", help="cuda, cuda:N or cpu (default: cuda if there is one, else cpu)")
@@ -272,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
-    if args.command in ("plan", "fill"):
+    if args.command in ("plan", "fill", "sequential"):
         args.pytest_args = rest  # the selection is pytest's
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")

@@ -232,6 +232,7 @@ class Judge:
     families: Families | None = None  # the session's Holm families, for the reach rule (None: no rule)
     refuse: Callable[[str], None] | None = None  # ends the running test with a line (pytest.fail); default: BelowReach
     expected: Mapping[str, str] = field(default_factory=dict)  # claim id -> this tier's expected outcome (not supported)
+    decide: Callable[..., Any] | None = None  # (claim, *data) -> Decision in place of the procedure's (--seeds auto)
 
     def __call__(self, claim: Claim, *data: np.ndarray, protocol: str | None = None,
                  details: Mapping[str, Any] | None = None) -> ClaimResult:
@@ -245,12 +246,14 @@ class Judge:
         """Steps 1-4 of a claim (no test outcome): for a claim reported beside the one a test decides."""
         data, dropped = finite_rows(*data)
         refused = self.join(claim, len(data[0]) + dropped)
-        if refused is not None:
+        if refused is not None and self.decide is None:  # --seeds auto: the budget's reach was checked at collection
             if self.refuse is not None:
                 self.refuse(refused)
             raise BelowReach(refused)
-        calibrated = self.calibrate(claim, *data)
-        decision = claim.procedure(*data)
+        decision = claim.procedure(*data) if self.decide is None else self.decide(claim, *data)
+        # --seeds auto, an interim look that decided nothing: no verdict here, so no calibration or power search yet
+        going_on = bool((decision.details.get("sequential") or {}).get("continue"))
+        calibrated = None if going_on else self.calibrate(claim, *data)
         extra = {**decision.details, **(details or {}),
                  "diverged_pairs_excluded": dropped + (details or {}).get("diverged_pairs_excluded", 0)}
         verdict, p_value, p_refute = decision.verdict, decision.p_value, decision.p_refute
@@ -259,7 +262,7 @@ class Judge:
             extra.update(proxy_verdict=verdict, proxy_p_value=p_value, proxy_p_refute=p_refute)
             verdict, p_value, p_refute = FULL_TIER_ONLY, None, None
         seeds = None
-        if verdict == INCONCLUSIVE:
+        if verdict == INCONCLUSIVE and not going_on:
             seed = self.calibration_seed(claim.id)
             seeds, extra["seeds_for_power_how"] = self.stored.seeds_for_power(
                 self.stored.key(self.code, claim.id, data, "seeds for power", seed),
@@ -271,10 +274,10 @@ class Judge:
             protocol=protocol or self.protocol or "not stated", details=extra, p_refute=p_refute,
             fidelity=self.fidelity, seeds_for_power=seeds,
             family="confirmatory" if claim.confirmatory else "exploratory",
-        ), calibrated.power_rate)
+        ), None if calibrated is None else calibrated.power_rate)
         result.details["holm_family"] = claim.source_family
         self.report.record(result)
-        if calibrated.defective:
+        if calibrated is not None and calibrated.defective:
             if recorded_verdict(self.expected.get(claim.id, "")) == DEFECTIVE:
                 self.expect(self.expected[claim.id], DefectiveProcedure)
             raise DefectiveProcedure(f"{claim.id}: the procedure '{claim.procedure.name}' said supported in "
@@ -337,6 +340,10 @@ class Judge:
         if result.verdict == FULL_TIER_ONLY:
             self.skip(f"{claim.id}: full tier only: a sentence about the source's protocol, measured at "
                       f"{self.fidelity}; proxy estimate {result.estimate:.4g} [{result.ci[0]:.4g}, {result.ci[1]:.4g}]")
+        stage = result.details.get("sequential") or {}
+        if stage.get("continue"):  # --seeds auto: not decided at this look; the next stage's runs decide it
+            self.skip(f"{claim.id}: undecided at look {stage.get('look')} (n = {stage.get('n')}) of "
+                      f"{stage.get('looks')}: continue with --seeds-after")
         recorded = self.expected.get(claim.id)
         if recorded:  # the reason: the numbers in the expected-outcomes file, and this session's own
             self.expect(f"{recorded}; this session: {result.summary()}", NotSupported)

@@ -24,6 +24,13 @@ alpha / m, m the claims of its family (:func:`reach_levels`; ``plan`` prints bot
 reach at alpha / m and at alpha). :class:`Families` knows m before the claims are
 decided: the confirmatory claims the session's selected tests name, less those that get
 no verdict in it (full tier only at a reduced protocol, or their test skipped).
+
+**Sequential seeds** (``--seeds auto``, :mod:`resclaims.decide.sequential`): a confirmatory claim's group-sequential
+tests are designed at alpha / m, Holm's first step, and its p-values are the stage-wise ones at its deciding look.
+A claim decided "supported" (or "refuted") there has p <= alpha / m, so Holm's adjusted p is at most alpha and its
+adjusted verdict is the same (``tests/decide/test_sequential.py`` checks this on families of sign tests); Holm may
+add verdicts at its later steps for claims the design left inconclusive at their last look. A claim still to
+continue (an interim look that decided nothing) has no final p: its adjusted verdict is inconclusive.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from resclaims.decide.stats import ALPHA, holm
-from resclaims.decide.verdict import FULL_TIER_ONLY, ClaimResult, two_tests
+from resclaims.decide.verdict import FULL_TIER_ONLY, INCONCLUSIVE, ClaimResult, two_tests
 
 if TYPE_CHECKING:
     from resclaims.decide.claims import Claim
@@ -56,8 +63,11 @@ def adjust(claims: Sequence[ClaimResult], alpha: float = ALPHA) -> tuple[list[Cl
         support = holm({c.id: 1.0 if c.p_value is None else c.p_value for c in members})
         refute = holm({c.id: 1.0 if c.p_refute is None else c.p_refute for c in members})
         for c in members:
+            verdict = two_tests(support[c.id], refute[c.id], alpha=alpha)
+            if ((c.details or {}).get("sequential") or {}).get("continue"):
+                verdict = INCONCLUSIVE  # --seeds auto, an interim look that decided nothing: its p is no final one
             adjusted[c.id] = dataclasses.replace(c, p_adjusted=support[c.id], p_refute_adjusted=refute[c.id],
-                                                 verdict_adjusted=two_tests(support[c.id], refute[c.id], alpha=alpha))
+                                                 verdict_adjusted=verdict)
     summary = {"method": "Holm", "alpha": alpha,
                "families": {source: [c.id for c in members] for source, members in sorted(families.items())},
                "statement": STATEMENT.format(alpha=alpha)}

@@ -18,7 +18,7 @@ from resclaims.datasets import cache_dir
 from resclaims.decide import expected, stored
 from resclaims.decide.claims import Claim
 from resclaims.decide.multiplicity import Families
-from resclaims.plugin import xdist
+from resclaims.plugin import sequential, xdist
 from resclaims.plugin.keys import (
     BASELINE_KEY,
     CACHE_KEY,
@@ -68,6 +68,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--tier", default=None, metavar="NAME", help="tier to run, quick or full (default: quick; --full is short for --tier full)")
     group.addoption("--device", default="auto", metavar="cpu|cuda|auto", help="device to train on (default: auto, cuda when available)")
     group.addoption("--seeds", default=None, metavar="N", help="seeds per condition, overriding each tier's count (default: the tier's)")
+    group.addoption("--seeds-budget", default=None, metavar="N", help="with --seeds auto: the most seeds per arm; each module's runs train in stages (doubling from a quarter of its tier's seeds up to N) until its claims are decided (resclaims.plugin.sequential)")
+    group.addoption("--seeds-after", default=None, metavar="PATH", help="with --seeds auto: the previous stage's report folder; modules with a claim still undecided go on to their next look, decided claims keep their look")
     group.addoption("--max-seeds", default=None, metavar="N", help=f"the most --seeds a session takes (default: {MAX_SEEDS:,}; a guard against typos)")
     group.addoption("--base-seed", default=str(DEFAULT_BASE_SEED), metavar="S", help=f"base seed every run's seed derives from (default: {DEFAULT_BASE_SEED})")
     group.addoption("--data-dir", default=None, metavar="PATH", help=f"folder holding the data sets (default: ${DATA_ENV}, then the download cache data/)")
@@ -98,10 +100,11 @@ def _settings(config: pytest.Config) -> Settings:
         tier=tier,
         device=device,
         base_seed=parse_base_seed(opt.base_seed),
-        seeds=parse_seeds(opt.seeds, opt.max_seeds),
+        seeds=None if opt.seeds == sequential.AUTO else parse_seeds(opt.seeds, opt.max_seeds),
         data_dir=resolve_data_dir(opt.data_dir),
         report_dir=check_report_dir(report_dir, "--report-dir" if opt.report_dir else "report folder"),
         no_train=opt.no_train,
+        auto=sequential.parse(opt.seeds, opt.seeds_budget, opt.seeds_after, opt.max_seeds),
     )
 
 
@@ -254,6 +257,12 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         if item.get_closest_marker("skip") is None:
             for claim in named_claims(item):
                 families.add(claim, item.module.__name__)
+    auto = config.stash[SETTINGS_KEY].auto
+    if auto is not None:  # --seeds auto: a budget no look of a claim's design can reach is refused before training
+        refused = sequential.check_budget(session.items, auto, families, config.stash[SETTINGS_KEY].tier, named_claims)
+        if refused is not None:
+            raise pytest.UsageError(refused)
+        report.set_provenance("sequential", {"budget": auto.budget, "looks": {}, "seeds": {}, "stages": {}})
     module = lambda nodeid: nodeid.split("::")[0]  # noqa: E731
     named = {(config.invocation_params.dir / module(arg)).resolve() for arg in config.args if "::" in arg}
     partial = {module(item.nodeid) for item in session.items if item.path.resolve() in named}

@@ -72,6 +72,7 @@ class Plan:
     other_skips: list[str] = field(default_factory=list)
     store_dir: Path | None = None  # the published run store the session read (None: --no-store)
     reaches: list[Any] = field(default_factory=list)  # the selection's confirmatory claims (resclaims.plugin.plan.Reach)
+    stages: dict[str, Any] | None = None  # --seeds auto: the budget and each module's looks (resclaims.plugin.sequential)
 
     @property
     def missing(self) -> list[Need]:

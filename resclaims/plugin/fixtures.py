@@ -18,6 +18,7 @@ from resclaims.datasets.download import DownloadError
 from resclaims.decide import calibration, expected, stored
 from resclaims.decide.claims import Judge
 from resclaims.decide.verdict import SOURCE_PROTOCOL
+from resclaims.plugin import sequential
 from resclaims.plugin.costs import incomplete
 from resclaims.plugin.keys import CACHE_KEY, CALIBRATED_KEY, FAMILIES_KEY, REPORT_KEY, SETTINGS_KEY, STORED_KEY
 from resclaims.plugin.settings import Settings
@@ -101,6 +102,8 @@ def tier(request: pytest.FixtureRequest, settings: Settings) -> Tier:
         pytest.fail(str(error), pytrace=False)
     if settings.tier not in tiers:
         pytest.skip(f"{where} declares no {settings.tier} tier (its TIERS: {', '.join(tiers)})")
+    if settings.auto is not None:  # --seeds auto: this session's stage of the module (resclaims.plugin.sequential)
+        return tiers[settings.tier].at(stage_seeds(request, settings, tiers[settings.tier].seeds))
     return tiers[settings.tier].at(settings.seeds)
 
 
@@ -125,12 +128,26 @@ def judge(request: pytest.FixtureRequest, settings: Settings, report: Report) ->
         tier=settings.tier, report=report, expect=expect, protocol=declared_tier.protocol,
         fidelity=declared_tier.fidelity, skip=lambda reason: pytest.skip(reason),
         calibration_seed=lambda claim_id: settings.run_seeds(f"calibration {claim_id}", 1)[0],
-        default_seeds=settings.seeds is None and settings.base_seed == DEFAULT_BASE_SEED,
+        default_seeds=settings.seeds is None and settings.auto is None and settings.base_seed == DEFAULT_BASE_SEED,
         n_sims=calibration.N_SIMS[settings.tier], calibrated=request.config.stash[CALIBRATED_KEY],
         stored=request.config.stash[STORED_KEY], code=_code_digest(request.path),
         families=families, refuse=lambda line: pytest.fail(line, pytrace=False),
         expected=expected.load(request.path).get(settings.tier, {}),
+        decide=None if settings.auto is None else sequential.decider(
+            settings.auto, request.node.nodeid.split("::")[0], getattr(request.module, "TIERS")[settings.tier].seeds,
+            families),
     )
+
+
+def stage_seeds(request: pytest.FixtureRequest, settings: Settings, tier_seeds: int) -> int:
+    """The module's seeds at this session's look, recorded in the report's provenance (``sequential``)."""
+    module = request.node.nodeid.split("::")[0]
+    seeds, look = settings.auto.seeds(module, tier_seeds), settings.auto.look(module, tier_seeds)
+    stage = request.config.stash[REPORT_KEY].provenance.setdefault("sequential", {"budget": settings.auto.budget})
+    stage.setdefault("looks", {})[module] = look
+    stage.setdefault("seeds", {})[module] = seeds
+    stage.setdefault("stages", {})[module] = list(settings.auto.stages(tier_seeds))
+    return seeds
 
 
 @functools.cache

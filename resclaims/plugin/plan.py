@@ -102,6 +102,10 @@ class Planner:
             self._patch.setattr(Judge, method, judged)
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
+        from resclaims.plugin.keys import REPORT_KEY
+
+        report = config.stash.get(REPORT_KEY, None)
+        self.stages = None if report is None else report.provenance.get("sequential")  # --seeds auto's looks
         self._patch.undo()
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
@@ -272,11 +276,13 @@ def plan(args: Sequence[str]) -> Plan:
         extra += ["-n", "0"]
     with tempfile.TemporaryDirectory(prefix="resclaims-plan-") as report_dir, io.StringIO() as out:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-            code = pytest.main([*args, *extra, "--report-dir", report_dir], plugins=[planner])
+            # one argument: pytest takes a separate option value that names a folder for a path when it finds the
+            # rootdir, and a module's node id (--seeds-after's key for its look) would then differ from its session's
+            code = pytest.main([*args, *extra, f"--report-dir={report_dir}"], plugins=[planner])
         text = out.getvalue()
     if code == pytest.ExitCode.USAGE_ERROR or code == pytest.ExitCode.INTERRUPTED or planner.cache_dir is None and code:
         lines = [line for line in text.splitlines() if line.strip()]
         message = next((line.removeprefix("ERROR: ") for line in lines if line.startswith("ERROR")), lines[-1] if lines else "")
         raise EngineError(f"the selection cannot be planned: {message}")
     return Plan(list(planner.needs.values()), planner.data, planner.cache_dir, planner.tier, planner.device,
-                planner.other_skips, planner.store_dir, planner.reaches())
+                planner.other_skips, planner.store_dir, planner.reaches(), getattr(planner, "stages", None))

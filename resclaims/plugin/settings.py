@@ -12,6 +12,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -35,6 +36,7 @@ class Settings:
     data_dir: Path | None  # user-supplied data root (--data-dir or RESCLAIMS_DATA)
     report_dir: Path  # where this session's report goes
     no_train: bool = False  # --no-train: claims lacking runs are reported incomplete, nothing trains
+    auto: Any = None  # --seeds auto: resclaims.plugin.sequential.Auto (the budget, the previous stage), else None
 
     def n_seeds(self, per_tier: Mapping[str, int]) -> int:
         """Seeds per condition: --seeds, else this tier's count from ``{"quick": ..., "full": ...}``."""

@@ -269,6 +269,9 @@ def sections(document: dict[str, Any]) -> list[Section]:
     exact = [c for c in document["claims"] if is_exact(c, document)]
     if exact:
         out.append(exact_section(document, exact))
+    sequential = sequential_section(document)
+    if sequential is not None:
+        out.append(sequential)
     comparison = document.get("comparison")
     if comparison is not None:
         changes = comparison["changes"]
@@ -324,6 +327,31 @@ def sections(document: dict[str, Any]) -> list[Section]:
     items += [f"data {name}: " + ", ".join(f"{k} {v}" for k, v in info.items()) for name, info in prov.get("data", {}).items()]
     out.append(Section("Provenance", items=items))
     return out
+
+
+def sequential_section(document: dict[str, Any]) -> Section | None:
+    """``--seeds auto``: each claim's look and n at its decision (``details.sequential``), and the stages a
+    ``resclaims sequential`` drive ran (``provenance.sequential.history``); None for a fixed design's report."""
+    rows = []
+    for claim in document["claims"]:
+        seq = (claim.get("details") or {}).get("sequential")
+        if not seq:
+            continue
+        looks = seq.get("looks") or []
+        at = f"look {seq.get('look')} of {len(looks)}" if seq.get("look") else "no planned look"
+        state = "continue" if seq.get("continue") else "decided" if seq.get("decided") else ""
+        level = f"{seq['level']:.3g} ({seq.get('spending', '')})" if "level" in seq else \
+            f"fixed design at n = {seq.get('fixed')}"
+        rows.append([claim["id"], claim["verdict"], at, str(seq.get("n")), ", ".join(map(str, looks)), level, state])
+    if not rows:
+        return None
+    history = ((document.get("provenance") or {}).get("sequential") or {}).get("history") or []
+    items = [f"stage {h['stage']}: seeds per arm " + ", ".join(f"{m} {n}" for m, n in sorted(h["seeds"].items()))
+             + f"; {h['claims_decided']} claims decided, {h['claims_to_continue']} to continue; "
+             f"{h['runs_trained']} runs trained" for h in history]
+    return Section("Sequential design (--seeds auto)",
+                   headers=["claim", "verdict", "decided at", "n per arm", "planned looks", "level (spending)",
+                            "state"], rows=rows, items=items)
 
 
 def _heading(document: dict[str, Any]) -> str:
