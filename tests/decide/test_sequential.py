@@ -198,7 +198,7 @@ def test_sequential_procedures_hold_both_errors_on_the_written_worlds(looks):
             rng = np.random.default_rng([11, looks[-1], i, j])
             out = sq.looked(sq.tests_of(case.procedure), design, *case.draw(rng, noise, sims, looks[-1]))
             rates = out.supported.mean(), out.refuted.mean()
-            if max(rates) > limit:
+            if max(rates[case.claim_true:]) > limit:  # a claim true in its band's middle: only "refuted" errs
                 bad.append(f"{case.name} | {world}: supported {rates[0]:.4f}, refuted {rates[1]:.4f}")
     assert not bad, f"above {limit:.4f}:\n" + "\n".join(bad)
 
