@@ -28,12 +28,17 @@ Statistics:
                 both ways (exploratory: the direction the sentence implies).
   Z1.magnitude  (confirmatory) identity/zero ratio of the mean curves' crossing epochs
                 (the source reads its plot's mean curves) against [9.5/4, 10.5/3] =
-                [2.375, 3.5] (3.5 and 10 epochs read to half an epoch); two one-sided
-                BCa-bootstrap tests (experiments resampled); a censored mean curve can
-                only refute. .converged: the same on the pairs whose runs both reach
-                0.01; .per_run: the median of the per-experiment ratios.
+                [2.375, 3.5] (3.5 and 10 epochs read to half an epoch). The ratio is
+                above c where, for some t, the identity mean loss is shown above 0.01
+                until c t and the zero mean loss below it at t (each at alpha / 2);
+                supported inside the band at both edges, refuted outside one
+                (resclaims.decide.means); a censored identity curve can only refute.
+                .converged: the same on the pairs whose runs both reach 0.01;
+                .per_run: the median of the per-experiment ratios.
   Z1.zero_epochs, Z1.identity_epochs  (confirmatory) the mean curves' crossing epochs
-                against 3.5 ± 0.5 and 10 ± 0.5, same rule.
+                against 3.5 ± 0.5 and 10 ± 0.5: a mean curve crosses before b exactly
+                when the mean loss at b is below 0.01, so one-sided skew-corrected
+                (Hall) tests of the mean loss at each edge, same rule.
   Z2            (confirmatory) experiments in disjoint pairs i, j, and per pair
                 |identity_i - identity_j| - |zero_i - zero_j| of the per-run mean loss:
                 its median, exact sign tests both ways.

@@ -149,3 +149,18 @@ def test_bca_interval_matches_scipys_and_agrees_with_its_tests():
         assert (bca.at(boundary, alpha=0.05).p_above <= 0.05) == (tested.low > boundary)
     for boundary in (tested.high - 1e-3, tested.high + 1e-3):
         assert (bca.at(boundary, alpha=0.05).p_below <= 0.05) == (tested.high < boundary)
+
+
+@pytest.mark.parametrize("direction", [np.inf, -np.inf])
+def test_bca_counts_replicates_a_last_bit_from_the_estimate_as_ties(direction):
+    """Replicates of identical runs equal the estimate but for rounding (the last bit, either way): ties, so z0 = 0
+    and the corrections leave the percentile bootstrap (a strict < once gave z0 = +-3.48)."""
+    from resclaims.decide.stats import _bca
+
+    estimate = 2.9166666666666665
+    replicates = np.full(2000, np.nextafter(estimate, direction))
+    bca = _bca(estimate, replicates, np.full(5, estimate))
+    assert bca.bias == 0.0 and bca.acceleration == 0.0
+    assert bca.at(3.5).p_above == pytest.approx(1 - 0.5 / 2000)  # every replicate below 3.5: nothing shows above
+    # a replicate truly off the estimate (a relative 1e-9) is no tie
+    assert _bca(estimate, np.full(2000, estimate * (1 + 1e-9)), np.full(5, estimate)).bias < -3

@@ -5,9 +5,10 @@ first recorded epoch is x = 0); a curve crosses at the first epoch strictly belo
 interpolated from the epoch before; a curve below it at epoch 0 crosses at 0; one that never gets below it is
 censored at the budget (its number of epochs, or the budget given); a curve holding a NaN or inf is a diverged run:
 NaN, never the budget (resclaims.run.contract). Sign tests: n runs all on one side give p = 1/2^n (5 runs: 1/32),
-and a run equal to the boundary counts against both sides. The BCa bootstrap of identical runs whose mean curve
-is exact (four runs of dyadic losses) is degenerate: every replicate equals the estimate, so z0 = a = 0 and each
-one-sided p is the clipped share 0.5 / 2000 = 0.00025 or 1 - 0.00025.
+and a run equal to the boundary counts against both sides. The mean-curve procedures test the mean loss at a
+band's edges (resclaims.decide.means): identical runs have no spread, so each test's p is 0 or 1 by the sign of the
+mean's distance from the threshold. The BCa bootstrap of identical runs is degenerate: every replicate equals the
+estimate, so z0 = a = 0 and each one-sided p is the clipped share 0.5 / 2000 = 0.00025 or 1 - 0.00025.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resclaims.decide.stats import Replicates, bootstrap_replicates
+from resclaims.decide.stats import bootstrap_replicates
 from resclaims.decide.verdict import INCONCLUSIVE, REFUTED, SUPPORTED
 from resclaims.families import zero_identity as z
 
@@ -133,33 +134,9 @@ def test_z1_data_pairs_by_seed_drops_diverged_pairs_and_marks_converged_pairs():
     assert data.converged.tolist() == [True, False]
 
 
-# -- procedures ----------------------------------------------------------------------------------------------------
-def uniform_replicates(low: float, high: float) -> Replicates:
-    """100 replicates evenly from low to high, no bias or acceleration: each p is the share beyond the boundary,
-    clipped to [0.5/100, 1 - 0.5/100]."""
-    return Replicates(float((low + high) / 2), np.linspace(low, high, 100))
-
-
-def test_curve_band_supports_inside_refutes_above_and_a_censored_one_can_only_refute():
-    inside = z.curve_band(uniform_replicates(2.6, 3.0), BAND, censored=False, note=1)
-    # no replicate at or below 2.375 nor at or above 3.5: both p clip to 0.005
-    assert inside.verdict == SUPPORTED and inside.p_value == pytest.approx(0.005)
-    assert inside.details == {"band": list(BAND), "censored": False, "note": 1}
-    censored = z.curve_band(uniform_replicates(2.6, 3.0), BAND, censored=True)
-    # a lower bound inside the band cannot show the value inside: only "above 3.5" is tested, every replicate is
-    # at or below 3.5, p_refute = 1 - 0.005
-    assert censored.verdict == INCONCLUSIVE and censored.p_value is None
-    assert censored.p_refute == pytest.approx(0.995) and censored.details["censored"] is True
-    above = z.curve_band(uniform_replicates(4.0, 5.0), BAND, censored=True)  # a lower bound above the band
-    assert above.verdict == REFUTED and above.p_refute == pytest.approx(0.005)
-    # half of the replicates (50 of 100, from 2.0 to 2.75) at or below 2.375: p = 0.5, inconclusive either way
-    edge = z.curve_band(Replicates(2.375, np.concatenate([np.linspace(2.0, 2.375, 50), np.linspace(2.38, 2.75, 50)])),
-                        BAND, censored=False)
-    assert edge.verdict == INCONCLUSIVE and edge.p_value == pytest.approx(0.5)
-
-
-# Four identical runs of dyadic losses: every resample's mean curve is bitwise the sample's, so every replicate
-# equals the estimate exactly (a tie, z0 = 0) and each p is the floor or 1 - the floor.
+# -- procedures: the mean-curve tests (resclaims.decide.means), on runs small enough to work by hand ---------------
+# Identical runs have no spread: each edge's test is decided by the sign of the mean's distance from the threshold
+# (p = 0 or 1), so the verdicts below follow from the mean curves alone.
 FOUR = 4
 ZERO_RUN = [0.25, 0.0, 0.0, 0.0, 0.0]  # crosses 0.1 at 0 + (0.25 - 0.1) / 0.25 = 0.6
 
@@ -168,31 +145,31 @@ def runs(curve: list[float], n: int = FOUR) -> np.ndarray:
     return np.tile(curve, (n, 1))
 
 
-def test_mean_curve_ratio_identical_runs_inside_the_band_is_supported_at_the_bootstraps_floor():
+def test_mean_curve_ratio_identical_runs_inside_the_band_is_supported():
     identity = runs([1.0, 0.5, 0.0, 0.0, 0.0])  # 1 + (0.5 - 0.1) / 0.5 = 1.8; ratio 1.8 / 0.6 = 3.0
+    # at 2.375 x 0.6 = 1.425 the identity mean loss is 0.5 - 0.425 x 0.5 = 0.2875 > 0.1: the ratio is above 2.375;
+    # at 3.5 x 0.6 = 2.1 it is 0 < 0.1: below 3.5
     decision = z.mean_curve_ratio(BAND, 0.1, 5).decide(identity, runs(ZERO_RUN))
-    assert decision.estimate == pytest.approx(3.0) and decision.ci == pytest.approx((3.0, 3.0))
-    assert decision.verdict == SUPPORTED and decision.p_value == pytest.approx(FLOOR)
-    assert decision.p_refute == 1.0  # twice the nearer edge's 1 - FLOOR, at most 1 (alpha / 2 per edge)
+    assert decision.estimate == pytest.approx(3.0) and decision.ci == pytest.approx((3.0, 3.0), abs=1e-6)
+    assert decision.verdict == SUPPORTED and decision.p_value == 0.0 and decision.p_refute == 1.0
     assert decision.details["identity_epochs"] == pytest.approx(1.8)
     assert decision.details["zero_epochs"] == pytest.approx(0.6) and decision.details["censored"] is False
     above = z.mean_curve_ratio(BAND, 0.1, 5).decide(runs([1.0, 1.0, 1.0, 0.5, 0.0]), runs(ZERO_RUN))
-    # 3 + 0.4 / 0.5 = 3.8 epochs, ratio 3.8 / 0.6 = 6.33 > 3.5
-    assert above.verdict == REFUTED and above.estimate == pytest.approx(19 / 3)
-    assert above.p_refute == pytest.approx(2 * FLOOR)  # alpha / 2 per edge
+    # 3 + 0.4 / 0.5 = 3.8 epochs, ratio 3.8 / 0.6 = 6.33 > 3.5: at 2.1 the identity mean loss is 1.0
+    assert above.verdict == REFUTED and above.estimate == pytest.approx(19 / 3) and above.p_refute == 0.0
 
 
 def test_mean_curve_ratio_all_runs_far_above_the_band_is_refuted():
     # identity crosses at 3 + (m - 0.1) / m with m in {0.3, 0.4, 0.5} at epoch 3: mean 0.4, 3 + 0.3 / 0.4 = 3.75;
-    # zero crosses at (m - 0.1) / m with m in {0.15, 0.2, 0.25} at epoch 0: mean 0.2, 0.5; ratio 7.5. Every
-    # resample's ratio is at least 3.667 / 0.6 = 6.1 (mean m from 0.3 to 0.5 and 0.15 to 0.25): above 3.5
+    # zero crosses at (m - 0.1) / m with m in {0.15, 0.2, 0.25} at epoch 0: mean 0.2, 0.5; ratio 7.5. With t a
+    # little past 0.5 the zero curve is below 0.1 and every identity run is at 1 until 3.5 t: above 3.5
     identity = np.array([[1, 1, 1, m, 0] for m in (0.3, 0.4, 0.5)], dtype=float)
     zero = np.array([[m, 0, 0, 0, 0] for m in (0.15, 0.2, 0.25)], dtype=float)
     decision = z.mean_curve_ratio(BAND, 0.1, 5).decide(identity, zero)
     assert decision.estimate == pytest.approx(7.5)
     assert decision.details["identity_epochs"] == pytest.approx(3.75)
     assert decision.details["zero_epochs"] == pytest.approx(0.5)
-    assert decision.verdict == REFUTED and decision.p_refute < 0.001 and decision.ci[0] > BAND[1]
+    assert decision.verdict == REFUTED and decision.p_refute < 0.05 and decision.ci[0] > BAND[1]  # 3 runs: t, 2 df
 
 
 NEVER = [1.0, 0.75, 0.5, 0.5, 0.25]  # never below 0.1 in 5 epochs: censored at the budget, 5
@@ -203,48 +180,58 @@ def test_mean_curve_ratio_with_the_identity_mean_curve_censored_is_only_a_lower_
     inside = z.mean_curve_ratio(BAND, 0.1, 5).decide(runs(NEVER), slower_zero)
     assert inside.estimate == pytest.approx(25 / 9) and inside.details["censored"] is True
     assert inside.details["identity_epochs"] == 5
-    assert inside.verdict == INCONCLUSIVE and inside.p_value is None  # in the band, but only a lower bound
-    assert inside.p_refute == pytest.approx(1 - FLOOR)
+    # both edges' points (2.375 x 1.8 = 4.3 and 3.5 x 1.8 = 6.3) lie beyond the last epoch (4): nothing is tested
+    assert inside.verdict == INCONCLUSIVE and inside.p_value == 1.0 and inside.p_refute == 1.0
+    assert inside.ci == (0.0, np.inf) or inside.ci[1] == np.inf
     above = z.mean_curve_ratio(BAND, 0.1, 5).decide(runs(NEVER), runs(ZERO_RUN))  # >= 5 / 0.6 = 8.33
-    assert above.verdict == REFUTED and above.estimate == pytest.approx(25 / 3)
-    assert above.p_refute == pytest.approx(FLOOR)  # censored: one edge can refute, its one test at alpha
+    # at 3.5 x 0.6 = 2.1 the identity mean loss is 0.5 > 0.1: shown above the band, censored or not
+    assert above.verdict == REFUTED and above.estimate == pytest.approx(25 / 3) and above.p_refute == 0.0
+
+
+def test_mean_curve_crossing_tests_the_mean_loss_at_each_edge():
+    # four runs crossing 0.1 between epochs 1 and 2 (mean curve [1, 0.3, 0.05, ...]: 1 + 0.2 / 0.25 = 1.8)
+    c = np.array([[1.0, 0.3 + d, 0.05 + d / 10, 0.0, 0.0] for d in (-0.02, -0.01, 0.01, 0.02)])
+    inside = z.mean_curve_crossing((1.5, 2.5), 0.1, 5, "zero").decide(c)
+    assert inside.estimate == pytest.approx(1.8) and inside.verdict == SUPPORTED
+    assert inside.ci[0] > 1.5 and inside.ci[1] < 2.5 and inside.details["censored"] is False
+    late = z.mean_curve_crossing((0.5, 1.0), 0.1, 5, "zero").decide(c)  # above the threshold through epoch 1
+    assert late.verdict == REFUTED and late.p_refute < 0.01
+    never = z.mean_curve_crossing((1.5, 2.5), 0.1, 5, "identity").decide(runs(NEVER))
+    assert never.estimate == 5 and never.details["censored"] is True and never.verdict == REFUTED
+    assert never.ci[0] == 5 and never.ci[1] == np.inf  # shown above through the last epoch, never below
+
+
+@pytest.mark.parametrize("procedure", [z.mean_curve_crossing((3.0, 4.0), 0.01, 8, "zero"),
+                                       z.mean_curve_ratio(BAND, 0.01, 20)], ids=["crossing", "ratio"])
+def test_the_vectorised_mean_curve_tests_decide_as_the_procedure_does(procedure):
+    """What the validation suite and the calibration gate simulate (``tests``) is what decides."""
+    from resclaims.report import validation_means as vc
+
+    case = vc.CASES[0] if "crossing" in procedure.name else vc.CASES[-1]
+    data = case.draw(np.random.default_rng(4), "lognormal", 30, 40)
+    p_support, p_refute = procedure.tests(*data)
+    for i in range(30):
+        decision = procedure.decide(*(d[i] for d in data))
+        assert decision.p_value == pytest.approx(p_support[i]) and decision.p_refute == pytest.approx(p_refute[i])
 
 
 ROUNDING = ("decide.stats.bootstrap_replicates computes the estimate from d.mean(axis=0) and the replicates from "
             "(counts / n) @ d; where the replicates have an atom at the estimate (identical runs) the two differ in "
-            "the last bit, _bca's strict `replicates < estimate` puts the whole atom on one side, z0 = +-3.48, and "
-            "every p-value flips between 0.00025 and 0.99975")
+            "the last bit; _bca counts replicates within 1e-12 (relative) of the estimate as ties, so z0 = 0 "
+            "whichever way the bits fall (a strict `replicates < estimate` put the whole atom on one side, "
+            "z0 = +-3.48, and every p flipped between 0.00025 and 0.99975)")
 
 
-def off_by_rounding(identity: np.ndarray, zero: np.ndarray) -> None:
-    """Skip unless this machine's BLAS rounds the replicates of identical runs apart from their estimate (the bug's
-    precondition; a BLAS that rounds both alike has nothing to pin)."""
+@pytest.mark.parametrize("zero_run, boundary, p_above", [
+    ([0.9, 0.35, 0.0, 0.0, 0.0], 3.5, 1 - FLOOR),  # ratio >= 2.92, below 3.5: nothing shows it above
+    ([0.2, 0.0, 0.0, 0.0, 0.0], 3.5, FLOOR)])  # ratio >= 10: every replicate above 3.5
+def test_the_bca_bootstrap_of_identical_runs_is_not_moved_by_rounding(zero_run, boundary, p_above):
+    """ROUNDING: three identical runs, the identity censored at 5; the BCa bootstrap (still used by other
+    statistics) gives the percentile p whichever way the replicates' last bits fall."""
     ratio = lambda i, z0: z.mean_crossing(i, 0.1, 5) / z.mean_crossing(z0, 0.1, 5)  # noqa: E731
-    replicates = bootstrap_replicates((identity, zero), ratio, rows=True)
-    if (replicates.replicates == replicates.estimate).all():
-        pytest.skip("the estimate and its replicates agree to the bit here: nothing to pin")
-
-
-@pytest.mark.xfail(strict=True, reason=ROUNDING)
-def test_a_censored_ratio_inside_the_band_is_not_refuted_whatever_the_rounding():
-    # three identical runs; zero crosses at 1 + (0.35 - 0.1) / 0.35 = 1.714, identity censored at 5: the ratio is
-    # >= 2.92, inside [2.375, 3.5], so nothing shows it above 3.5; the estimate's last bit says "refuted,
-    # p_refute = 0.00025"
-    identity, zero = runs([0.9, 0.8, 0.7, 0.6, 0.5], 3), runs([0.9, 0.35, 0.0, 0.0, 0.0], 3)
-    off_by_rounding(identity, zero)
-    decision = z.mean_curve_ratio(BAND, 0.1, 5).decide(identity, zero)
-    assert decision.estimate == pytest.approx(5 / (1 + 0.25 / 0.35)) and decision.details["censored"] is True
-    assert decision.verdict == INCONCLUSIVE  # says refuted
-
-
-@pytest.mark.xfail(strict=True, reason=ROUNDING)
-def test_a_censored_ratio_far_above_the_band_is_refuted_whatever_the_rounding():
-    # three identical runs; zero crosses at (0.2 - 0.1) / 0.2 = 0.5: ratio >= 5 / 0.5 = 10, far above 3.5
-    identity, zero = runs([0.9, 0.8, 0.7, 0.6, 0.5], 3), runs([0.2, 0.0, 0.0, 0.0, 0.0], 3)
-    off_by_rounding(identity, zero)
-    decision = z.mean_curve_ratio(BAND, 0.1, 5).decide(identity, zero)
-    assert decision.estimate == pytest.approx(10.0)
-    assert decision.verdict == REFUTED and decision.p_refute == pytest.approx(FLOOR)  # says inconclusive, 0.99975
+    replicates = bootstrap_replicates((runs([0.9, 0.8, 0.7, 0.6, 0.5], 3), runs(zero_run, 3)), ratio, rows=True)
+    assert replicates.bias == 0.0
+    assert replicates.at(boundary).p_above == pytest.approx(p_above)
 
 
 def test_one_slow_run_of_five_moves_the_mean_curves_crossing_by_almost_three_epochs():
@@ -261,19 +248,18 @@ def test_one_slow_run_of_five_moves_the_mean_curves_crossing_by_almost_three_epo
 
 
 def test_mean_curve_crossing_in_the_band_out_of_it_and_censored_at_the_budget():
-    c = runs([1.0, 1.0, 1.0, 0.5, 0.0])  # 3 + 0.4 / 0.5 = 3.8
-    assert z.mean_curve_crossing((3.3, 4.3), 0.1, 5, "zero").decide(c).verdict == SUPPORTED
+    c = runs([1.0, 1.0, 1.0, 0.5, 0.0])  # 3 + 0.4 / 0.5 = 3.8; at 3.3 the mean loss is 0.35, at 3.95 0.025
+    assert z.mean_curve_crossing((3.3, 3.95), 0.1, 5, "zero").decide(c).verdict == SUPPORTED
+    # an edge beyond the 5 recorded epochs: "below at 9.5" is shown at the last epoch (loss 0 < 0.1)
     refuted = z.mean_curve_crossing((9.5, 10.5), 0.1, 5, "identity").decide(c)
-    assert refuted.verdict == REFUTED and refuted.estimate == pytest.approx(3.8)
-    assert refuted.p_refute == pytest.approx(2 * FLOOR)  # refuted at alpha / 2 per edge: twice the edge's floor
+    assert refuted.verdict == REFUTED and refuted.estimate == pytest.approx(3.8) and refuted.p_refute == 0.0
     never = runs(NEVER)
     censored = z.mean_curve_crossing((9.5, 10.5), 0.1, 5, "identity").decide(never)  # >= 5, below 9.5: proves nothing
     assert censored.estimate == 5 and censored.details["censored"] is True and censored.verdict == INCONCLUSIVE
     beyond = z.mean_curve_crossing((2.5, 3.5), 0.1, 5, "identity").decide(never)  # >= 5, above 3.5: refuted
-    # censored: only the upper edge can refute, one test at alpha (the known "p_refute = 0.00025" of Z1.identity_epochs)
-    assert beyond.verdict == REFUTED and beyond.p_refute == pytest.approx(FLOOR)
+    assert beyond.verdict == REFUTED and beyond.p_refute == 0.0
     inside = z.mean_curve_crossing((4.5, 5.5), 0.1, 5, "identity").decide(never)  # >= 5 is not "in [4.5, 5.5]"
-    assert inside.verdict == INCONCLUSIVE and inside.p_value is None
+    assert inside.verdict == INCONCLUSIVE and inside.p_value == 1.0
 
 
 class Claim:  # what the worlds read of a claim
@@ -306,7 +292,7 @@ def test_per_run_ratio_in_band_five_experiments():
     assert inside.verdict == SUPPORTED and inside.p_value == pytest.approx(1 / 32) and inside.estimate == 3.0
     # a censored identity run (the budget, 20) is a ratio 20 / 5 = 4 above the band, and still counts
     far = procedure.decide(np.array([8.0, 8.0, 16.0, 16.0, 20.0]), t_zero)  # ratios 4, 4, 4, 4, 4
-    # all 5 beyond the upper edge: p = 1/32 there, doubled for the two edges (alpha / 2 each): 5 runs cannot refute
+    # refuted at alpha / 2 per edge (median_in_band): 5 of 5 beyond an edge give p_refute = 2 / 32 > alpha
     assert far.verdict == INCONCLUSIVE and far.p_refute == pytest.approx(2 / 32)
     tie = procedure.decide(np.array([4.75, 5.5, 12.0, 11.0, 15.0]), t_zero)  # 4.75 / 2 = 2.375: on the edge
     # the tie counts against both sides: 4 of 5 above 2.375, p = P(Bin(5, 1/2) >= 4) = 6/32
