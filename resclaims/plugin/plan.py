@@ -270,10 +270,11 @@ def plan(args: Sequence[str]) -> Plan:
     planner = Planner()
     costs._MEASURED.clear()
     extra = ["-p", "no:cacheprovider", "--benchmark-skip", "--baseline", "none", "-q"]
+    xdist_off = any(a.replace(" ", "") in ("no:xdist", "-pno:xdist") for a in args)  # then -n is no option
     with contextlib.suppress(ImportError):
         import xdist  # noqa: F401 - one process plans: the planner lives in it
 
-        extra += ["-n", "0"]
+        extra += [] if xdist_off else ["-n", "0"]
     with tempfile.TemporaryDirectory(prefix="resclaims-plan-") as report_dir, io.StringIO() as out:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
             # one argument: pytest takes a separate option value that names a folder for a path when it finds the

@@ -276,3 +276,13 @@ def test_plan_reads_a_data_dir_value_as_the_option_s_not_as_the_selection(tmp_pa
     monkeypatch.chdir(tmp_path)
     assert selection(["--full", "--data-dir", "D"]) == ["--full", "--data-dir", "D", str(PROJECT / "benchmarks")]
     assert selection(["--data-dir=D", "D"]) == ["--data-dir=D", "D"]  # a path of its own: the selection's
+
+
+def test_a_session_run_with_xdist_off_still_plans_its_cost(pytester):
+    """`pytest -p no:xdist ...` (xdist installed but not loaded): the planner must not pass -n, which pytest would
+    then reject, and the session's estimate line said "the selection cannot be planned: usage: ..."."""
+    from resclaims.plugin.plan import plan
+
+    pytester.makepyfile(test_x="def test_x(settings): pass")
+    assert plan(["-p", "no:xdist", "-p", "resclaims.plugin", str(pytester.path)]).needs == []
+    assert plan(["-pno:xdist", "-p", "resclaims.plugin", str(pytester.path)]).needs == []
