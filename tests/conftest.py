@@ -8,6 +8,17 @@ from resclaims.datasets.cifar10 import Cifar10
 from resclaims.kernels.cifar.timing import cpu_threads
 
 
+def pytest_collection_modifyitems(config, items):
+    """An ``exhaustive`` test (a validation sweep of most of an hour) runs only when the marker expression names it
+    (``pytest tests -m exhaustive``): ``pytest tests``, the README's commands and CI leave it out, and say so."""
+    if "exhaustive" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="exhaustive (most of an hour): run it with pytest tests -m exhaustive")
+    for item in items:
+        if item.get_closest_marker("exhaustive"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def empty_store(tmp_path_factory, monkeypatch):
     """Every test reads an empty published run store, not the repository's (whose runs grow session by session):

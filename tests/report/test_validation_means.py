@@ -43,7 +43,7 @@ def test_a_cell_counts_both_errors_and_holds_only_the_z_tiers_n():
     assert not vm.cell(vm.CASES[0], "rare slow runs (2% at 50x)", 400, sims=50)["held"]
 
 
-@pytest.mark.slow
+@pytest.mark.exhaustive  # over 40 minutes of one core: pytest tests -m exhaustive
 def test_the_mean_curve_procedures_keep_both_errors_at_the_z_tiers_n():
     """Every held cell (Z's n, worlds within reach, :data:`~resclaims.report.validation_means.KNOWN_ABOVE` aside)
     within alpha plus the Monte Carlo margin; the known ones within their recorded rates plus the margin."""
