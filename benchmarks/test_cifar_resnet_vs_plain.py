@@ -89,10 +89,10 @@ K1_DIRECTION = Claim(
 K1 = Claim(
     "K1", source=SOURCE, quote=IMPROVEMENT, unit="points", confirmatory=True, protocol_bound=True,
     claim="around a 5-6% improvement in training accuracy from the residual architecture",
-    statistic="median over seeds of the final-epoch training accuracy gap, residual - plain (points); the median, "
-              "not the mean: the source gives the gap its runs show, 'consistent across the runs', a typical run's "
-              "(under skew the two verdicts differ in 5-52% of data sets at 5-10 seeds: "
-              "validation_means.mean_median_disagreement)",
+    statistic="median over seeds of the final-epoch training accuracy gap, residual - plain (points)",
+    reading="the median, not the mean: the source gives the gap its runs show, 'consistent across the runs', a "
+            "typical run's (under skew the two verdicts differ in 5-52% of data sets at 5-10 seeds: "
+            "validation_means.mean_median_disagreement)",
     procedure=procedures.median_in_band(BAND, what="every seed's gap", how="shift"),
     stated=STATED_GAP, stated_text="the middle of the source's 5-6%,")
 K1_CONSISTENCY = Claim(

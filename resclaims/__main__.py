@@ -306,6 +306,10 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except compare.ReportError as error:
         return fail(str(error))
+    except KeyboardInterrupt:  # a fill stopped by hand: every finished run is already cached (and published)
+        print(f"resclaims: {args.command} interrupted; runs that finished are kept, the ones in progress resume from "
+              "their checkpoints: run the same command again to go on", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -110,6 +110,7 @@ class Claim:
     source: str = ""  # the document it comes from: "001", "He2015", or your own ("mine")
     claim: str = ""  # the claim in one sentence, as the report shows it
     statistic: str = ""  # what the estimate measures
+    reading: str = ""  # why that statistic reads the sentence, where it is not plain (the catalogue shows it)
     procedure: Procedure | None = None  # how it is decided (resclaims.decide.procedures)
     unit: str = ""  # the statistic's unit: "epochs", "points", "x"
     quote: str = ""  # the source's own words, when ``claim`` paraphrases them

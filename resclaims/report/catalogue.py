@@ -110,6 +110,7 @@ def markdown(modules: list[ModuleType]) -> str:
         for c in claims:
             known = "; ".join(f"{tier}: {_cell(by_id[c.id])}" for tier, by_id in outcomes.items() if c.id in by_id) or "-"
             statistic = f"{c.statistic} ({c.unit})" if c.unit and c.unit not in c.statistic else c.statistic
+            statistic += f"; {c.reading}" if c.reading else ""
             parts.append(f"| {c.id} | {c.source} | {_role(c)} | {_cell(c.quote) or '-'} | {_cell(c.claim)} | "
                          f"{_cell(statistic)} | "
                          f"{_cell(c.procedure.name)}: {_cell(c.procedure.test)} | {known} |\n")

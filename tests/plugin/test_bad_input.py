@@ -286,3 +286,24 @@ def test_a_session_run_with_xdist_off_still_plans_its_cost(pytester):
     pytester.makepyfile(test_x="def test_x(settings): pass")
     assert plan(["-p", "no:xdist", "-p", "resclaims.plugin", str(pytester.path)]).needs == []
     assert plan(["-pno:xdist", "-p", "resclaims.plugin", str(pytester.path)]).needs == []
+
+
+def test_a_command_stopped_by_hand_says_so_in_one_line(monkeypatch, capsys):
+    """Ctrl-C in a fill used to end in a 30-line KeyboardInterrupt traceback from the engine's wait."""
+    from resclaims import __main__ as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_fill", interrupted)
+    monkeypatch.setattr(cli, "build_parser", lambda original=cli.build_parser: _rewired(original(), interrupted))
+    assert cli.main(["fill", "-m", "quick"]) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["resclaims: fill interrupted; runs that finished are kept, the ones in progress resume from their "
+                   "checkpoints: run the same command again to go on"]
+
+
+def _rewired(parser, run):
+    for action in parser._subparsers._group_actions:
+        action.choices["fill"].set_defaults(run=run)
+    return parser
