@@ -1,6 +1,6 @@
 """Bad input, swept: each case gives one clear line and a non-zero exit (or a skip with its reason).
 
-The README's bad-input table lists every case and its test. Covered elsewhere:
+The bad-input table (docs/options.md) lists every case and its test. Covered elsewhere:
 option values (``tests/plugin/test_plugin.py::test_bad_options_stop_with_one_line``),
 interrupted and corrupt downloads (``tests/datasets/test_download.py``, and per data set
 ``tests/datasets/test_membrane_data.py``), corrupt baselines (``tests/report/test_reports.py``).

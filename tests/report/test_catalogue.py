@@ -2,9 +2,13 @@
 
 import json
 import re
+import os
 import sys
 from pathlib import Path
 
+from PIL import Image
+
+from resclaims.datasets import cifar10
 from resclaims.report import catalogue
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -16,14 +20,18 @@ def test_the_committed_catalogue_is_up_to_date():
     assert committed == generated, "benchmarks/CLAIMS.md is out of date: python -m resclaims list --markdown > benchmarks/CLAIMS.md"
 
 
-def readme_example() -> str:
+def readme_example(name: str = "my claim") -> str:
     readme = (PROJECT / "README.md").read_text(encoding="utf-8")
-    return re.search(r"<!-- example: my claim -->\n```python\n(.*?)```", readme, re.S).group(1)
+    return re.search(rf"<!-- example: {name} -->\n```python\n(.*?)```", readme, re.S).group(1)
+
+
+def code_lines(code: str) -> int:
+    return len([line for line in code.splitlines() if line.strip()])
 
 
 def test_the_readme_claim_is_20_lines_or_fewer_and_runs_into_the_report(pytester, monkeypatch, tmp_path):
     code = readme_example()
-    assert len([line for line in code.splitlines() if line.strip()]) <= 20
+    assert code_lines(code) <= 20
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_my_claim=code)
     # a process of its own, as for the plan below: torch modules that training imports cannot be imported twice
@@ -69,3 +77,43 @@ def test_list_shows_a_module_without_a_docstring(pytester, monkeypatch, capsys, 
     assert cli.main(["list", "--markdown"]) == 0
     text = capsys.readouterr().out
     assert "## `benchmarks/test_my_claim.py`\n\n| id |" in text and "| U1 | mine |" in text
+
+
+def test_the_readme_cifar_claim_is_planned(pytester, monkeypatch, tmp_path):
+    """The README's claim on the CIFAR kernel (20 lines or fewer) collects, declares its tier and asks for the runs of
+    both arms at 10 blocks; training them takes minutes, so CI plans it on a folder of 20 tiny images, training none."""
+    code = readme_example("cifar claim")
+    assert code_lines(code) <= 20
+    for split in ("train", "test"):
+        for label, name in enumerate(cifar10.CLASSES):
+            (tmp_path / "data" / "cifar10" / split / name).mkdir(parents=True)
+            Image.new("RGB", (32, 32), (20 * label, 0, 0)).save(tmp_path / "data" / "cifar10" / split / name / "0.png")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    pytester.makeconftest('pytest_plugins = ("resclaims.plugin",)\n')
+    pytester.makepyfile(test_my_cifar_claim=code)
+    result = pytester.run(sys.executable, "-m", "resclaims", "plan", "test_my_cifar_claim.py",
+                          f"--data-dir={tmp_path / 'data'}")  # a process of its own, as above
+    assert result.ret == 0, result.stderr.str() + result.stdout.str()
+    lines = [line for line in result.outlines if line.strip()]
+    assert lines[-1].startswith("U quick: 12 runs to train, "), lines
+    assert [line.split()[1:4] for line in lines[1:-1]] == [["U2", "resnet-10", "6"], ["U2", "plain-10", "6"]], lines
+    assert not (tmp_path / "cache" / "runs" / "resclaims.kernels.cifar.kernel").exists()  # nothing trained
+
+
+def test_the_readme_kernel_and_its_claim_run_into_the_report(pytester, monkeypatch, tmp_path):
+    """The README's new kernel (under 40 lines, saved as mykernels/momentum.py on PYTHONPATH) and its claim (20 lines
+    or fewer, benchmarks/test_momentum.py), as written: a real session trains both settings and reports U3."""
+    kernel, claim = readme_example("momentum kernel"), readme_example("momentum claim")
+    assert code_lines(kernel) < 40 and code_lines(claim) <= 20
+    (pytester.path / "mykernels").mkdir()
+    (pytester.path / "mykernels" / "momentum.py").write_text(kernel, encoding="utf-8")
+    (pytester.path / "benchmarks").mkdir()
+    (pytester.path / "benchmarks" / "test_momentum.py").write_text(claim, encoding="utf-8")
+    monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(pytester.path), os.environ.get("PYTHONPATH", "")]))
+    result = pytester.runpytest_subprocess("benchmarks/test_momentum.py", "-p", "resclaims.plugin",
+                                           "-p", "no:cacheprovider", "--report-dir", "r", "--baseline", "none")
+    result.assert_outcomes(passed=1)
+    claims = {c["id"]: c for c in json.loads((pytester.path / "r" / "summary.json").read_text())["claims"]}
+    assert claims["U3"]["verdict"] == "supported" and claims["U3"]["n"] == 20 and claims["U3"]["source"] == "mine"
+    assert (tmp_path / "cache" / "runs" / "mykernels.momentum").is_dir()  # cached under the kernel's name

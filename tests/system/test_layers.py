@@ -1,7 +1,7 @@
 """The architecture as a test: every import in ``resclaims`` points down the layers, no module imports itself back
 through others, and no module outgrows about 400 lines.
 
-The layers, top down (the README's "Layout" draws them): the command line (``__main__``), the pytest plugin
+The layers, top down (docs/layout.md draws them): the command line (``__main__``), the pytest plugin
 (``plugin``), the report (``report``), the per-source statistics and figures (``families``), the kernels
 (``kernels``), runs (``run``: cache, store, engines), models and data sets (``models``, ``datasets``: neither
 imports the other), and the decisions (``decide``: no torch, no pytest).
