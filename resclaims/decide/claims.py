@@ -16,7 +16,7 @@ claim its data through the ``judge`` fixture, and everything else happens in
    when the claim's falsehood (at its boundary) is rejected, "refuted" when its
    truth is; the power at the stated effect goes in the report, and an
    inconclusive claim gets ``seeds_for_power``, the runs at which the procedure
-   would reach 80% power (:func:`resclaims.decide.calibration.seeds_for_power`);
+   would reach 80% power (:func:`resclaims.decide.design.seeds_for_power`);
 4. a ``protocol_bound`` claim (a magnitude or an epoch count) measured at a
    reduced protocol gets no verdict: "full tier only", the estimate kept as
    information, and the test is skipped; a confirmatory claim whose n is below
@@ -110,7 +110,6 @@ class Claim:
     source: str = ""  # the document it comes from: "001", "He2015", or your own ("mine")
     claim: str = ""  # the claim in one sentence, as the report shows it
     statistic: str = ""  # what the estimate measures
-    reading: str = ""  # why that statistic reads the sentence, where it is not plain (the catalogue shows it)
     procedure: Procedure | None = None  # how it is decided (resclaims.decide.procedures)
     unit: str = ""  # the statistic's unit: "epochs", "points", "x"
     quote: str = ""  # the source's own words, when ``claim`` paraphrases them
@@ -119,6 +118,7 @@ class Claim:
     grid: tuple[float, ...] = ()  # effects searched for the smallest detectable one
     confirmatory: bool = False  # a sentence the source asserts: Holm across its source's confirmatory claims
     protocol_bound: bool = False  # its number holds only at the source's protocol (a magnitude, an epoch count)
+    reading: str = ""  # why that statistic reads the sentence, where it is not plain (the catalogue shows it)
 
     def __post_init__(self) -> None:
         name = self.id if isinstance(self.id, str) and self.id else "<no id>"

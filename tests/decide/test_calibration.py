@@ -275,12 +275,12 @@ def test_seeds_for_power_without_a_stated_effect_aims_at_a_verdict_either_way():
 
 def test_seeds_for_power_of_a_slow_bootstrap_is_the_normal_approximation_or_none_when_censored():
     decision = Decision(INCONCLUSIVE, 2.0, (1.0, 3.0), 0.3, details={"band": [2.5, 4.0]})
-    seeds, how = calibration._normal_approximation(decision, 100, 0.8)
+    seeds, how = design._normal_approximation(decision, 100, 0.8)
     se = 2.0 / (2 * stats.norm.ppf(0.95))
     assert seeds == math.ceil(100 * ((stats.norm.ppf(0.95) + stats.norm.ppf(0.8)) * se / 0.5) ** 2)
     assert "normal approximation" in how
     censored = Decision(INCONCLUSIVE, 3.1, (2.9, 3.2), None, details={"band": [2.4, 3.5], "censored": True})
-    assert calibration._normal_approximation(censored, 400, 0.8)[0] is None
+    assert design._normal_approximation(censored, 400, 0.8)[0] is None
 
 
 # -- the gate (issue 25, item 5): it flags a procedure whose type-I error is credibly above 0.06 -----------------------
