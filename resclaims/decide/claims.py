@@ -270,7 +270,8 @@ class Judge:
                 lambda: design.seeds_for_power(claim, claim.procedure, *data, seed=seed, decision=decision))
         result = with_power(ClaimResult(
             id=claim.id, claim=claim.claim, source=claim.source, verdict=verdict,
-            estimate=decision.estimate, ci=decision.ci, p_value=p_value, n=len(data[0]),
+            estimate=decision.estimate, ci=decision.ci, p_value=p_value,
+            n=int((decision.details.get("sequential") or {}).get("rows", len(data[0]))),  # a look's n, if decided there
             statistic=claim.statistic, test=claim.procedure.test, tier=self.tier,
             protocol=protocol or self.protocol or "not stated", details=extra, p_refute=p_refute,
             fidelity=self.fidelity, seeds_for_power=seeds,

@@ -136,6 +136,7 @@ def decider(auto: Auto, module: str, tier_seeds: int, families: Families | None)
         seq = _sequential(before or {})
         if seq.get("decided"):  # decided at an earlier look: kept as it was decided there
             details, proxy = before.get("details") or {}, before["verdict"] == FULL_TIER_ONLY
+            details = {**details, "sequential": {**seq, "rows": before.get("n", seq.get("n"))}}  # its n: that look's
             return Decision(details.get("proxy_verdict") if proxy else before["verdict"], before["estimate"],
                             tuple(before["ci"]), details.get("proxy_p_value") if proxy else before.get("p_value"),
                             details, details.get("proxy_p_refute") if proxy else before.get("p_refute"))

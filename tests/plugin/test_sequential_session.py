@@ -206,3 +206,18 @@ def test_a_claim_without_a_sequential_form_is_decided_at_its_modules_fixed_look_
     assert second.details["sequential"] | {"n": 10, "rows": 9, "look": 2, "decided": True, "continue": False} == \
         second.details["sequential"]
     assert second.verdict == claim.procedure(a, b).verdict
+
+
+def test_a_claim_decided_at_an_earlier_look_keeps_that_looks_n():
+    """Its module moved on for another claim (more rows now): the kept decision reports the n it was decided at,
+    not the rows handed over at this look (Z1.direction, decided at 100 of 400, showed n = 400)."""
+    from resclaims.decide import procedures
+    from resclaims.decide.claims import Claim
+    from resclaims.plugin.sequential import Auto, decider
+
+    claim = Claim("V2", source="mine", claim="x is above 0", statistic="median x", procedure=procedures.exceeds(0.0))
+    decided = {"V2": {"nodeid": "m.py::test_v", "verdict": "supported", "estimate": 1.0, "ci": [0.5, 1.5],
+                      "p_value": 0.001, "p_refute": 1.0, "n": 10,
+                      "details": {"sequential": {"look": 2, "n": 10, "decided": True, "continue": False}}}}
+    kept = decider(Auto(20, decided, {"m.py": 2}), "m.py", 10, None)(claim, np.linspace(0.5, 1.5, 20))
+    assert kept.verdict == "supported" and kept.details["sequential"]["rows"] == 10
