@@ -354,7 +354,7 @@ def test_a_run_two_requests_hold_is_published_once():
     assert Plan(needs, {}, Path("cache"), "full", "cpu").published == 2
 
 
-CIFAR_DIR = Path(os.environ.get("RESCLAIMS_DATA", "/work/shared/data"))
+CIFAR_DIR = Path(os.environ.get("RESCLAIMS_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))  # .ci/run: ../shared/data
 
 
 @pytest.mark.skipif(not any(CIFAR_DIR.glob("cifar*")), reason=f"no CIFAR-10 under {CIFAR_DIR} (RESCLAIMS_DATA)")
