@@ -43,24 +43,15 @@ History and the counts that do not round right: docs/HISTORY.md.
 
 from __future__ import annotations
 
-import math
 
 import pytest
-import torch
-import torch.nn.functional as F
-from hypothesis import given
-from hypothesis import seed as hypothesis_seed
-from hypothesis import settings as hypothesis_settings
-from hypothesis import strategies as st
 
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
-from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_example, reference_details, twins
+from resclaims.families.architecture import d2l_plain_twin, miss_note, projection_examples, reference_details, twins
 from resclaims.kernels.architecture import CIFAR_DEPTHS, MODELS, REFERENCES, count_models, render_table
-from resclaims.models import cifar
 from resclaims.models.counting import on_meta, parameter_count, round_as_printed, rounds_to
 from resclaims.models.d2l import Residual
-from resclaims.run.seeding import torch_generator
 from resclaims.run.tiers import Tier
 
 pytestmark = [pytest.mark.quick, pytest.mark.full]  # counting takes seconds: the tiers are the same
@@ -185,35 +176,20 @@ A2_PROTOCOL = (f"hypothesis, up to {A2_EXAMPLES} examples seeded from the base s
 
 
 @pytest.fixture(scope="module")
-def projection_examples(settings) -> list[dict]:
+def examples(settings) -> list[dict]:
     """The projection block's properties checked on every hypothesis example (one dict of checks each)."""
-    checked: list[dict] = []
-    seed = settings.run_seeds("A2", 1)[0]
-    generator = torch_generator(seed, "inputs")
-
-    @hypothesis_settings(max_examples=A2_EXAMPLES, deadline=None, database=None)
-    @hypothesis_seed(seed)
-    @given(
-        c_in=st.integers(1, 12), c_out=st.integers(1, 12), stride=st.integers(1, 3),
-        h=st.integers(1, 10), w=st.integers(1, 10), batch=st.integers(1, 3),
-    )  # fmt: skip
-    def check(c_in, c_out, stride, h, w, batch):
-        checked.append(projection_example(c_in, c_out, stride, torch.randn(batch, c_in, h, w, generator=generator)))
-
-    check()
-    assert checked, "hypothesis ran no examples"
-    return checked
+    return projection_examples(settings.run_seeds("A2", 1)[0], A2_EXAMPLES)
 
 
-def test_A2_projection_shape(projection_examples, judge):
-    bad = sum(not (c["shape_ok"] and c["identity_ok"]) for c in projection_examples)
-    n, ran = len(projection_examples), sum(c["identity_ran"] for c in projection_examples)
+def test_A2_projection_shape(examples, judge):
+    bad = sum(not (c["shape_ok"] and c["identity_ok"]) for c in examples)
+    n, ran = len(examples), sum(c["identity_ran"] for c in examples)
     judge.exact(A2_SHAPE, bad == 0, bad, n=n, protocol=A2_PROTOCOL,
                 details={"examples": n, "identity_block_ran": ran, "identity_block_raised": n - ran})
 
 
-def test_A2_projection_parameters(projection_examples, judge):
-    bad, n = sum(c["added"] != c["expected_added"] for c in projection_examples), len(projection_examples)
+def test_A2_projection_parameters(examples, judge):
+    bad, n = sum(c["added"] != c["expected_added"] for c in examples), len(examples)
     judge.exact(A2_PARAMS, bad == 0, bad, n=n, protocol=A2_PROTOCOL, details={"examples": n})
 
 
@@ -272,42 +248,3 @@ def test_A4_baseline_share_of_vgg19(counts, report, judge):
 @pytest.mark.parametrize("ref", references("A5."))
 def test_A5_weighted_layers(ref, counts, report, judge):
     judge_reference(ref, counts, report, judge)
-
-
-# -- T: one training step, timed ----------------------------------------------------------------------
-
-
-@pytest.fixture
-def one_cpu_thread():
-    """Time CPU steps on one thread: comparable across machines, and free of oversubscription on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield 1
-    torch.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("model_name", ["resnet20", "plain20"])
-def test_T_cifar_train_step(model_name, device_kind, settings, report, benchmark, one_cpu_thread):
-    """One SGD step (He's lr 0.1, momentum 0.9, weight decay 1e-4) on 32 random 32x32 images, ``model_name`` on ``device_kind``."""
-    device = torch.device(device_kind)
-    seed = settings.run_seeds("T", 1)[0]
-    torch.manual_seed(seed)
-    model = (cifar.resnet if model_name.startswith("resnet") else cifar.plain)(20).to(device)
-    generator = torch_generator(seed, "batch")
-    x = torch.randn(32, 3, 32, 32, generator=generator).to(device)
-    y = torch.randint(0, 10, (32,), generator=generator).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
-
-    def step() -> float:
-        optimizer.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss.item()  # .item() waits for the device, so CUDA steps are timed whole
-
-    benchmark.group = "T CIFAR-20 train step"
-    loss = benchmark.pedantic(step, rounds=5, warmup_rounds=1, iterations=1)
-    assert math.isfinite(loss)
-    report.add_benchmark(benchmark, f"train step {model_name}, batch 32, {device_kind}", model=model_name,
-                         device=device_kind, batch=32, cpu_threads=one_cpu_thread if device.type == "cpu" else None)

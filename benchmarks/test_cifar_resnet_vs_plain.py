@@ -25,28 +25,22 @@ network at 1/4 width (8-16-64 channels), test accuracy on a fixed 2,000-image su
 5 seeds; K3 and the order effect run in the full tier only, and K1's "around 5-6%"
 and "consistent" get no verdict there ("full tier only").
 
-Statistics:
-  K1.direction    final-epoch training accuracy, residual minus plain, in percentage
-                  points, paired by seed: the median paired difference, exact sign
-                  tests at 0 both ways (exploratory: the direction the sentence implies).
-  K1              (confirmatory) the same gap against "around 5-6%": the band [4, 7]
-                  points (the stated range widened by one point each side for
-                  "around"); the median gap, two one-sided sign tests.
-  K1.consistency  (confirmatory) "consistent across the runs": the share of seeds whose
-                  gap falls inside [4, 7], against four runs in five (0.8): exact
-                  binomial tests both ways, Clopper-Pearson interval.
-  K2              final-epoch test accuracy gap, as K1.direction (exploratory).
-  K3              (confirmatory) per-seed gap at 5, 10 and 20 blocks: each seed's
-                  least-squares slope of gap on block count (points per block); the
-                  median slope, exact sign tests at 0 both ways.
-  K1.order        (full, exploratory) the K1 gap under the source's batch shuffle minus
-                  the gap with images reshuffled every pass; "no effect" is the band
-                  [-1, 1], as K1.
+Statistics (final-epoch accuracies in points, residual - plain, paired by seed; each
+claim's declaration below says its statistic and test):
+  K1.direction, K2  training / test accuracy gap: median, exact sign tests at 0.
+  K1              (confirmatory) the training gap against "around 5-6%", the band [4, 7]
+                  (the stated range widened by a point each side): median, two one-sided
+                  sign tests.
+  K1.consistency  (confirmatory) share of seeds whose gap lies in [4, 7], against four in
+                  five (0.8): exact binomial tests, at its own design n (44 seeds).
+  K3              (confirmatory) each seed's least-squares slope of the gap on block count
+                  (5, 10, 20): median, exact sign tests at 0.
+  K1.order        (full) the K1 gap under 003's batch shuffle minus with images reshuffled
+                  every pass, against "no effect" [-1, 1], as K1.
 History, designs and calibration: docs/HISTORY.md.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 import numpy as np
@@ -135,9 +129,8 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def k_runs(runs, tier, data, report) -> pd.DataFrame:
+def k_runs(runs, tier, config, data, report) -> pd.DataFrame:
     """Residual and plain at ``config.blocks`` (K1, K2): the first runs a fill trains, pair by pair."""
-    config = tier.config
     arms = cifar.keras_arms([config.blocks], config.width)
     frame = runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data)
     report.note("K1", f"scale: {tier.protocol}; data: {data.name}")
@@ -150,11 +143,10 @@ def consistency_seeds(settings) -> int:
 
 
 @pytest.fixture(scope="module")
-def consistency_runs(request, runs, tier, consistency_seeds, data) -> pd.DataFrame:
+def consistency_runs(request, runs, tier, config, consistency_seeds, data) -> pd.DataFrame:
     """K1.consistency's runs: the K1 pair at its own design n (full tier: 44 seeds; seed i derives from the base
     seed, "K" and i alone, so the first 10 are K1's), in a request of its own, which a fill trains after every other
     (:meth:`resclaims.plugin.plan.Plan.jobs`); K1's own runs where the two counts agree (the quick tier, --seeds)."""
-    config = tier.config
     if consistency_seeds == tier.seeds:
         return request.getfixturevalue("k_runs")
     arms = cifar.keras_arms([config.blocks], config.width)
@@ -163,11 +155,10 @@ def consistency_runs(request, runs, tier, consistency_seeds, data) -> pd.DataFra
 
 
 @pytest.fixture(scope="module")
-def k_order_runs(request, runs, tier, data) -> pd.DataFrame:
+def k_order_runs(request, runs, tier, config, data) -> pd.DataFrame:
     """The K1 pair again with images reshuffled every pass (full tier), as arms "resnet-10-images" and
     "plain-10-images", at the same seeds (paired by seed), beside the K1 pair's runs. Asked for before the pair, so
     that a plan sees both requests when neither is trained."""
-    config = tier.config
     images = cifar.CifarRuns(replace(config.train, order="images"),
                              tuple(cifar.keras_arms([config.blocks], config.width, "-images")))
     frame = runs(images, tier.seeds, seed_name="K", data=data, label="K1.order")
@@ -175,10 +166,9 @@ def k_order_runs(request, runs, tier, data) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def k_depth_runs(runs, tier, data) -> pd.DataFrame:
+def k_depth_runs(runs, tier, config, data) -> pd.DataFrame:
     """Residual and plain at each of K3's block counts (full tier), the K1 pair's among them: one request, so that
     a session lacking any of them says how many of all of K3's runs it lacks."""
-    config = tier.config
     arms = cifar.keras_arms(sorted({config.blocks, *config.depth_blocks}), config.width)
     return runs(cifar.CifarRuns(config.train, tuple(arms)), tier.seeds, seed_name="K", data=data, label="K3")
 
@@ -192,8 +182,7 @@ def residual_and_plain(k_runs, config, column: str) -> tuple[np.ndarray, np.ndar
 # -- K1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_direction(k_runs, tier, report, judge):
-    config = tier.config
+def test_K1_direction(k_runs, config, report, judge):
     res, plain, details = residual_and_plain(k_runs, config, "train_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy"), "train_acc")
     judge(K1_DIRECTION, res, plain, details=details)
@@ -201,8 +190,7 @@ def test_K1_direction(k_runs, tier, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_magnitude(k_runs, tier, report, judge):
-    config = tier.config
+def test_K1_magnitude(k_runs, config, report, judge):
     d = gap(k_runs, config.blocks, "train_acc")
     plot_gap_per_seed(k_runs, config.blocks, report.figure_path("K1", "K1_train_accuracy_gap_per_seed"), "train_acc")
     judge(K1, d, details={"gap_per_seed": d.tolist()})
@@ -210,10 +198,9 @@ def test_K1_magnitude(k_runs, tier, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_K1_consistency(consistency_runs, k_runs, tier, consistency_seeds, judge):
+def test_K1_consistency(consistency_runs, k_runs, tier, config, consistency_seeds, judge):
     # k_runs after consistency_runs: a session lacking runs names K1.consistency's own first; a plan counts K1's
     # request for this test where the two agree (consistency_runs then hands over K1's runs)
-    config = tier.config
     d = gap(consistency_runs, config.blocks, "train_acc")
     design = "" if consistency_seeds == tier.seeds else f"; K1.consistency: {consistency_seeds} seeds per arm, its design"
     judge(K1_CONSISTENCY, d, protocol=tier.protocol + design,
@@ -221,8 +208,7 @@ def test_K1_consistency(consistency_runs, k_runs, tier, consistency_seeds, judge
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(request, tier, report, judge):
-    config = tier.config
+def test_K1_data_order_effect(request, tier, config, report, judge):
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     k_runs = request.getfixturevalue("k_order_runs")
@@ -237,8 +223,7 @@ def test_K1_data_order_effect(request, tier, report, judge):
 # -- K2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K2_test_accuracy(k_runs, tier, report, judge):
-    config = tier.config
+def test_K2_test_accuracy(k_runs, config, report, judge):
     res, plain, details = residual_and_plain(k_runs, config, "test_acc")
     plot_residual_vs_plain(k_runs, config.blocks, report.figure_path("K2", "K2_test_accuracy"), "test_acc")
     judge(K2, res, plain, details=details)
@@ -247,8 +232,7 @@ def test_K2_test_accuracy(k_runs, tier, report, judge):
 # -- K3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_K3_gap_grows_with_depth(request, tier, judge):
-    config = tier.config
+def test_K3_gap_grows_with_depth(request, tier, config, judge):
     if len(config.depth_blocks) < 3:
         pytest.skip("full tier only: K3 trains 5, 10 and 20 blocks, beyond the quick tier's CPU budget")
     k_runs = request.getfixturevalue("k_depth_runs")  # the full tier's only: the quick tier trains no K3 arms
@@ -258,62 +242,3 @@ def test_K3_gap_grows_with_depth(request, tier, judge):
     judge(K3, gaps, protocol=tier.protocol + f"; blocks {[int(b) for b in K3_BLOCKS]}",
           details={"blocks": K3_BLOCKS.tolist(), "mean_gap": gaps[finite].mean(axis=0).tolist(),
                    "gaps": gaps[finite].tolist()})
-
-
-# -- timing (pytest-benchmark) ------------------------------------------------------------------
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("kind", ["resnet", "plain"])
-def test_T_keras003_train_step(kind, device_kind, benchmark, report):
-    """One training step of 003's network (10 blocks, full width, batch 64, Keras Adam)."""
-    arm = next(a for a in cifar.keras_arms([10]) if a.name.startswith(kind))
-    cfg = cifar.TrainConfig()
-    benchmark.group = f"T keras003 train step, {device_kind}"
-    loss = cifar.time_step(benchmark, cfg, arm, 1, device_kind)
-    assert math.isfinite(loss)
-    report.add_benchmark(benchmark, f"train step keras003 {arm.name}, batch 64, {device_kind}", impl="sequential",
-                         images=cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
-
-
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_keras003_stacked_step(stack, device_kind, benchmark, report, tier):
-    """One step of 5 seeds of the K1 arm at this tier's width: one after the other, or in one grouped pass."""
-    config = tier.config
-    arm = cifar.keras_arms([config.blocks], config.width)[0]
-    n = 5
-    benchmark.group = f"T keras003 x{config.width:g} step of {n} seeds, {device_kind}"
-    loss = cifar.time_step(benchmark, config.train, arm, n, device_kind, stack=stack)
-    assert math.isfinite(loss)
-    report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, {stack}, {device_kind}", experiments=n,
-                         impl="batched" if stack == "grouped" else "sequential", images=n * config.train.batch_size,
-                         device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
-
-
-STEP_MODES = ["eager", "compile", *(pytest.param(m, marks=pytest.mark.gpu) for m in ("graph", "compile+graph"))]
-
-
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("mode", STEP_MODES)
-def test_T_keras003_step_modes(mode, device_kind, benchmark, report, tier):
-    """One grouped step of 5 seeds of the K1 arm at this tier's width, eager, compiled or captured
-    (:mod:`resclaims.kernels.cifar.steps`): the baseline comparison catches a compiled step slower against the eager
-    one timed beside it (a ratio measured in the session, never an absolute time). The compile or
-    capture happens in the warm-up round and is recorded as ``setup_s``; on a CPU training stays eager
-    (``resclaims.kernels.cifar.steps.AUTO``), so this compile is the only one the quick tier pays for."""
-    if "graph" in mode and device_kind != "cuda":
-        pytest.skip("CUDA graphs need a GPU")
-    config = tier.config
-    arm = cifar.keras_arms([config.blocks], config.width)[0]
-    n = 5
-    benchmark.group = f"T keras003 x{config.width:g} grouped step of {n} seeds by step mode, {device_kind}"
-    loss, step = cifar.timed_step(benchmark, config.train, arm, n, device_kind, stack="grouped", mode=mode)
-    assert math.isfinite(loss) and step.group_step.mode == mode, f"{mode} fell back to {step.group_step.mode}"
-    report.add_benchmark(benchmark, f"{n} x keras003 {arm.name} x{config.width:g}, grouped, {mode}, {device_kind}",
-                         experiments=n, impl=mode, images=n * config.train.batch_size, device=device_kind,
-                         cpu_threads=cifar.timing_threads(device_kind), setup_s=step.group_step.setup_seconds)

@@ -33,28 +33,20 @@ builds it (32x32, full width), batch 32, gradients at iterations 0 and 5; H1 run
 the full tier only. The claims are directions, tested at the tier's depths as the
 proxies they are ("the deeper plain net", not "the 56-layer net").
 
-Statistics (every claim a median over seeds with exact sign tests both ways):
-  D1.plain     (confirmatory) final training error, plain-deep minus plain-shallow
-               (points), paired by seed: supported if the median is above 0.
-  D1.residual  ResNet-deep minus ResNet-shallow training error against a
-               non-inferiority margin of 1 point: supported if the median lies below
-               1, refuted if above.
-  D1.contrast  (plain-deep - plain-shallow) - (ResNet-deep - ResNet-shallow). As D1.plain.
-  D2           (confirmatory) the degradation on clean training images in eval mode (no
-               augmentation, BN running statistics), plain-deep minus plain-shallow; the
-               test-error gap is reported beside it. As D1.plain.
-  D3           (confirmatory) per-layer gradient RMS (||dL/dW|| / sqrt(weights)), first
-               conv over last conv, log10, the minimum over the checkpoints per seed, in
-               plain-56 with BN; supported ("no vanishing") if the median lies above -1.
-  D3.no_bn     the same statistic with BN minus without BN (convs with biases, same
-               init and recipe). As D1.plain.
-  H1           (full, confirmatory) test error, ResNet-20 minus ResNet-110, paired by
-               seed. As D1.plain; each depth's mean test error is reported next to Table 6.
+Statistics (medians over seeds, exact sign tests both ways; each claim's declaration below
+says its statistic and test):
+  D1.plain, D2  (confirmatory) final training error (D2: on clean training images in eval
+                mode), plain-deep - plain-shallow, points, paired by seed: above 0.
+  D1.residual   ResNet-deep - ResNet-shallow training error, below a 1-point margin.
+  D1.contrast   (plain-deep - plain-shallow) - (ResNet-deep - ResNet-shallow): above 0.
+  D3            (confirmatory) log10 of first-conv over last-conv gradient RMS in plain-56
+                with BN, the minimum over checkpoints per seed: above -1 ("no vanishing");
+                D3.no_bn: with BN minus without, above 0.
+  H1            (full, confirmatory) test error, ResNet-20 - ResNet-110: above 0.
 History and calibration: docs/HISTORY.md.
 """
 from __future__ import annotations
 
-import math
 from functools import partial
 
 import numpy as np
@@ -64,16 +56,8 @@ import pytest
 from resclaims.datasets import cifar10
 from resclaims.decide import calibration, procedures
 from resclaims.decide.claims import Claim
-from resclaims.decide.stats import bootstrap_ci
-from resclaims.families.cifar import (
-    depth_gap,
-    final,
-    first_over_last,
-    gradient_details,
-    plot_errors,
-    plot_gradients,
-    with_errors,
-)
+from resclaims.families.cifar import (depth_gap, depth_table, final, first_over_last, gradient_details,
+                                      plot_errors, plot_gradients, with_errors)
 from resclaims.kernels import cifar
 from resclaims.models.cifar import CifarNet
 
@@ -140,9 +124,8 @@ def data(dataset) -> cifar10.Cifar10:
 
 
 @pytest.fixture(scope="module")
-def d_runs(runs, tier, data, report) -> pd.DataFrame:
+def d_runs(runs, tier, config, data, report) -> pd.DataFrame:
     """Plain and residual at both depths, and (full tier) H1's ResNets, with error columns in percent."""
-    config = tier.config
     depths = sorted({*config.depths, *config.table_depths})
     arms = cifar.he_arms(config.depths, residual=False, widths=config.widths)
     arms += cifar.he_arms(depths, residual=True, widths=config.widths)
@@ -152,9 +135,8 @@ def d_runs(runs, tier, data, report) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def gradients(runs, tier, data) -> pd.DataFrame:
+def gradients(runs, tier, config, data) -> pd.DataFrame:
     """D3: plain nets at the gradient depth, with and without BN."""
-    config = tier.config
     arms = tuple(cifar.Arm(f"plain-{config.grad_depth}{suffix}",
                            partial(CifarNet, config.grad_depth, residual=False, batch_norm=bn))
                  for bn, suffix in ((True, ""), (False, "-no-bn")))
@@ -163,8 +145,7 @@ def gradients(runs, tier, data) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def d3_protocol(tier, data) -> str:
-    config = tier.config
+def d3_protocol(tier, config, data) -> str:
     return (f"plain-{config.grad_depth} (He's widths, 32x32), He's recipe at batch {config.grad.batch_size}, gradients "
             f"of the step's batch at iterations {list(config.grad_checkpoints)}; {tier.seeds} seeds; data: {data.name}")
 
@@ -177,8 +158,7 @@ def depths(config) -> dict:
 # -- D1 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_plain_degrades(d_runs, tier, report, judge):
-    config = tier.config
+def test_D1_plain_degrades(d_runs, config, report, judge):
     shallow, deep = config.depths
     plot_errors(d_runs[d_runs.arm.str.startswith("plain")], report.figure_path("D1", "D1_plain_training_error"),
                 "train_err", "plain nets: training error")
@@ -190,8 +170,7 @@ def test_D1_plain_degrades(d_runs, tier, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_residual_does_not_degrade(d_runs, tier, report, judge):
-    config = tier.config
+def test_D1_residual_does_not_degrade(d_runs, config, report, judge):
     d = depth_gap(d_runs, "resnet", config.depths, "train_err")
     plot_errors(d_runs[d_runs.arm.str.startswith("resnet")], report.figure_path("D1", "D1_resnet_training_error"),
                 "train_err", "residual nets: training error")
@@ -200,8 +179,7 @@ def test_D1_residual_does_not_degrade(d_runs, tier, report, judge):
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D1_contrast(d_runs, tier, judge):
-    config = tier.config
+def test_D1_contrast(d_runs, config, judge):
     judge(D1_CONTRAST, depth_gap(d_runs, "plain", config.depths, "train_err"),
           depth_gap(d_runs, "resnet", config.depths, "train_err"), details=depths(config))
 
@@ -209,8 +187,7 @@ def test_D1_contrast(d_runs, tier, judge):
 # -- D2 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D2_degradation_is_on_training_error(d_runs, tier, judge):
-    config = tier.config
+def test_D2_degradation_is_on_training_error(d_runs, tier, config, judge):
     shallow, deep = config.depths
     test_gap = depth_gap(d_runs, "plain", config.depths, "test_err")
     judge(D2, final(d_runs, f"plain-{deep}", "train_eval_err"), final(d_runs, f"plain-{shallow}", "train_eval_err"),
@@ -222,8 +199,7 @@ def test_D2_degradation_is_on_training_error(d_runs, tier, judge):
 # -- D3 -----------------------------------------------------------------------------------
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_no_vanishing_gradient_with_bn(gradients, tier, report, judge, d3_protocol):
-    config = tier.config
+def test_D3_no_vanishing_gradient_with_bn(gradients, config, report, judge, d3_protocol):
     x = first_over_last(gradients, f"plain-{config.grad_depth}")
     plot_gradients(gradients, report.figure_path("D3", "D3_gradient_by_layer"), config.grad_depth)
     judge(D3, x, protocol=d3_protocol, details={**gradient_details(gradients), "depth": config.grad_depth})
@@ -231,60 +207,19 @@ def test_D3_no_vanishing_gradient_with_bn(gradients, tier, report, judge, d3_pro
 
 @pytest.mark.quick
 @pytest.mark.full
-def test_D3_contrast_without_bn(gradients, tier, judge, d3_protocol):
-    config = tier.config
+def test_D3_contrast_without_bn(gradients, config, judge, d3_protocol):
     bn, no_bn = (first_over_last(gradients, f"plain-{config.grad_depth}{s}") for s in ("", "-no-bn"))
     judge(D3_NO_BN, bn, no_bn, protocol=d3_protocol, details={"with_bn": bn.tolist(), "without_bn": no_bn.tolist()})
 
 
 # -- H1 -----------------------------------------------------------------------------------
 @pytest.mark.full
-def test_H1_resnet110_beats_resnet20(d_runs, tier, report, judge):
-    config = tier.config
+def test_H1_resnet110_beats_resnet20(d_runs, tier, config, report, judge):
     if len(config.table_depths) < 2:
         pytest.skip("full tier only: H1 trains ResNet-20 to ResNet-110 for 64k iterations")
     shallow, deep = min(config.table_depths), max(config.table_depths)
-    table = {}
-    for depth in config.table_depths:
-        err = final(d_runs, f"resnet-{depth}", "test_err")
-        err = err[np.isfinite(err)]  # diverged runs left out (counted in the report's runs table)
-        ci = bootstrap_ci(err, np.mean)
-        table[depth] = {"mean": ci.estimate, "ci": list(ci.ci), "best": float(err.min()), "paper": TABLE6.get(depth)}
-        report.note("H1", f"ResNet-{depth}: test error {ci.estimate:.2f}% [{ci.low:.2f}, {ci.high:.2f}] (best "
-                          f"{err.min():.2f}%, n = {len(err)}); He et al. Table 6: {TABLE6.get(depth, math.nan):.2f}%")
+    table, notes = depth_table(d_runs, config.table_depths, TABLE6)
+    for line in notes:
+        report.note("H1", line)
     judge(H1, final(d_runs, f"resnet-{shallow}", "test_err"), final(d_runs, f"resnet-{deep}", "test_err"),
           details={"depths": [shallow, deep], "table": {str(k): v for k, v in table.items()}})
-
-
-# -- timing (pytest-benchmark) ------------------------------------------------------------------
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("name", ["resnet-20", "plain-20", "resnet-56", "plain-56"])
-def test_T_he_train_step(name, device_kind, benchmark, report):
-    """One training step of He's CIFAR net (batch 128, SGD, 32x32) at full width."""
-    kind, depth = name.split("-")
-    arm = cifar.he_arms([int(depth)], residual=kind == "resnet")[0]
-    cfg = cifar.HE2015
-    benchmark.group = f"T He CIFAR train step, batch 128, {device_kind}"
-    loss = cifar.time_step(benchmark, cfg, arm, 1, device_kind, rounds=2 if device_kind == "cpu" else 20)
-    assert math.isfinite(loss)
-    report.add_benchmark(benchmark, f"train step {name}, batch 128, {device_kind}", impl="sequential",
-                         images=cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))
-
-
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("device_kind", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
-@pytest.mark.parametrize("stack", ["loop", "grouped"])
-def test_T_he_stacked_step(stack, device_kind, benchmark, report, tier):
-    """One step of 5 seeds of ResNet-20 at this tier's widths and image size: one after the other, or grouped."""
-    config = tier.config
-    arm = cifar.he_arms([20], residual=True, widths=config.widths)[0]
-    n, cfg = 5, config.train
-    benchmark.group = f"T He ResNet-20 {'-'.join(map(str, config.widths))} step of {n} seeds, {device_kind}"
-    loss = cifar.time_step(benchmark, cfg, arm, n, device_kind, stack=stack)
-    assert math.isfinite(loss)
-    report.add_benchmark(benchmark, f"{n} x he resnet-20 {'-'.join(map(str, config.widths))}, {stack}, {device_kind}",
-                         experiments=n, impl="batched" if stack == "grouped" else "sequential",
-                         images=n * cfg.batch_size, device=device_kind, cpu_threads=cifar.timing_threads(device_kind))

@@ -21,37 +21,25 @@ kernels from separate seeded streams; models train seed-batched (equal to the
 source's loop: tests/kernels/test_zero_identity_kernel.py). Both tiers are the
 source's protocol, so every claim, magnitudes included, gets a verdict at both.
 
-Statistics:
-  Z1.direction  per-experiment epochs to 0.01 (sub-epoch interpolation; a run that
-                never gets there is censored at the 20-epoch budget), identity minus
-                zero, paired by experiment: the median difference, exact sign tests
-                both ways (exploratory: the direction the sentence implies).
+Statistics (each claim's declaration below says its statistic and test):
+  Z1.direction  epochs to 0.01 per experiment (censored at the 20-epoch budget),
+                identity - zero, paired: median, sign tests (the direction implied).
   Z1.magnitude  (confirmatory) identity/zero ratio of the mean curves' crossing epochs
                 (the source reads its plot's mean curves) against [9.5/4, 10.5/3] =
-                [2.375, 3.5] (3.5 and 10 epochs read to half an epoch). The ratio is
-                above c where, for some t, the identity mean loss is shown above 0.01
-                until c t and the zero mean loss below it at t (each at alpha / 2);
-                supported inside the band at both edges, refuted outside one
-                (resclaims.decide.means); a censored identity curve can only refute.
-                .converged: the same on the pairs whose runs both reach 0.01;
-                .per_run: the median of the per-experiment ratios.
-  Z1.zero_epochs, Z1.identity_epochs  (confirmatory) the mean curves' crossing epochs
-                against 3.5 ± 0.5 and 10 ± 0.5: a mean curve crosses before b exactly
-                when the mean loss at b is below 0.01, so one-sided skew-corrected
-                (Hall) tests of the mean loss at each edge, same rule.
-  Z2            (confirmatory) experiments in disjoint pairs i, j, and per pair
-                |identity_i - identity_j| - |zero_i - zero_j| of the per-run mean loss:
-                its median, exact sign tests both ways.
+                [2.375, 3.5] (both epochs read to half an epoch), by skew-corrected
+                tests of the mean loss (resclaims.decide.means); .converged: the pairs
+                whose runs both reach 0.01; .per_run: median per-experiment ratio.
+  Z1.zero_epochs, Z1.identity_epochs  (confirmatory) each mean curve's crossing epoch
+                against 3.5 +- 0.5 and 10 +- 0.5, the same tests at each edge.
+  Z2            (confirmatory) per disjoint pair of experiments, |identity_i -
+                identity_j| - |zero_i - zero_j| of the per-run mean loss: median, sign tests.
   Z3            exact facts, as hypothesis property tests.
-  Z4            three models per seed from the seed's one initial kernel: zero (X -> 0),
-                identity (X -> X) and shortcut (X -> X through relu(x + conv(x)): the
-                identity's targets, the zero model's optimum), so in epochs to 0.01
-                identity - zero = (identity - shortcut) + (shortcut - zero)
-                                = weight configuration + target variance.
-                Sign tests on each part's median; the source's guess (exploratory) is
-                supported if the target-variance part is > 0 and larger than the
-                weight-configuration part (both at alpha), refuted if either shows the
-                opposite (each at alpha / 2), else inconclusive.
+  Z4            three models per seed from one initial kernel (zero, identity, and a
+                shortcut identity: the identity's targets, the zero model's optimum), so
+                identity - zero = weight configuration + target variance, in epochs
+                to 0.01; the source's guess is supported if the target-variance part is
+                > 0 and larger than the other (sign tests), refuted if either shows the
+                opposite.
 Z1 sweep: the ratio at thresholds from 0.001 to 1 (a figure and a table). History and
 calibration: docs/HISTORY.md.
 """
@@ -67,33 +55,11 @@ import torch
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
 from resclaims.run.tiers import Tier
-from resclaims.families import plotting
-from resclaims.families.zero_identity import (
-    SD_RATIOS,
-    SHIFTS,
-    Z1Data,
-    check_property,
-    convergence_counts,
-    epoch_problem,
-    factorial_effects,
-    kernel,
-    mean_curve_crossing,
-    mean_curve_ratio,
-    per_run_ratio_in_band,
-    plot_sweep,
-    run_sequential,
-    target_variance_is_the_cause,
-    threshold_sweep,
-    variance_ratio_above_one,
-)
-from resclaims.kernels.zero_identity import (
-    ARMS,
-    SEEDS,
-    SOURCE_PROTOCOL,
-    SOURCE_SEEDS,
-    OneConv,
-    train_batched,
-)
+from resclaims.families.zero_identity import (SD_RATIOS, SHIFTS, Z1Data, check_property, convergence_counts,
+                                             factorial_effects, kernel, mean_curve_crossing, mean_curve_ratio,
+                                             per_run_ratio_in_band, report_z1, report_z4, target_variance_is_the_cause,
+                                             variance_ratio_above_one)
+from resclaims.kernels.zero_identity import ARMS, SEEDS, SOURCE_PROTOCOL, SOURCE_SEEDS, OneConv
 
 SOURCE = "001"
 THRESHOLD, BUDGET = SOURCE_PROTOCOL.threshold, SOURCE_PROTOCOL.epochs
@@ -186,9 +152,9 @@ READS_COLUMNS = ("arm", "epoch", "loss")  # what the Z claims read of a run's fr
 
 
 @pytest.fixture(scope="module")
-def z_runs(runs, tier) -> pd.DataFrame:
+def z_runs(runs, tier, config) -> pd.DataFrame:
     """identity and zero for every experiment: the data of Z1 and Z2."""
-    return runs(tier.config, tier.seeds, seed_name="Z", columns=READS_COLUMNS)
+    return runs(config, tier.seeds, seed_name="Z", columns=READS_COLUMNS)
 
 
 @pytest.fixture(scope="module")
@@ -198,9 +164,9 @@ def source_runs(runs) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def factorial_runs(runs, tier) -> pd.DataFrame:
+def factorial_runs(runs, tier, config) -> pd.DataFrame:
     """The Z4 arms at the same seeds, each seed's models starting from the same kernel."""
-    protocol = replace(tier.config, arms=tuple(ARMS), shared_init=True)
+    protocol = replace(config, arms=tuple(ARMS), shared_init=True)
     return runs(protocol, tier.seeds, seed_name="Z4", columns=READS_COLUMNS)
 
 
@@ -222,26 +188,9 @@ def z1_rows(z1: Z1Data, frame: pd.DataFrame) -> dict[str, tuple[Claim, tuple[np.
 
 @pytest.fixture(scope="module")
 def z1(z_runs, report) -> Z1Data:
-    """Z1's data, with the sweep and the learning-curve figures and notes, computed once."""
+    """Z1's data, computed once; its figures (threshold sweep, learning curves) and notes go to the report."""
     data = Z1Data.of(z_runs, THRESHOLD)
-    sweep = threshold_sweep(data.identity, data.zero)
-    plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), THRESHOLD, RATIO_BAND)
-    report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
-                "curve are lower bounds): " + ", ".join(
-                    f"{t:.3g}: {r:.2f} [{lo:.2f}, {hi:.2f}]" for t, r, lo, hi in sweep.itertuples(index=False)))
-    plotting.plot_learning_curves(
-        z_runs, report.figure_path("Z1", "Z1_learning_curves_source_scale"), threshold=THRESHOLD,
-        title=f"Z1: training loss, identity vs zero (source scale: epoch sum / {BUDGET}), as in 001",
-        ylabel=f"L1 loss, epoch sum / {BUDGET}")
-    to_mean = SOURCE_PROTOCOL.scale_factor() / SOURCE_PROTOCOL.scale_factor("mean")
-    plotting.plot_learning_curves(
-        z_runs.assign(loss=z_runs.loss * to_mean), report.figure_path("Z1", "Z1_learning_curves_mean_scale"),
-        logy=True, threshold=THRESHOLD * to_mean, ylabel="L1 loss, per-sample mean",
-        title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)")
-    counts = convergence_counts(z_runs, THRESHOLD)
-    report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per arm: " + "; ".join(
-        f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of "
-        f"{c['runs']}" for s, c in counts.items()))
+    report_z1(report, z_runs, data, RATIO_BAND, SOURCE_PROTOCOL.scale_factor() / SOURCE_PROTOCOL.scale_factor("mean"))
     return data
 
 
@@ -315,73 +264,7 @@ def test_Z4_target_variance_or_weight_configuration(factorial_runs, judge, repor
     pairs = {"target_variance": (epochs["residual_identity"], epochs["zero"]),  # same optimum and start
              "weight_configuration": (epochs["identity"], epochs["residual_identity"])}  # same targets
     parts = {name: judge.record(Z4_PARTS[name], *pair, protocol=Z4_PROTOCOL) for name, pair in pairs.items()}
-    supported = frozenset(f for f, r in parts.items() if r.verdict == "supported")
-    explanation = {frozenset(): "neither", frozenset({"target_variance"}): "target variance",
-                   frozenset({"weight_configuration"}): "weight configuration"}.get(supported, "both")
-    mean_epochs = {name: float(np.mean(e)) for name, e in epochs.items()}
-    total = mean_epochs["identity"] - mean_epochs["zero"]
-    report.note("Z4", f"the data support: {explanation}. Mean epochs to 0.01: " + "; ".join(
-        f"{k}: {v:.2f}" for k, v in mean_epochs.items()) + f". Of the identity - zero gap ({total:.2f} epochs), "
-        f"weight configuration accounts for {parts['weight_configuration'].estimate:.2f} and target variance for "
-        f"{parts['target_variance'].estimate:.2f}. identity_fixed_input (x0 -> x0) is reported only (see docstring).")
-    plotting.plot_learning_curves(
-        factorial_runs, report.figure_path("Z4", "Z4_learning_curves"), threshold=THRESHOLD, logy=True,
-        title="Z4: zero, identity, shortcut-identity (and fixed-input identity), same initial kernels",
-        ylabel=f"L1 loss, epoch sum / {BUDGET}")
+    explanation, mean_epochs = report_z4(report, factorial_runs, epochs, parts, THRESHOLD)
     judge(Z4, tv, wc, epochs["identity"] - epochs["zero"], protocol=Z4_PROTOCOL,
           details={"explanation": explanation, "mean_epochs": mean_epochs,
                    "diverged_pairs_excluded": effects["diverged_seeds_excluded"]})
-
-
-# -- timing (pytest-benchmark) ---------------------------------------------------------
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("n", [1, 100, 1000])
-def test_time_one_epoch_batched(benchmark, n, device, report):
-    problem = epoch_problem(n, device)
-    benchmark.group = "Z one epoch"
-    benchmark.pedantic(train_batched, args=(*problem, 1), rounds=3, warmup_rounds=1)
-    report.add_benchmark(benchmark, f"batched, {n} experiments x 2 settings", "Z one epoch", n, impl="batched")
-
-
-@pytest.mark.parametrize("n", [pytest.param(1, marks=[pytest.mark.quick, pytest.mark.full]),
-                               pytest.param(100, marks=[pytest.mark.quick, pytest.mark.full]),
-                               pytest.param(1000, marks=pytest.mark.full)])
-def test_time_one_epoch_sequential(benchmark, n, device, report):
-    inputs, targets, weights, _ = epoch_problem(n, device)
-    benchmark.group = "Z one epoch"
-    benchmark.pedantic(run_sequential, args=(inputs, targets, weights, 1), rounds=1)
-    report.add_benchmark(benchmark, f"sequential, {n} experiments x 2 settings", "Z one epoch", n, impl="sequential")
-
-
-PROTOCOL_EXPERIMENTS = {"batched": 1000, "sequential": 2}
-
-
-@pytest.mark.quick
-@pytest.mark.full
-@pytest.mark.parametrize("impl", ["sequential", "batched"])
-def test_time_protocol(benchmark, impl, device, report):
-    """The whole Z protocol (20 epochs): 1000 experiments batched, 2 sequentially, per experiment."""
-    n = PROTOCOL_EXPERIMENTS[impl]
-    problem = epoch_problem(n, device)
-    benchmark.group = "Z protocol, 20 epochs"
-    if impl == "batched":
-        benchmark.pedantic(train_batched, args=(*problem, 20), rounds=1)
-    else:
-        benchmark.pedantic(run_sequential, args=(*problem[:3], 20), rounds=1)
-    report.add_benchmark(benchmark, f"{impl}, {n} experiments x 2 settings x 20 epochs", "Z protocol, 20 epochs", n,
-                         impl=impl)
-
-
-@pytest.mark.quick
-@pytest.mark.full
-def test_speedup_target(report, device):
-    """Target: >= 100x the sequential loop per experiment, a ratio measured in the same run (the absolute time,
-    about 2 s for 1000 x 2 x 20 on 2 CPU cores, is reported, not asserted: it depends on the machine's load)."""
-    timings = {t.extra["impl"]: t for t in report.timings if t.group == "Z protocol, 20 epochs"}
-    if set(timings) != {"batched", "sequential"}:
-        pytest.skip("needs both test_time_protocol benchmarks in this session (and --benchmark-disable off)")
-    speedup = timings["sequential"].per_experiment / timings["batched"].per_experiment
-    report.note("timing", f"Z protocol: 1000 x 2 x 20 batched in {timings['batched'].seconds:.2f} s "
-                          f"(target <= 10 s on 2 CPU cores); {speedup:.0f}x the sequential loop per experiment (target >= 100x)")
-    assert speedup >= 100, f"seed batching is only {speedup:.0f}x faster than the sequential loop per experiment"

@@ -71,6 +71,31 @@ def projection_example(c_in: int, c_out: int, stride: int, x: torch.Tensor) -> d
 # -- A3-A5: a count against the printed number ------------------------------------------------------
 
 
+def projection_examples(seed: int, examples: int) -> list[dict]:
+    """:func:`projection_example` on every hypothesis example, seeded: c_in, c_out in 1..12, stride 1..3, H, W in
+    1..10, batch 1..3 (one dict of checks each)."""
+    from hypothesis import given, settings
+    from hypothesis import seed as hypothesis_seed
+    from hypothesis import strategies as st
+
+    from resclaims.run.seeding import torch_generator
+
+    checked: list[dict] = []
+    generator = torch_generator(seed, "inputs")
+
+    @settings(max_examples=examples, deadline=None, database=None)
+    @hypothesis_seed(seed)
+    @given(c_in=st.integers(1, 12), c_out=st.integers(1, 12), stride=st.integers(1, 3), h=st.integers(1, 10),
+           w=st.integers(1, 10), batch=st.integers(1, 3))
+    def check(c_in, c_out, stride, h, w, batch):
+        checked.append(projection_example(c_in, c_out, stride, torch.randn(batch, c_in, h, w, generator=generator)))
+
+    check()
+    if not checked:
+        raise RuntimeError("hypothesis ran no examples")
+    return checked
+
+
 def reference_details(ref: Reference, counts: pd.DataFrame) -> dict:
     """A reference claim's details: the exact count, the printed number, the rounding, and the variants' counts."""
     row = counts.loc[ref.model]

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from resclaims.decide.stats import bootstrap_ci
 from resclaims.families import plotting
 
 WORDS = {"train_acc": "training accuracy", "test_acc": "test accuracy"}
@@ -63,6 +64,20 @@ def gradient_details(frame: pd.DataFrame) -> dict:
 
 
 # -- figures -----------------------------------------------------------------------------------
+def depth_table(frame: pd.DataFrame, depths, paper: dict[int, float]) -> tuple[dict[int, dict], list[str]]:
+    """H1's table: each ResNet depth's final test error (mean with a 95% bootstrap interval, best run, the paper's),
+    and one note line per depth. Diverged runs are left out (the report's runs table counts them)."""
+    table, notes = {}, []
+    for depth in depths:
+        err = final(frame, f"resnet-{depth}", "test_err")
+        err = err[np.isfinite(err)]
+        ci = bootstrap_ci(err, np.mean)
+        table[depth] = {"mean": ci.estimate, "ci": list(ci.ci), "best": float(err.min()), "paper": paper.get(depth)}
+        notes.append(f"ResNet-{depth}: test error {ci.estimate:.2f}% [{ci.low:.2f}, {ci.high:.2f}] (best "
+                     f"{err.min():.2f}%, n = {len(err)}); He et al. Table 6: {paper.get(depth, np.nan):.2f}%")
+    return table, notes
+
+
 def plot_residual_vs_plain(runs: pd.DataFrame, blocks: int, path: Path, column: str) -> None:
     """K: the residual and plain nets' accuracy curves (mean with a 95% band per arm)."""
     name = column.replace("_acc", "_accuracy")  # train_accuracy, test_accuracy

@@ -26,15 +26,11 @@ from resclaims.decide import means
 from resclaims.decide.procedures import Procedure, above, custom, median_in_band
 from resclaims.decide.stats import ALPHA, bootstrap_mean_curves, crossing_epochs, sign_test
 from resclaims.decide.verdict import Decision, two_tests
+from resclaims.families import plotting
 from resclaims.kernels.zero_identity import (
-    ARMS,
     OneConv,
-    arm_data,
     curves,
-    experiment_inputs,
     finite_pairs,
-    initial_weights,
-    train_sequential,
 )
 
 SHIFTS = cal.geometric_grid(0.05, 8.0)  # effects searched, epochs
@@ -338,6 +334,49 @@ def plot_sweep(sweep: pd.DataFrame, path, threshold: float, band: tuple[float, f
     plt.close(fig)
 
 
+def report_z1(report, frame: pd.DataFrame, data: Z1Data, band: tuple[float, float], scale: float) -> None:
+    """Z1's figures and notes beside its verdicts: the threshold sweep, the learning curves at the source's scale
+    and (times ``scale``) at the per-sample mean's, and per arm the runs that never reached the threshold."""
+    threshold, budget = data.threshold, data.identity.shape[1]
+    sweep = threshold_sweep(data.identity, data.zero)
+    plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), threshold, band)
+    report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
+                "curve are lower bounds): " + ", ".join(
+                    f"{t:.3g}: {r:.2f} [{lo:.2f}, {hi:.2f}]" for t, r, lo, hi in sweep.itertuples(index=False)))
+    plotting.plot_learning_curves(
+        frame, report.figure_path("Z1", "Z1_learning_curves_source_scale"), threshold=threshold,
+        title=f"Z1: training loss, identity vs zero (source scale: epoch sum / {budget}), as in 001",
+        ylabel=f"L1 loss, epoch sum / {budget}")
+    plotting.plot_learning_curves(
+        frame.assign(loss=frame.loss * scale), report.figure_path("Z1", "Z1_learning_curves_mean_scale"),
+        logy=True, threshold=threshold * scale, ylabel="L1 loss, per-sample mean",
+        title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)")
+    report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per arm: " + "; ".join(
+        f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of "
+        f"{c['runs']}" for s, c in convergence_counts(frame, threshold).items()))
+
+
+def report_z4(report, frame: pd.DataFrame, epochs: dict[str, np.ndarray], parts: dict, threshold: float
+              ) -> tuple[str, dict[str, float]]:
+    """Z4's note and figure: which parts the data support (``parts``: each part's recorded result), the mean epochs
+    to the threshold per arm, and the learning curves of the four arms. Returns the explanation and the means."""
+    supported = frozenset(f for f, r in parts.items() if r.verdict == "supported")
+    explanation = {frozenset(): "neither", frozenset({"target_variance"}): "target variance",
+                   frozenset({"weight_configuration"}): "weight configuration"}.get(supported, "both")
+    mean_epochs = {name: float(np.mean(e)) for name, e in epochs.items()}
+    total = mean_epochs["identity"] - mean_epochs["zero"]
+    report.note("Z4", f"the data support: {explanation}. Mean epochs to {threshold:g}: " + "; ".join(
+        f"{k}: {v:.2f}" for k, v in mean_epochs.items()) + f". Of the identity - zero gap ({total:.2f} epochs), "
+        f"weight configuration accounts for {parts['weight_configuration'].estimate:.2f} and target variance for "
+        f"{parts['target_variance'].estimate:.2f}. identity_fixed_input (x0 -> x0) is reported only (see docstring).")
+    budget = int(frame.epoch.max()) + 1
+    plotting.plot_learning_curves(
+        frame, report.figure_path("Z4", "Z4_learning_curves"), threshold=threshold, logy=True,
+        title="Z4: zero, identity, shortcut-identity (and fixed-input identity), same initial kernels",
+        ylabel=f"L1 loss, epoch sum / {budget}")
+    return explanation, mean_epochs
+
+
 # -- Z3: exact properties, checked with hypothesis ---------------------------------------------
 images = arrays(np.float32, st.tuples(st.integers(1, 4), st.integers(3, 12), st.integers(3, 12)),
                 elements=st.floats(-1e3, 1e3, width=32))
@@ -369,19 +408,3 @@ def check_property(claim, prop, judge, examples: int = 300) -> None:
     judge.exact(claim, error is None, float(error is None), n=len(checked), protocol=PROPERTY_PROTOCOL,
                 details={"counterexample": error} if error else {},
                 why="exact, no sampling: the property is checked on every input")
-
-
-# -- timing -------------------------------------------------------------------------------------
-def epoch_problem(n_experiments: int, device) -> tuple[torch.Tensor, ...]:
-    """Inputs, targets, kernels and shortcut flags for n experiments x (identity, zero)."""
-    seeds = range(n_experiments)
-    data = [arm_data(ARMS[t], experiment_inputs(s, 200)) for t in ("identity", "zero") for s in seeds]
-    weights = torch.cat([initial_weights(s, t) for t in ("identity", "zero") for s in seeds])
-    as_tensor = lambda a: torch.tensor(np.stack(a), device=device)  # noqa: E731
-    shortcut = torch.zeros(2 * n_experiments, dtype=torch.bool, device=device)
-    return as_tensor([d[0] for d in data]), as_tensor([d[1] for d in data]), weights.to(device), shortcut
-
-
-def run_sequential(inputs, targets, weights, epochs) -> None:
-    for x, y, w in zip(inputs, targets, weights):
-        train_sequential(x.reshape(-1, 1, 1, 3, 3), y.reshape(-1, 1, 1, 3, 3), w, epochs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -105,6 +105,12 @@ def tier(request: pytest.FixtureRequest, settings: Settings) -> Tier:
     if settings.auto is not None:  # --seeds auto: this session's stage of the module (resclaims.plugin.sequential)
         return tiers[settings.tier].at(stage_seeds(request, settings, tiers[settings.tier].seeds))
     return tiers[settings.tier].at(settings.seeds)
+
+
+@pytest.fixture(scope="module")
+def config(tier: Tier) -> Any:
+    """The module's family configuration at this session's tier: ``tier.config`` (the protocol its runs train)."""
+    return tier.config
 
 
 @pytest.fixture

@@ -232,7 +232,7 @@ def benchmark_module(name: str) -> ModuleType:
 
 
 def test_the_gpu_branch_of_the_step_mode_timing_runs_on_the_cpu(monkeypatch):
-    """benchmarks' test_T_keras003_step_modes at device_kind "cuda", its step built on the CPU (the only CUDA use):
+    """benchmarks/test_speed_cifar.py's test_T_keras003_step_modes at device_kind "cuda", its step built on the CPU (the only CUDA use):
     every name the GPU branch uses is defined (it once called torch.get_num_threads() without importing torch, and
     no CPU session ran that line), its threads are the process's own, and the report names the GPU."""
     from resclaims.kernels.cifar import timing
@@ -255,8 +255,8 @@ def test_the_gpu_branch_of_the_step_mode_timing_runs_on_the_cpu(monkeypatch):
 
     monkeypatch.setattr(timing, "step_closure", on_cpu)
     report = Report()
-    benchmark_module("test_cifar_resnet_vs_plain").test_T_keras003_step_modes(
-        "eager", "cuda", Benchmark(), report, cifar.K_TIERS["quick"])
+    benchmark_module("test_speed_cifar").test_T_keras003_step_modes(
+        "eager", "cuda", Benchmark(), report, cifar.K_TIERS["quick"].config)
     group, name, fields = report.added
     assert built == ["cuda"] and group.endswith("by step mode, cuda") and name.endswith("grouped, eager, cuda")
     assert fields["device"] == "cuda" and fields["cpu_threads"] is None and fields["impl"] == "eager"
