@@ -208,16 +208,13 @@ def test_K1_consistency(consistency_runs, k_runs, tier, config, consistency_seed
 
 
 @pytest.mark.full
-def test_K1_data_order_effect(request, tier, config, report, judge):
+def test_K1_data_order_effect(request, tier, config, judge):
     if not config.order_effect:
         pytest.skip("the data-order effect is measured in the full tier only")
     k_runs = request.getfixturevalue("k_order_runs")
     effect = gap(k_runs, config.blocks, "train_acc") - gap(k_runs, config.blocks, "train_acc", "-images")
-    result = judge.record(K1_ORDER, effect, protocol=tier.protocol + "; second arm pair with images reshuffled every pass",
-                          details={"effect_per_seed": effect.tolist()})
-    report.note("K1", f"data order: the K1 gap under 003's batch shuffle minus the gap with images reshuffled each "
-                      f"pass = {result.estimate:.2f} points [{result.ci[0]:.2f}, {result.ci[1]:.2f}], n = {result.n}")
-    judge.outcome(K1_ORDER, result)
+    judge(K1_ORDER, effect, protocol=tier.protocol + "; second arm pair with images reshuffled every pass",
+          details={"effect_per_seed": effect.tolist()})
 
 
 # -- K2 -----------------------------------------------------------------------------------
