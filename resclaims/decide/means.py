@@ -51,10 +51,27 @@ def _moments(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray, np.
     return mean, sd, skew
 
 
+# The fewest runs at which a test of a mean is defined: an SD needs n - 1 >= 1 (with 2 runs the skewness is 0 and
+# Hall's statistic is Student's t on 1 degree of freedom, unbounded, so any p is attainable: ``hall_best_p``). One run
+# has no spread to refer its distance from the boundary to: no test (p = 1 both ways), however far it lies.
+MIN_RUNS = 2
+
+
+def hall_best_p(n: int) -> tuple[float, float]:
+    """The smallest p each one-sided test of a mean (:func:`hall_p`) can attain with n runs: 0 from ``MIN_RUNS`` on
+    (T grows without bound as the runs move away from the boundary, and runs on one side with no spread give 0
+    exactly), 1 below it (no test)."""
+    return (0.0, 0.0) if n >= MIN_RUNS else (1.0, 1.0)
+
+
 def hall_p(difference: np.ndarray, sd: np.ndarray, skew: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The two one-sided p-values of Hall's statistic for an estimate ``difference`` from its boundary, with per-run
-    influence SD ``sd`` and skewness ``skew``: (p of "at most the boundary", p of "at least"). Zero spread: 0 or 1."""
+    influence SD ``sd`` and skewness ``skew``: (p of "at most the boundary", p of "at least"). Zero spread: 0 or 1.
+    Fewer than ``MIN_RUNS`` runs: 1 and 1 (no test)."""
     difference, sd, skew = (np.asarray(v, dtype=float) for v in (difference, sd, skew))
+    if n < MIN_RUNS:
+        ones = np.ones(np.broadcast(difference, sd, skew).shape)
+        return ones, ones.copy()
     with np.errstate(invalid="ignore", divide="ignore"):
         theta = np.where(sd > 0, difference / np.where(sd > 0, sd, 1.0), 0.0)
     t = np.sqrt(n) * (theta + skew * theta**2 / 3 + skew**2 * theta**3 / 27 + skew / (6 * n))
@@ -69,6 +86,8 @@ def hall_p(difference: np.ndarray, sd: np.ndarray, skew: np.ndarray, n: int) -> 
 def hall_bound(mean: float, sd: float, skew: float, n: int, level: float) -> float:
     """The boundary at which Hall's one-sided p (of "at most the boundary") equals ``level``: the lower confidence
     bound for ``level`` < 1/2, the upper one for ``level`` > 1/2 (at 1 - level)."""
+    if n < MIN_RUNS:  # no test: nothing is bounded
+        return float(-np.inf if level < 0.5 else np.inf)
     if sd <= 0:
         return float(mean)
     u = stats.t.isf(level, max(n - 1, 1)) / np.sqrt(n) - skew / (6 * n)  # g(theta) = u, g(theta) = ((1 + k theta)^3 - 1) / (3 k)

@@ -23,7 +23,7 @@ from hypothesis.extra.numpy import arrays
 
 from resclaims.decide import calibration as cal
 from resclaims.decide import means
-from resclaims.decide.procedures import Procedure, above, custom, median_in_band
+from resclaims.decide.procedures import Procedure, above, custom, median_in_band, sign_best_p
 from resclaims.decide.stats import ALPHA, bootstrap_mean_curves, crossing_epochs, sign_test
 from resclaims.decide.verdict import Decision, two_tests
 from resclaims.families import plotting
@@ -133,6 +133,26 @@ MEANS = ("skew-corrected (Hall 1992) one-sided tests of the mean loss at each ed
          "(0.064-0.072) and a mean carried by a few rare runs")
 
 
+def band_best_p(edge: tuple[float, float]) -> tuple[float, float]:
+    """A mean-curve band's best p from one edge test's (p of "above", p of "below"): supported when both edges'
+    tests reject (p = the larger), refuted when one edge's does at alpha / 2 (p = 2 x the smaller, at most 1), as
+    :func:`resclaims.decide.means.crossing_tests` and ``ratio_band_tests`` combine them."""
+    return max(edge), min(1.0, 2 * min(edge))
+
+
+def crossing_best_p(n: int) -> tuple[float, float]:
+    """The crossing tests' best p at n runs: each edge test is Hall's test of a mean (or the largest of several,
+    above_until), whose best p is :func:`resclaims.decide.means.hall_best_p` (0 from 2 runs on, 1 below)."""
+    return band_best_p(means.hall_best_p(n))
+
+
+def ratio_best_p(n: int) -> tuple[float, float]:
+    """The ratio tests' best p at n runs per arm: an edge of the ratio is 2 x the larger of two Hall tests (one per
+    arm, each at alpha / 2; :func:`resclaims.decide.means.ratio_tests`), then the band's rule."""
+    above, below = means.hall_best_p(n)
+    return band_best_p((min(1.0, 2 * max(above, below)), min(1.0, 2 * max(below, above))))
+
+
 def mean_curve_band(p_support: float, p_refute: float, estimate: float, ci: tuple[float, float],
                     refute_ci: tuple[float, float], band: tuple[float, float], censored: bool, **details) -> Decision:
     """A mean-curve statistic inside ``band``, from its tests at the two edges (:mod:`resclaims.decide.means`). A
@@ -171,7 +191,7 @@ def mean_curve_ratio(band: tuple[float, float], threshold: float, budget: int) -
     return custom(f"mean-curve ratio in [{band[0]:.4g}, {band[1]:.4g}]",
                   f"inside the source's band [{band[0]:.3g}, {band[1]:.3g}]: {MEANS}; an edge c shown as the identity "
                   "curve's crossing beyond c t and the zero one's before t, each at alpha / 2", decide, worlds,
-                  tests=lambda identity, zero: means.ratio_band_tests(identity, zero, threshold, band))
+                  tests=lambda identity, zero: means.ratio_band_tests(identity, zero, threshold, band), best_p=ratio_best_p)
 
 
 def per_run_ratio_in_band(band: tuple[float, float]) -> Procedure:
@@ -214,7 +234,7 @@ def mean_curve_crossing(band: tuple[float, float], threshold: float, budget: int
 
     return custom(f"mean-curve crossing in [{band[0]:g}, {band[1]:g}]",
                   f"inside [{band[0]:g}, {band[1]:g}] (the source's reading ± half an epoch): {MEANS}", decide,
-                  worlds, tests=lambda c: means.crossing_tests(c, threshold, band))
+                  worlds, tests=lambda c: means.crossing_tests(c, threshold, band), best_p=crossing_best_p)
 
 
 def spread_difference(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -270,7 +290,7 @@ variance_ratio_above_one = custom(
     "identity spreads more, paired",
     "median over disjoint pairs of experiments of |identity_i - identity_j| - |zero_i - zero_j| above 0: exact sign "
     "tests (blind to a difference in means, robust to heavy tails), order-statistic interval", decide_variance,
-    _variance_worlds, tests=variance_tests)
+    _variance_worlds, tests=variance_tests, best_p=lambda n: sign_best_p(n // 2))  # n // 2 disjoint pairs
 
 
 def decide_z4(target_variance: np.ndarray, weight_configuration: np.ndarray) -> Decision:
@@ -302,7 +322,8 @@ target_variance_is_the_cause = custom(
     "target variance exceeds weight configuration",
     "supported if the target-variance part's median is > 0 and exceeds the weight-configuration part's (both exact "
     "sign tests at alpha); refuted if either shows the opposite (sign tests at alpha / 2 each)",
-    lambda tv, wc, gap=None: decide_z4(tv, wc), _z4_worlds, tests=lambda tv, wc, gap=None: z4_tests(tv, wc))
+    lambda tv, wc, gap=None: decide_z4(tv, wc), _z4_worlds, tests=lambda tv, wc, gap=None: z4_tests(tv, wc),
+    best_p=lambda n: band_best_p(sign_best_p(n)))  # both sign tests' best (every seed on one side) as a band's
 
 
 def threshold_sweep(identity: np.ndarray, zero: np.ndarray) -> pd.DataFrame:

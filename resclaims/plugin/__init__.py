@@ -43,7 +43,7 @@ from resclaims.plugin.settings import (
     resolve_data_dir,
     resolve_device,
 )
-from resclaims.report import compare, validation
+from resclaims.report import compare, validation, validation_sequential, validation_sweep
 from resclaims.report.catalogue import declared_claims, unique_ids
 from resclaims.report.report import Report, ReportWriteError
 from resclaims.run.cache import CacheFolderError, RunCache, check_cache_dir
@@ -302,7 +302,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         report.provenance["timings"] = xdist.TIMINGS_UNDER_XDIST
     report.benchmarks = _benchmark_json(config)
     if any(c.ci_level < 1 for c in report.claims):  # sampled verdicts: show the validation table they rest on
-        report.validation = validation.cached(None if config.option.no_run_cache else cache_dir())
+        kept = None if config.option.no_run_cache else cache_dir()
+        table = validation.cached(kept)
+        if table:  # then its sequential cells (kept by content too) and the committed mean-curve sweep (stale if so)
+            table = {**table, "sequential": validation_sequential.cached(kept), "mean_curves": validation_sweep.load()}
+        report.validation = table
     problem = _compare_with_baseline(config, report)
     try:
         written = report.write()

@@ -239,7 +239,7 @@ def fingerprint() -> str:
     return code_digest(Path(__file__))[:16]
 
 
-_MEMO: dict[str, dict[str, Any]] = {}  # fingerprint -> table, within one process
+_MEMO: dict[str, dict[str, Any]] = {}  # file name (prefix and fingerprint) -> table, within one process
 
 
 def cached(directory: Path | None) -> dict[str, Any]:
@@ -248,16 +248,22 @@ def cached(directory: Path | None) -> dict[str, Any]:
     The table depends only on code, so a session whose procedures did not change reads it back
     instead of spending half a minute on it again.
     """
-    key = fingerprint()
-    if key in _MEMO:
-        return _MEMO[key]
-    path = None if directory is None else Path(directory) / f"validation-{key}.json"
+    return keep(directory, "validation", fingerprint(), run)
+
+
+def keep(directory: Path | None, prefix: str, key: str, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """``compute()``, kept in ``directory`` as ``{prefix}-{key}.json`` (and within the process); an unreadable file
+    is computed again and replaced."""
+    name = f"{prefix}-{key}.json"
+    if name in _MEMO:
+        return _MEMO[name]
+    path = None if directory is None else Path(directory) / name
     if path is not None and path.exists():
         try:
-            return _MEMO.setdefault(key, json.loads(path.read_text()))
+            return _MEMO.setdefault(name, json.loads(path.read_text()))
         except (OSError, ValueError):
             pass  # unreadable: simulate again and replace it
-    table = _MEMO.setdefault(key, run())
+    table = _MEMO.setdefault(name, compute())
     if path is not None:
         keep_json(path, table)  # a read-only cache keeps nothing: the report still gets the table
     return table

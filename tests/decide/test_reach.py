@@ -385,3 +385,76 @@ def test_a_k_fill_trains_k1_k2_first_then_k1_order_and_k3_then_k1_consistency_s_
     k_seeds = derive_seeds(DEFAULT_BASE_SEED, "K", 44)
     assert [int(line.split()[2]) for line in jobs[:20:2]] == k_seeds[:10]
     assert [int(line.split()[2]) for line in jobs[80::2]] == k_seeds[10:]
+
+
+# -- Z's own procedures (source 001): tests of means and Z2's sign test over disjoint pairs -------------------------
+def _z():
+    from resclaims.families import zero_identity as z
+
+    return z
+
+
+def _curves(n: int, crossing_after: int, epochs: int = 20) -> np.ndarray:
+    """n identical runs' loss curves: 1 up to ``crossing_after``, then 0.001 (a threshold of 0.01 crossed just
+    after that epoch)."""
+    return np.tile(np.where(np.arange(epochs) <= crossing_after, 1.0, 0.001), (n, 1))
+
+
+def test_a_test_of_a_mean_needs_two_runs_and_from_two_can_reach_any_p():
+    """Hall's test refers a mean's distance to its SD: one run has none (p = 1 both ways, however far it lies);
+    from two runs T is unbounded (Student's t on n - 1 degrees of freedom) and identical runs give 0 exactly."""
+    from resclaims.decide import means
+
+    assert means.MIN_RUNS == 2 and means.hall_best_p(1) == (1.0, 1.0) and means.hall_best_p(2) == (0.0, 0.0)
+    assert [float(p) for p in means.hall_tests(np.array([100.0]), 0.0)] == [1.0, 1.0]
+    assert float(means.hall_tests(np.array([100.0, 100.001]), 0.0)[0]) < 1e-5  # far above: "at most 0" rejected
+    assert [float(p) for p in means.hall_tests(np.array([3.0, 3.0]), 0.0)] == [0.0, 1.0]  # no spread, above
+    assert means.mean_test(np.array([5.0]), 0.0).ci == (-np.inf, np.inf)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_z1s_mean_curve_procedures_reach_both_verdicts_from_two_runs(level):
+    """Z1.zero_epochs / identity_epochs (crossing in a band) and Z1.magnitude (ratio of crossings in a band): from
+    2 runs an extreme data set (identical runs on one side at every edge) gives p = 0 for either verdict; 1 run
+    gives p = 1, so the reach is (2, 2) at every level, Holm's alpha / m included."""
+    z = _z()
+    crossing = z.mean_curve_crossing((3.0, 4.0), 0.01, 20, "zero")
+    ratio = z.mean_curve_ratio((2.375, 3.5), 0.01, 20)
+    assert procedures.reach(crossing, level) == procedures.reach(ratio, level) == (2, 2)
+    inside, early = crossing(_curves(2, 3)), crossing(_curves(2, 1))  # crosses in (3, 4); crosses by epoch 2
+    assert (inside.verdict, inside.p_value) == ("supported", 0.0) and (early.verdict, early.p_refute) == ("refuted", 0.0)
+    assert (crossing(_curves(1, 3)).p_value, crossing(_curves(1, 1)).p_refute) == (1.0, 1.0)
+    three, five = ratio(_curves(2, 8), _curves(2, 2)), ratio(_curves(2, 14), _curves(2, 2))  # ratios 3 and 5
+    assert (three.verdict, three.p_value) == ("supported", 0.0) and (five.verdict, five.p_refute) == ("refuted", 0.0)
+    assert (ratio(_curves(1, 8), _curves(1, 2)).p_value, ratio(_curves(1, 14), _curves(1, 2)).p_refute) == (1.0, 1.0)
+
+
+def _pairs(n: int):
+    """Every count of Z2's disjoint pairs where identity spreads more (+) or less (-), and an odd run left over."""
+    for k in range(n // 2 + 1):
+        identity = np.r_[np.tile([0.0, 2.0], k), np.tile([0.0, 1.0], n // 2 - k), np.zeros(n % 2)]
+        zero = np.r_[np.tile([0.0, 1.0], k), np.tile([0.0, 2.0], n // 2 - k), np.zeros(n % 2)]
+        yield identity, zero
+
+
+def test_z2s_best_p_is_the_sign_test_over_its_disjoint_pairs():
+    """Z2 counts n // 2 disjoint pairs of experiments: best p 0.5^(n // 2) both ways, so its reach at alpha is 10
+    runs (0.5^5 = 0.031) and in 001's family of 4 (alpha / 4 = 0.0125) 14 (0.5^7 = 0.0078; 0.5^6 = 0.0156)."""
+    z2 = _z().variance_ratio_above_one
+    for n in range(1, 14):
+        assert z2.best_p(n) == pytest.approx(brute(z2, _pairs(n)), rel=1e-9) == (0.5 ** (n // 2),) * 2, n
+    assert procedures.reach(z2, ALPHA) == (10, 10) and procedures.reach(z2, ALPHA / 4) == (14, 14)
+    for level in LEVELS:
+        smallest = {n: brute(z2, _pairs(n)) for n in range(1, 26)}
+        assert procedures.reach(z2, level) == tuple(min(n for n, p in smallest.items() if p[i] <= level)
+                                                    for i in (0, 1))
+
+
+def test_z4s_best_p_is_both_sign_tests_with_every_seed_on_one_side():
+    """Z4: supported when both sign tests reject (0.5^n at best), refuted when one does at alpha / 2 (2 x 0.5^n)."""
+    z4 = _z().target_variance_is_the_cause
+    data = lambda n: ((np.r_[np.full(k, s), np.full(n - k, -s)], np.r_[np.full(k, s), np.full(n - k, -s)] - g)  # noqa: E731
+                      for k in range(n + 1) for s in (1.0, -1.0) for g in (2.0, -2.0))
+    for n in range(1, 10):
+        assert z4.best_p(n) == pytest.approx(brute(z4, data(n)), rel=1e-9), n
+    assert procedures.reach(z4, ALPHA) == (5, 6)
