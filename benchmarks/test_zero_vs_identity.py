@@ -57,8 +57,9 @@ from resclaims.decide.claims import Claim
 from resclaims.run.tiers import Tier
 from resclaims.families.zero_identity import (SD_RATIOS, SHIFTS, Z1Data, check_property, convergence_counts,
                                              factorial_effects, kernel, mean_curve_crossing, mean_curve_ratio,
-                                             per_run_ratio_in_band, report_z1, report_z4, target_variance_is_the_cause,
+                                             per_run_ratio_in_band, target_variance_is_the_cause,
                                              variance_ratio_above_one)
+from resclaims.families.zero_identity_figures import report_z1, report_z4
 from resclaims.kernels.zero_identity import ARMS, SEEDS, SOURCE_PROTOCOL, SOURCE_SEEDS, OneConv
 
 SOURCE = "001"

@@ -24,9 +24,8 @@ from hypothesis.extra.numpy import arrays
 from resclaims.decide import calibration as cal
 from resclaims.decide import means
 from resclaims.decide.procedures import Procedure, above, custom, median_in_band, sign_best_p
-from resclaims.decide.stats import ALPHA, bootstrap_mean_curves, crossing_epochs, sign_test
+from resclaims.decide.stats import ALPHA, crossing_epochs, sign_test
 from resclaims.decide.verdict import Decision, two_tests
-from resclaims.families import plotting
 from resclaims.kernels.zero_identity import (
     OneConv,
     curves,
@@ -35,7 +34,6 @@ from resclaims.kernels.zero_identity import (
 
 SHIFTS = cal.geometric_grid(0.05, 8.0)  # effects searched, epochs
 SD_RATIOS = tuple(1 + d for d in cal.geometric_grid(0.05, 8.0))  # effects searched, SD ratio
-SWEEP = np.geomspace(0.001, 1.0, 16)  # thresholds of the sweep figure, source scale
 
 
 # -- epochs to the threshold ----------------------------------------------------------------
@@ -324,78 +322,6 @@ target_variance_is_the_cause = custom(
     "sign tests at alpha); refuted if either shows the opposite (sign tests at alpha / 2 each)",
     lambda tv, wc, gap=None: decide_z4(tv, wc), _z4_worlds, tests=lambda tv, wc, gap=None: z4_tests(tv, wc),
     best_p=lambda n: band_best_p(sign_best_p(n)))  # both sign tests' best (every seed on one side) as a band's
-
-
-def threshold_sweep(identity: np.ndarray, zero: np.ndarray) -> pd.DataFrame:
-    """The identity/zero ratio of mean-curve crossings at each threshold of :data:`SWEEP` (percentile CIs)."""
-    budget = identity.shape[1]
-    rows = []
-    for threshold in SWEEP:
-        ratio = bootstrap_mean_curves(
-            (identity, zero), lambda i, z: mean_crossing(i, threshold, budget) / mean_crossing(z, threshold, budget),
-            n_resamples=500, method="percentile",
-        )
-        rows.append({"threshold": threshold, "ratio": ratio.estimate, "low": ratio.low, "high": ratio.high})
-    return pd.DataFrame(rows)
-
-
-def plot_sweep(sweep: pd.DataFrame, path, threshold: float, band: tuple[float, float]) -> None:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.8))
-    ax.plot(sweep.threshold, sweep.ratio, marker="o", label="identity / zero, mean curves")
-    ax.fill_between(sweep.threshold, sweep.low, sweep.high, alpha=0.25, label="95% bootstrap CI")
-    ax.axhspan(*band, color="green", alpha=0.1, label="source's claim (2.4-3.5x)")
-    ax.axvline(threshold, linestyle="--", color="gray", label=f"source's threshold {threshold:g}")
-    ax.set(xscale="log", xlabel="loss threshold (source scale: epoch sum / 20)", ylabel="ratio of epochs to threshold",
-           title="Z1: how the identity/zero ratio depends on the dashed line")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
-def report_z1(report, frame: pd.DataFrame, data: Z1Data, band: tuple[float, float], scale: float) -> None:
-    """Z1's figures and notes beside its verdicts: the threshold sweep, the learning curves at the source's scale
-    and (times ``scale``) at the per-sample mean's, and per arm the runs that never reached the threshold."""
-    threshold, budget = data.threshold, data.identity.shape[1]
-    sweep = threshold_sweep(data.identity, data.zero)
-    plot_sweep(sweep, report.figure_path("Z1", "Z1_threshold_sweep"), threshold, band)
-    report.note("Z1", "threshold sweep, identity/zero ratio of mean-curve crossings (values from a censored identity "
-                "curve are lower bounds): " + ", ".join(
-                    f"{t:.3g}: {r:.2f} [{lo:.2f}, {hi:.2f}]" for t, r, lo, hi in sweep.itertuples(index=False)))
-    plotting.plot_learning_curves(
-        frame, report.figure_path("Z1", "Z1_learning_curves_source_scale"), threshold=threshold,
-        title=f"Z1: training loss, identity vs zero (source scale: epoch sum / {budget}), as in 001",
-        ylabel=f"L1 loss, epoch sum / {budget}")
-    plotting.plot_learning_curves(
-        frame.assign(loss=frame.loss * scale), report.figure_path("Z1", "Z1_learning_curves_mean_scale"),
-        logy=True, threshold=threshold * scale, ylabel="L1 loss, per-sample mean",
-        title="Z1: training loss, identity vs zero (per-sample mean L1, log scale)")
-    report.note("Z1", "runs that never reached 0.01 in 20 epochs, never moved, or diverged, per arm: " + "; ".join(
-        f"{s}: {c['never_below_threshold']} never below, {c['dead_from_start']} dead, {c['diverged']} diverged of "
-        f"{c['runs']}" for s, c in convergence_counts(frame, threshold).items()))
-
-
-def report_z4(report, frame: pd.DataFrame, epochs: dict[str, np.ndarray], parts: dict, threshold: float
-              ) -> tuple[str, dict[str, float]]:
-    """Z4's note and figure: which parts the data support (``parts``: each part's recorded result), the mean epochs
-    to the threshold per arm, and the learning curves of the four arms. Returns the explanation and the means."""
-    supported = frozenset(f for f, r in parts.items() if r.verdict == "supported")
-    explanation = {frozenset(): "neither", frozenset({"target_variance"}): "target variance",
-                   frozenset({"weight_configuration"}): "weight configuration"}.get(supported, "both")
-    mean_epochs = {name: float(np.mean(e)) for name, e in epochs.items()}
-    total = mean_epochs["identity"] - mean_epochs["zero"]
-    report.note("Z4", f"the data support: {explanation}. Mean epochs to {threshold:g}: " + "; ".join(
-        f"{k}: {v:.2f}" for k, v in mean_epochs.items()) + f". Of the identity - zero gap ({total:.2f} epochs), "
-        f"weight configuration accounts for {parts['weight_configuration'].estimate:.2f} and target variance for "
-        f"{parts['target_variance'].estimate:.2f}. identity_fixed_input (x0 -> x0) is reported only (see docstring).")
-    budget = int(frame.epoch.max()) + 1
-    plotting.plot_learning_curves(
-        frame, report.figure_path("Z4", "Z4_learning_curves"), threshold=threshold, logy=True,
-        title="Z4: zero, identity, shortcut-identity (and fixed-input identity), same initial kernels",
-        ylabel=f"L1 loss, epoch sum / {budget}")
-    return explanation, mean_epochs
 
 
 # -- Z3: exact properties, checked with hypothesis ---------------------------------------------

@@ -20,6 +20,7 @@ import pytest
 from resclaims.decide.stats import bootstrap_replicates
 from resclaims.decide.verdict import INCONCLUSIVE, REFUTED, SUPPORTED
 from resclaims.families import zero_identity as z
+from resclaims.families import zero_identity_figures
 
 BAND = (2.375, 3.5)  # Z1's ratio band, 9.5 / 4 to 10.5 / 3
 FLOOR = 0.5 / 2000  # the degenerate bootstrap's p: the share beyond the boundary clipped to half a resample
@@ -359,7 +360,7 @@ def test_threshold_sweep_ratio_per_threshold():
     # with losses y and y / 10 a curve crosses at (the epoch of y) + (y - y/5) / (y - y/10) = + 0.8/0.9 = + 0.8889
     identity = np.tile([50.0, 5.0, 0.5, 0.05, 0.005], (3, 1))
     zero = np.tile([5.0, 0.5, 0.05, 0.005, 0.0005], (3, 1))
-    sweep = z.threshold_sweep(identity, zero).set_index("threshold")
+    sweep = zero_identity_figures.threshold_sweep(identity, zero).set_index("threshold")
     assert len(sweep) == 16 and sweep.index[0] == pytest.approx(0.001) and sweep.index[-1] == pytest.approx(1.0)
     expected = {1.0: 1.8889 / 0.8889,  # 2.125
                 0.1: 2.8889 / 1.8889,  # 1.529
