@@ -6,6 +6,7 @@ kernel (in a temporary folder) whose runs take a set time, for the fill killed p
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -414,6 +415,57 @@ def test_a_killed_fill_resumes_and_a_session_with_engine_decides_from_the_cache(
         seeds = derive_seeds(DEFAULT_BASE_SEED, "X", 2)
         execute(make_job(Toy(name, pause=0.5), seeds, device="cpu", cache_dir=tmp_path / "whole", label="X"))
     assert_same_entries(cache, tmp_path / "whole")
+
+
+LONG_TEST = '''
+from toy_kernel import Toy
+
+
+def test_long(runs):
+    runs(Toy("a", pause=300), 1, family="X")
+'''
+
+
+def process_group(pgid: int) -> list[int]:
+    """The live processes of process group ``pgid`` (Linux: read from /proc)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.getpgid(int(entry)) == pgid and "Z" not in Path(f"/proc/{entry}/stat").read_text().split()[2]:
+                    members.append(int(entry))
+            except (ProcessLookupError, FileNotFoundError, PermissionError):
+                pass
+    return members
+
+
+@pytest.mark.slow  # a fill in processes of its own
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_a_fill_sent_sigint_alone_stops_its_workers_at_once(tmp_path):
+    """`kill -INT` of the fill alone (not its process group, as a terminal's Ctrl-C is): the fill stops in one line
+    with exit 130 and takes its workers with it, rather than wait for their runs (it waited 20 minutes for a CIFAR
+    run); the unfinished run resumes from its checkpoint next time."""
+    project, env = toy_project(tmp_path, LONG_TEST)
+    fill = subprocess.Popen([sys.executable, "-m", "resclaims", "fill", "--engine", "local", "--workers", "1",
+                             "test_toy.py"], cwd=project, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(process_group(fill.pid)) < 3 and time.monotonic() < deadline and fill.poll() is None:
+            time.sleep(0.2)  # the fill, the pool's worker, and multiprocessing's resource tracker
+        time.sleep(2)  # the worker is in its run (a 300 s pause)
+        assert fill.poll() is None, fill.stdout.read()
+        os.kill(fill.pid, signal.SIGINT)
+        out, _ = fill.communicate(timeout=60)
+        assert fill.returncode == 130, out
+        assert "interrupted" in out.strip().splitlines()[-1] and "Traceback" not in out, out
+        deadline = time.monotonic() + 30
+        while process_group(fill.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert process_group(fill.pid) == [], "a worker outlived its fill"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(fill.pid, signal.SIGKILL)
 
 
 TOY_SESSION = '''
