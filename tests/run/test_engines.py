@@ -298,10 +298,13 @@ class Toy:
     name: str
     pause: float = 0.0
     epochs: int = 3
+    started: str = ""
     kernel: ClassVar[str] = "toy_kernel"
 
 
 def train(protocol, seeds, device, *, data=None, on_epoch=None, on_condition=None, checkpoints=None):
+    if protocol.started:
+        open(protocol.started, "w").close()  # the run has begun (a test waits for it)
     time.sleep(protocol.pause)
     for epoch in range(protocol.epochs if on_epoch else 0):
         on_epoch(epoch)
@@ -422,7 +425,7 @@ from toy_kernel import Toy
 
 
 def test_long(runs):
-    runs(Toy("a", pause=300), 1, family="X")
+    runs(Toy("a", pause=300, started="STARTED"), 1, family="X")
 '''
 
 
@@ -451,10 +454,9 @@ def test_a_fill_sent_sigint_alone_stops_its_workers_at_once(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120
-        while len(process_group(fill.pid)) < 3 and time.monotonic() < deadline and fill.poll() is None:
-            time.sleep(0.2)  # the fill, the pool's worker, and multiprocessing's resource tracker
-        time.sleep(2)  # the worker is in its run (a 300 s pause)
-        assert fill.poll() is None, fill.stdout.read()
+        while not (project / "STARTED").exists() and time.monotonic() < deadline and fill.poll() is None:
+            time.sleep(0.2)  # until the worker is in its run (a 300 s pause)
+        assert fill.poll() is None and (project / "STARTED").exists(), fill.stdout.read()
         os.kill(fill.pid, signal.SIGINT)
         out, _ = fill.communicate(timeout=60)
         assert fill.returncode == 130, out

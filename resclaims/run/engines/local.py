@@ -60,8 +60,10 @@ class LocalEngine:
                 devices.put(i % self.gpus)
         with ProcessPoolExecutor(min(self.workers, len(jobs)) or 1, mp_context=context, initializer=_claim_device,
                                  initargs=(devices,)) as pool:
-            pending = {pool.submit(execute, job, data.get(job.data_key)): job for job in jobs}
-            try:
+            pending: dict = {}
+            try:  # submitting included: a job submitted starts at once, and leaving the block would wait for it
+                for job in jobs:
+                    pending[pool.submit(execute, job, data.get(job.data_key))] = job
                 while pending:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
