@@ -449,9 +449,12 @@ def test_a_fill_sent_sigint_alone_stops_its_workers_at_once(tmp_path):
     with exit 130 and takes its workers with it, rather than wait for their runs (it waited 20 minutes for a CIFAR
     run); the unfinished run resumes from its checkpoint next time."""
     project, env = toy_project(tmp_path, LONG_TEST)
+    # SIGINT as a terminal leaves it: a session started in the background (`nohup ... &`, as CI may be) ignores it,
+    # and its children inherit that
     fill = subprocess.Popen([sys.executable, "-m", "resclaims", "fill", "--engine", "local", "--workers", "1",
                              "test_toy.py"], cwd=project, env=env, start_new_session=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 120
         while not (project / "STARTED").exists() and time.monotonic() < deadline and fill.poll() is None:
