@@ -138,8 +138,11 @@ class Claim:
             raise ClaimError(f"claim {name}: an exact claim has no error to control: drop confirmatory=True")
 
     def variant(self, suffix: str, **changes: Any) -> "Claim":
-        """The same claim decided on other runs, as a row of its own: id ``<id>@<suffix>``."""
-        return dataclasses.replace(self, id=f"{self.id}@{suffix}", **changes)
+        """The same claim decided on other runs, as a row of its own: id ``<id>@<suffix>``, exploratory (the claim's
+        confirmatory decision is the one on its own design's runs, and the family Holm adjusts, the one ``plan``
+        counts before anything is decided, is the claims the tests declare; ``confirmatory=True`` in ``changes``
+        makes a variant a member of its own)."""
+        return dataclasses.replace(self, id=f"{self.id}@{suffix}", **{"confirmatory": False, **changes})
 
     @property
     def family(self) -> str:

@@ -199,9 +199,12 @@ class Counts:
 
 
 def prefix_counts(success: np.ndarray, looks: Sequence[int]) -> np.ndarray:
-    """``success`` (booleans per run, in seed order, last axis) counted over the first n runs for each look n."""
-    cumulative = np.cumsum(np.asarray(success, dtype=int), axis=-1)
-    return np.stack([cumulative[..., n - 1] for n in looks], axis=-1)
+    """``success`` (booleans per run, in seed order, last axis) counted over the first n runs for each look n (each
+    stretch between looks summed once, then the stretches added up)."""
+    success = np.asarray(success, dtype=bool)
+    starts = (0, *looks[:-1])
+    stretches = [np.count_nonzero(success[..., a:b], axis=-1) for a, b in zip(starts, looks)]
+    return np.cumsum(np.stack(stretches, axis=-1), axis=-1)
 
 
 def first_crossing(design: Design, counts: np.ndarray, p0: float, upto: int | None = None) -> np.ndarray:

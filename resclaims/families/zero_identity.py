@@ -127,8 +127,8 @@ class Z1Data:
 
 # -- procedures -----------------------------------------------------------------------------
 MEANS = ("skew-corrected (Hall 1992) one-sided tests of the mean loss at each edge (resclaims.decide.means); both "
-         "errors within alpha + 1 point at n = 400 and 2,000 on written worlds, except lognormal runs at 400 "
-         "(0.064-0.072) and a mean carried by a few rare runs")
+         "errors within alpha + 1 point at the Z tiers' n, 2,000, on written worlds (at 400 too, except on lognormal "
+         "runs: 0.064-0.072), not where a mean is carried by a few rare runs")
 
 
 def band_best_p(edge: tuple[float, float]) -> tuple[float, float]:

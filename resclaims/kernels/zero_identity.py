@@ -105,7 +105,6 @@ ARMS = {
 
 
 SOURCE_PROTOCOL = ZeroIdentityProtocol()  # 001's protocol: both tiers train it
-SEEDS = {"quick": 400, "full": 2000}  # experiments per arm
 SOURCE_SEEDS = 100  # the source's own number of experiments
 
 

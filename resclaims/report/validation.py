@@ -49,7 +49,7 @@ from resclaims.families import zero_identity
 
 SIMS = 3000  # data sets per cell
 Z_MARGIN = 3.72  # one-sided normal quantile of the per-cell false alarm rate, 1e-4
-N_BY_TIER = {"K quick": 5, "D quick and full": 8, "K full": 10, "M": 16, "Z quick": 400, "Z full": 2000}
+N_BY_TIER = {"K quick": 5, "D quick and full": 8, "K full": 10, "M": 16, "Z quick and full": 2000}
 
 Noise = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
@@ -128,19 +128,19 @@ def _share(rng, noise, sims, n):  # each run inside [4, 7] with probability 0.8;
 
 BAND = (4.0, 7.0)
 CASES = [
-    Case("a exceeds b, paired (sign test)", procedures.exceeds_paired(), _paired, (5, 8, 10, 16, 400)),
+    Case("a exceeds b, paired (sign test)", procedures.exceeds_paired(), _paired, (5, 8, 10, 16, 2000)),
     Case("x above -1 (sign test)", procedures.exceeds(-1.0), lambda rng, noise, sims, n: (-1.0 + noise(rng, (sims, n)),),
          (8, 16)),
     Case("x below a margin of 1 (sign test)", procedures.below_margin(1.0),
          lambda rng, noise, sims, n: (1.0 + noise(rng, (sims, n)),), (8, 16)),
     Case("median in band, at its lower edge", procedures.median_in_band(BAND),
-         lambda rng, noise, sims, n: (BAND[0] + noise(rng, (sims, n)),), (5, 8, 10, 16, 400)),
+         lambda rng, noise, sims, n: (BAND[0] + noise(rng, (sims, n)),), (5, 8, 10, 16, 2000)),
     Case("median in band, at its upper edge", procedures.median_in_band(BAND),
-         lambda rng, noise, sims, n: (BAND[1] + noise(rng, (sims, n)),), (5, 8, 10, 16, 400)),
+         lambda rng, noise, sims, n: (BAND[1] + noise(rng, (sims, n)),), (5, 8, 10, 16, 2000)),
     Case("share in band above 0.8 (binomial)", procedures.share_in_band(BAND, 0.8), _share, (5, 10, 16)),
     Case("rows increase (sign test of slopes)", procedures.increasing([5.0, 10.0, 20.0]), _trend, (10,)),
-    Case("Z2: identity spreads more (sign test)", zero_identity.variance_ratio_above_one, _spread, (400,)),
-    Case("Z4: target variance is the cause", zero_identity.target_variance_is_the_cause, _z4, (400,)),
+    Case("Z2: identity spreads more (sign test)", zero_identity.variance_ratio_above_one, _spread, (2000,)),
+    Case("Z4: target variance is the cause", zero_identity.target_variance_is_the_cause, _z4, (2000,)),
 ]
 
 NARROW = (0.0, 0.05, 0.1, 0.5)  # band widths, in SDs of the runs (SD), for median_in_band's narrow-band cells

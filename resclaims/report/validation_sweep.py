@@ -4,7 +4,8 @@ The sweep (:mod:`resclaims.report.validation_means`: Z1's crossing and ratio pro
 takes hours of one core, far too long for a session's report, so its results are generated once, by hand
 (``python -m resclaims.report.validation_sweep``; ``--jobs N`` spreads the cells over N processes), committed, and
 read by every report. The file carries the :func:`fingerprint` of the code that produced it: the mean tests
-(``decide/means.py``), the sweep's worlds and cases (``report/validation_means.py``) and alpha. Where the code's
+(``decide/means.py``), the sweep's worlds and cases (``report/validation_means.py``) and alpha, each module read
+without its comments and docstrings (:func:`code_only`: a corrected sentence changes no rate). Where the code's
 fingerprint differs, :func:`load` marks the table stale and the report says so in one line, with the command that
 regenerates it (numpy's and scipy's versions are recorded, not fingerprinted: they are not pinned, and a changed
 random stream does not change what a rate measures).
@@ -18,11 +19,14 @@ Each row's limit is alpha plus the Monte Carlo margin at its own number of data 
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
+import io
 import json
 import os
 import sys
 import time
+import tokenize
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +42,29 @@ COMMAND = "python -m resclaims.report.validation_sweep"
 ONE_POINT = 0.01  # the issue's tolerance: both errors within alpha + 1 point
 
 
+def code_only(source: str) -> str:
+    """``source`` without its comments, docstrings and blank lines, each line right-stripped: what a module does,
+    not what it says (the tokenizer finds the comments, the syntax tree the docstrings, so a ``#`` or a triple quote
+    inside a string stays)."""
+    docstrings: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        body = getattr(node, "body", None)
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body:
+            first = body[0]
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                docstrings.update(range(first.lineno, first.end_lineno + 1))
+    comments = {t.start[0]: t.start[1] for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                if t.type == tokenize.COMMENT}
+    lines = (line[:comments.get(i, len(line))].rstrip() for i, line in enumerate(source.splitlines(), 1)
+             if i not in docstrings)
+    return "\n".join(line for line in lines if line)
+
+
 def fingerprint() -> str:
-    """What the sweep's rates depend on: the mean tests, the sweep's own module and alpha."""
+    """What the sweep's rates depend on: the code of the mean tests and of the sweep's own module, and alpha."""
     digest = hashlib.sha256(f"alpha={ALPHA!r}".encode())
     for path in CODE:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+        digest.update(path.name.encode() + b"\0" + code_only(path.read_text()).encode())
     return digest.hexdigest()[:16]
 
 

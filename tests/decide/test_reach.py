@@ -166,6 +166,17 @@ def test_a_family_counts_its_undecided_and_decided_claims_and_not_those_without_
     assert families.size(b) == 2 and families.size(claim("U9")) == 3  # a claim joins its own family
 
 
+def test_a_variant_is_exploratory_and_leaves_the_family_the_plan_counted():
+    a, b = claim("U1"), claim("U2")
+    families = Families()
+    families.add(a), families.add(b)
+    planned = families.size(a)
+    again = a.variant("source100")
+    assert (again.id, again.confirmatory, again.procedure) == ("U1@source100", False, a.procedure)
+    families.decided(again)  # the judge tells the families of every decision
+    assert families.size(a) == planned == 2
+    assert a.variant("own", confirmatory=True).confirmatory  # asked for: a member of its own
+
 class Recorded:
     def __init__(self):
         self.claims = []

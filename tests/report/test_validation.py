@@ -33,7 +33,7 @@ def test_the_table_covers_every_procedure_world_and_tier_size(table):
     expected = {(c.name, w, n) for c in validation.CASES for n in c.sizes for w in validation.WORLDS}
     assert cells == expected
     assert all(r["sims"] == validation.SIMS for r in table["rows"])
-    assert len(validation.WORLDS) >= 7 and {5, 8, 10, 16, 400} <= {n for _, _, n in cells}
+    assert len(validation.WORLDS) >= 7 and {5, 8, 10, 16, 2000} <= {n for _, _, n in cells}
 
 
 def test_the_margin_catches_a_true_rate_of_seven_and_a_half_percent():

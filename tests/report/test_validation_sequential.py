@@ -34,7 +34,7 @@ def test_the_table_covers_every_sequential_case_world_and_design(table):
     cells = {(r["procedure"], r["world"], r["design"]) for r in table["rows"]}
     assert cells == {(c.name, w, d) for c in vq.cases() for w in validation.WORLDS for d in vq.DESIGNS}
     assert {r["procedure"] for r in table["rows"] if r["method"] == "exact"} == set(vq.SIDES)
-    assert vq.DESIGNS["Z quick (400 runs, budget 400)"] == (100, 200, 400)
+    assert vq.DESIGNS["Z (2000 runs, budget 2000)"] == (500, 1000, 2000)
     assert all(r["sims"] == validation.SIMS for r in table["rows"] if r["method"] == "simulated")
 
 

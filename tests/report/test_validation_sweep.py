@@ -66,8 +66,10 @@ def test_a_table_from_other_code_is_marked_stale_and_a_missing_one_says_so(tmp_p
 def test_the_fingerprint_follows_the_mean_tests_and_the_sweep(monkeypatch, tmp_path):
     before = vs.fingerprint()
     changed = tmp_path / "means.py"
-    changed.write_text(vs.CODE[0].read_text() + "\n# an edit\n")
+    changed.write_text(vs.CODE[0].read_text() + "\n# a comment changes nothing\n")
     monkeypatch.setattr(vs, "CODE", (changed, vs.CODE[1]))
+    assert vs.fingerprint() == before
+    changed.write_text(vs.CODE[0].read_text() + "\nMIN_RUNS = 3\n")
     assert vs.fingerprint() != before
 
 
@@ -83,3 +85,26 @@ def test_standing_by_hand():
     assert vs.status({**row, "n": 16, "held": False}) == "not held: small n"
     assert vs.status({**row, "world": vm.BEYOND_REACH[0], "held": False, "false_refuted": {"rate": 0.5}}) == (
         "not held: beyond reach, above alpha + 1 point")
+
+
+def test_the_fingerprint_reads_code_not_comments_or_docstrings():
+    source = '''"""A module."""
+import numpy as np  # a comment
+
+
+def f(x):
+    """Its docstring,
+    on two lines."""
+    # a comment of its own
+    return np.mean(x) * 2  # "#" in a comment
+
+
+KEY = "a # in a string, and a \\"\\"\\" too"
+'''
+    reworded = (source.replace('"""A module."""', '"""A module, reworded."""').replace("# a comment of its own", "# other")
+                .replace("on two lines.", "on two lines, and a third\n    line.") + "\n\n# the end\n")
+    assert vs.code_only(reworded) == vs.code_only(source)
+    assert vs.code_only(source).splitlines() == ["import numpy as np", "def f(x):", "    return np.mean(x) * 2",
+                                                 'KEY = "a # in a string, and a \\"\\"\\" too"']
+    assert vs.code_only(source.replace("* 2", "* 3")) != vs.code_only(source)
+    assert vs.code_only(source.replace("a # in a string", "a # in another string")) != vs.code_only(source)
