@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from resclaims.datasets.cifar10 import Cifar10
@@ -38,3 +40,25 @@ def one_thread():
 def cifar_data() -> Cifar10:
     """200 training and 60 test images of noise with a class-dependent brightness, so that models learn."""
     return Cifar10.synthetic()
+
+
+@pytest.fixture(scope="session")
+def _validation_files(tmp_path_factory) -> list:
+    """The validation tables (the fixed cells and the sequential ones), computed once per test process: they depend
+    on the code alone, and a session's report takes half a minute to compute them."""
+    from resclaims.report import validation, validation_sequential
+
+    folder = tmp_path_factory.mktemp("validation-tables")
+    validation.cached(folder), validation_sequential.cached(folder)
+    return sorted(folder.glob("validation-*.json"))
+
+
+@pytest.fixture
+def validation_tables(tmp_path, _validation_files):
+    """``tmp_path / "cache"``, the run cache of the sessions a test runs, holding the validation tables already (a
+    session reads them by the code's fingerprint, as from any run cache, instead of computing them again)."""
+    cache = tmp_path / "cache"
+    cache.mkdir(exist_ok=True)
+    for path in _validation_files:
+        shutil.copy(path, cache / path.name)
+    return cache

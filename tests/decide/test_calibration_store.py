@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from resclaims.decide import calibration, procedures, stored
 from resclaims.decide.claims import Claim
@@ -73,6 +74,7 @@ def test_no_folder_keeps_nothing(tmp_path):
 
 MODULE = """
 import numpy as np
+import pytest
 from resclaims.decide import procedures
 from resclaims.decide.claims import Claim
 from resclaims.run.tiers import Tier
@@ -95,6 +97,7 @@ def test_u2(judge):  # inconclusive: also asks seeds_for_power
 """
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_second_session_on_the_same_runs_computes_no_calibration(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_mine=MODULE)

@@ -247,6 +247,7 @@ def test_U3(judge, settings):
 """
 
 
+@pytest.mark.usefixtures("validation_tables")
 @pytest.mark.parametrize("args, outcome", [
     ((), {"passed": 2, "skipped": 1}),
     (("--seeds", "5"), {"failed": 2, "skipped": 1}),  # two claims in the family: alpha/2 needs 6 runs
@@ -267,6 +268,7 @@ def test_a_session_below_reach_fails_those_claims_with_one_line(pytester, monkey
         assert [c["id"] for c in claims] == ["U3"]  # no verdict for the refused; U3 is full tier only
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_plan_prints_the_reach_of_each_confirmatory_claim_and_warns_below_it(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.syspathinsert()
@@ -337,6 +339,7 @@ def test_U2(more, judge):
 '''
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_plan_takes_n_from_the_runs_a_test_asks_for_and_a_fill_trains_a_larger_design_last(pytester, monkeypatch,
                                                                                              tmp_path):
     """The toy kernel has no planned_frame: each test stops at its request, before the judge. U2's request extends

@@ -221,6 +221,7 @@ def test_a_report_that_cannot_be_written_at_the_end_keeps_the_earlier_one(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no staging folder, no aside copy
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_session_says_so_in_one_line_and_fails(pytester, monkeypatch, tmp_path):
     def read_only_disk(self):
         raise OSError(errno.EROFS, "Read-only file system")

@@ -164,6 +164,7 @@ def test_down(judge):
 """
 
 
+@pytest.mark.usefixtures("validation_tables")
 @pytest.mark.parametrize("known, outcome", [
     ('[quick]\n"U2" = "refuted: b - a = -1.0 [-1.1, -0.9]"', {"passed": 1, "xfailed": 1}),
     (None, {"passed": 1, "failed": 1}),  # not recorded (no file): a refuted claim fails
@@ -190,6 +191,7 @@ def test_judge_turns_verdicts_into_outcomes(pytester, monkeypatch, tmp_path, kno
         result.stdout.fnmatch_lines(["*U2: recorded as inconclusive at the quick tier, now U2 refuted*"])
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_defective_procedure_fails_its_claim(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_defect="""
@@ -214,6 +216,7 @@ def test_defect(judge):
     result.stdout.fnmatch_lines(["*DefectiveProcedure: U1: the procedure 'always' said supported*"])
 
 
+@pytest.mark.usefixtures("validation_tables")
 @pytest.mark.parametrize("content, message", [
     ('[quick]\n"U9" = "refuted: x"', "expected/test_judged.toml: [quick] names claim 'U9', which test_judged.py does not "
                                      "declare (it declares U1, U2)"),

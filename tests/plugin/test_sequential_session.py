@@ -83,6 +83,7 @@ def test_a_budget_below_a_claims_reach_is_refused_before_training(pytester, monk
                                  "look: raise the budget"])
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_plan_prints_each_modules_stages(pytester, monkeypatch, tmp_path, capsys):
     from resclaims.__main__ import main
 
@@ -125,6 +126,7 @@ def test_the_sequential_command_runs_every_stage_in_one_command(pytester, monkey
     assert "look 2 of 3" in (pytester.path / "seq" / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_sequential_command_stops_at_bad_input_with_its_line(pytester, monkeypatch, tmp_path, capfd):
     from resclaims.__main__ import main
 
@@ -166,6 +168,7 @@ def test_up(judge, tier, runs):
 '''
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_plan_and_fill_with_seeds_auto_ask_for_one_stage_only(pytester, monkeypatch, tmp_path):
     """``plan`` (and so ``fill``, which trains what the plan lacks) with the stage options plans that stage's runs:
     the first look's seeds, then with --seeds-after the next look's, and nothing new once the claim is decided."""

@@ -38,6 +38,7 @@ def session(pytester, monkeypatch, tmp_path, tiers: str, *args: str, bound: bool
     return result, json.loads(summary.read_text()) if summary.exists() else None
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_module_without_tiers_stops_its_claims_in_one_line(pytester, monkeypatch, tmp_path):
     result, summary = session(pytester, monkeypatch, tmp_path, "")
     result.assert_outcomes(errors=1)
@@ -46,6 +47,7 @@ def test_a_module_without_tiers_stops_its_claims_in_one_line(pytester, monkeypat
     assert summary is None or summary["claims"] == []  # nothing counted as measured at the source's protocol
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_tier_gives_the_judge_its_fidelity_seeds_and_protocol_line(pytester, monkeypatch, tmp_path):
     tiers = ('TIERS = {"quick": Tier(seeds=5, fidelity="reduced: toy scale", protocol="toy, {seeds} seeds"), '
              '"full": Tier(seeds=9, fidelity="source protocol", protocol="toy exactly, {seeds} seeds")}')
@@ -55,6 +57,7 @@ def test_the_tier_gives_the_judge_its_fidelity_seeds_and_protocol_line(pytester,
     assert claim["fidelity"] == "reduced: toy scale" and claim["protocol"] == "toy, 7 seeds"
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_protocol_bound_claim_at_a_reduced_tier_gets_no_verdict(pytester, monkeypatch, tmp_path):
     tiers = 'TIERS = {"quick": Tier(seeds=5, fidelity="reduced: toy scale", protocol="toy")}'
     result, summary = session(pytester, monkeypatch, tmp_path, tiers, bound=True)
@@ -62,6 +65,7 @@ def test_a_protocol_bound_claim_at_a_reduced_tier_gets_no_verdict(pytester, monk
     assert summary["claims"][0]["verdict"] == "full tier only"
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_tier_the_module_does_not_declare_skips_its_tests(pytester, monkeypatch, tmp_path):
     tiers = 'TIERS = {"quick": Tier(seeds=5, fidelity="source protocol", protocol="toy")}'
     result, _ = session(pytester, monkeypatch, tmp_path, tiers, "--full", "--device", "cpu")

@@ -71,6 +71,7 @@ def results(pytester, folder):
     return frame.sort_values(list(frame.columns)).reset_index(drop=True)
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_an_xdist_session_writes_the_report_of_a_serial_one(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     serial = session(pytester, "serial")
@@ -97,6 +98,7 @@ def test_an_xdist_session_writes_the_report_of_a_serial_one(pytester, monkeypatc
         pytester.path / "parallel" / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_workers_use_the_controllers_default_report_folder(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_first=FIRST, test_second=SECOND)
@@ -109,6 +111,7 @@ def test_workers_use_the_controllers_default_report_folder(pytester, monkeypatch
     result.stdout.fnmatch_lines(["*U1 supported*", "*report: *summary.md"])
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_what_arrived_before_a_worker_crashed_is_reported(pytester, monkeypatch, tmp_path):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
     pytester.makepyfile(test_first=FIRST, test_second=SECOND, test_third="import os\n\ndef test_crash():\n    os._exit(1)\n")

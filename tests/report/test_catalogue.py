@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from resclaims.datasets import cifar10
@@ -29,6 +30,7 @@ def code_lines(code: str) -> int:
     return len([line for line in code.splitlines() if line.strip()])
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_readme_claim_is_20_lines_or_fewer_and_runs_into_the_report(pytester, monkeypatch, tmp_path):
     code = readme_example()
     assert code_lines(code) <= 20
@@ -46,6 +48,7 @@ def test_the_readme_claim_is_20_lines_or_fewer_and_runs_into_the_report(pytester
     result.stdout.fnmatch_lines(["resclaims: U quick: 40 runs to train, *"])
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_plan_of_the_readme_claim_counts_both_learning_rates(pytester, monkeypatch, tmp_path, capsys):
     """U1 asks for one learning rate's runs, then the other's: planning stopped the test at its first missing
     request, so the estimate line said 20 runs to train for a session that trains 40."""
@@ -62,6 +65,7 @@ def test_the_plan_of_the_readme_claim_counts_both_learning_rates(pytester, monke
     assert not (tmp_path / "cache" / "runs" / "resclaims.kernels.zero_identity").exists()  # nothing trained
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_list_shows_a_module_without_a_docstring(pytester, monkeypatch, capsys, tmp_path):
     """The README's own claim module has no docstring: `list` and `list --markdown` show its claims (an IndexError
     once); a module's summary line is then left out."""
@@ -79,6 +83,7 @@ def test_list_shows_a_module_without_a_docstring(pytester, monkeypatch, capsys, 
     assert "## `benchmarks/test_my_claim.py`\n\n| id |" in text and "| U1 | mine |" in text
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_readme_cifar_claim_is_planned(pytester, monkeypatch, tmp_path):
     """The README's claim on the CIFAR kernel (20 lines or fewer) collects, declares its tier and asks for the runs of
     both arms at 10 blocks; training them takes minutes, so CI plans it on a folder of 20 tiny images, training none."""
@@ -100,6 +105,7 @@ def test_the_readme_cifar_claim_is_planned(pytester, monkeypatch, tmp_path):
     assert not (tmp_path / "cache" / "runs" / "resclaims.kernels.cifar.kernel").exists()  # nothing trained
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_the_readme_kernel_and_its_claim_run_into_the_report(pytester, monkeypatch, tmp_path):
     """The README's new kernel (under 40 lines, saved as mykernels/momentum.py on PYTHONPATH) and its claim (20 lines
     or fewer, benchmarks/test_momentum.py), as written: a real session trains both settings and reports U3."""

@@ -47,7 +47,7 @@ def session(pytester, shift, *args):
 
 
 @pytest.fixture
-def isolated_cache(monkeypatch, tmp_path):
+def isolated_cache(monkeypatch, tmp_path, validation_tables):
     monkeypatch.setenv("RESCLAIMS_CACHE", str(tmp_path / "cache"))
 
 

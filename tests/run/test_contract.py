@@ -279,6 +279,7 @@ def session(pytester, monkeypatch, tmp_path, name: str, drop: str = ""):
                               "--baseline", "none")
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_in_a_session_a_diverged_run_is_left_out_of_the_claim_and_counted_per_arm(pytester, monkeypatch, tmp_path):
     result = session(pytester, monkeypatch, tmp_path, "fake_session_kernel")
     result.assert_outcomes(passed=1)
@@ -289,6 +290,7 @@ def test_in_a_session_a_diverged_run_is_left_out_of_the_claim_and_counted_per_ar
     assert "| U | 24 | 1 | slow: 1 |" in (pytester.path / "r" / "summary.md").read_text()
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_in_a_session_a_missing_column_is_one_line_not_a_pandas_traceback(pytester, monkeypatch, tmp_path):
     result = session(pytester, monkeypatch, tmp_path, "fake_broken_kernel", drop="loss")
     result.assert_outcomes(failed=1)

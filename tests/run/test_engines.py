@@ -354,6 +354,7 @@ def test_the_session_trained_nothing(run_cache):
 '''
 
 
+@pytest.mark.usefixtures("validation_tables")
 def test_a_plan_counts_every_request_of_a_test_and_shows_no_skip_of_runs_it_plans(pytester, monkeypatch, tmp_path):
     """A kernel with planned_frame: a test that asks for two protocols in turn counts both (planning stopped at the
     first missing one); a test that skips on its NaN runs (as it might skip on runs that did not converge) is not

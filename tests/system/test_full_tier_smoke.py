@@ -60,6 +60,7 @@ def image_tree(root: Path, per_class: int) -> None:
                 Image.fromarray(pixels).save(folder / f"{i:04d}.png")
 
 
+@pytest.mark.usefixtures("validation_tables")
 @pytest.mark.slow  # a full-tier session of every K and D claim in a process of its own: CI's slow step runs it
 def test_cifar_full_tier_runs_every_claim(pytester, tmp_path, monkeypatch):
     image_tree(tmp_path / "data", per_class=16)
