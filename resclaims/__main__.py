@@ -28,6 +28,7 @@ import contextlib
 import importlib
 import io
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -295,6 +296,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit) as an interrupt: the fill stops its workers as on SIGINT,
+    rather than end alone and leave them training."""
+
+
+def _terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
@@ -302,14 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         args.pytest_args = rest  # the selection is pytest's
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    if args.command in ("fill", "sequential"):  # they start workers or sessions: stop those on SIGTERM too
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         return args.run(args)
     except compare.ReportError as error:
         return fail(str(error))
-    except KeyboardInterrupt:  # a fill stopped by hand: every finished run is already cached (and published)
-        print(f"resclaims: {args.command} interrupted; runs that finished are kept, the ones in progress resume from "
+    except KeyboardInterrupt as stop:  # a fill stopped by hand: every finished run is already cached (and published)
+        how = "terminated" if isinstance(stop, Terminated) else "interrupted"
+        print(f"resclaims: {args.command} {how}; runs that finished are kept, the ones in progress resume from "
               "their checkpoints: run the same command again to go on", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
 
 
 if __name__ == "__main__":

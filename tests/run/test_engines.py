@@ -445,10 +445,13 @@ def process_group(pgid: int) -> list[int]:
 
 @pytest.mark.slow  # a fill in processes of its own
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
-def test_a_fill_sent_sigint_alone_stops_its_workers_at_once(tmp_path):
-    """`kill -INT` of the fill alone (not its process group, as a terminal's Ctrl-C is): the fill stops in one line
-    with exit 130 and takes its workers with it, rather than wait for their runs (it waited 20 minutes for a CIFAR
-    run); the unfinished run resumes from its checkpoint next time."""
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_a_fill_sent_a_signal_alone_stops_its_workers_at_once(tmp_path, sig, code, word):
+    """`kill -INT` of the fill alone (not its process group, as a terminal's Ctrl-C is), or `kill` (SIGTERM, as a
+    batch system's time limit sends): the fill stops in one line with exit 130 or 143 and takes its workers with it,
+    rather than wait for their runs (it waited 20 minutes for a CIFAR run on SIGINT; on SIGTERM it ended alone and
+    its worker trained on); the unfinished run resumes from its checkpoint next time."""
     project, env = toy_project(tmp_path, LONG_TEST)
     # SIGINT as a terminal leaves it: a session started in the background (`nohup ... &`, as CI may be) ignores it,
     # and its children inherit that
@@ -461,10 +464,10 @@ def test_a_fill_sent_sigint_alone_stops_its_workers_at_once(tmp_path):
         while not (project / "STARTED").exists() and time.monotonic() < deadline and fill.poll() is None:
             time.sleep(0.2)  # until the worker is in its run (a 300 s pause)
         assert fill.poll() is None and (project / "STARTED").exists(), fill.stdout.read()
-        os.kill(fill.pid, signal.SIGINT)
+        os.kill(fill.pid, sig)
         out, _ = fill.communicate(timeout=60)
-        assert fill.returncode == 130, out
-        assert "interrupted" in out.strip().splitlines()[-1] and "Traceback" not in out, out
+        assert fill.returncode == code, out
+        assert word in out.strip().splitlines()[-1] and "Traceback" not in out, out
         deadline = time.monotonic() + 30
         while process_group(fill.pid) and time.monotonic() < deadline:
             time.sleep(0.2)
