@@ -24,8 +24,9 @@ HEADER = ("# Claims catalogue\n\nGenerated from the claim declarations in `bench
           "claim as the suite decides it. A recorded outcome is the verdict a tier gave at its own seeds "
           "(base seed 20190403); the test is then `xfail(strict=True)` with those numbers. Role: a confirmatory "
           "claim is a sentence its source asserts, adjusted with Holm across that source's confirmatory claims; an "
-          "exploratory one (another reading, a variant, the suite's own question) is not; \"full tier only\": its "
-          "number holds only at the source's protocol, so a reduced run reports it without a verdict.\n")
+          "exploratory one (another reading, a variant, the suite's own question) is not; \"source protocol only\": "
+          "its number holds only at the source's protocol, so a tier at a reduced one (the quick tiers of K, D and M) "
+          "reports it \"full tier only\", without a verdict; Z's tiers both train the source's protocol.\n")
 
 
 def declared_claims(module: ModuleType) -> list[Claim]:
@@ -88,7 +89,7 @@ def _role(claim: Claim) -> str:
     if claim.procedure.name == "exact":
         return "exact"
     role = f"confirmatory ({claim.source_family})" if claim.confirmatory else "exploratory"
-    return role + (", full tier only" if claim.protocol_bound else "")
+    return role + (", source protocol only" if claim.protocol_bound else "")
 
 
 def markdown(modules: list[ModuleType]) -> str:
