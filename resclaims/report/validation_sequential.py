@@ -58,11 +58,10 @@ def _trinomial(m: int, ps: float, pr: float) -> np.ndarray:
     """P(i runs count for "supported", j for "refuted") among ``m`` runs, as an (m + 1, m + 1) array (0 where
     i + j > m): the trinomial pmf in closed form, log-gamma for the coefficient."""
     i, j = np.meshgrid(np.arange(m + 1), np.arange(m + 1), indexing="ij")
-    rest, q = m - i - j, max(1.0 - ps - pr, 0.0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log = (special.gammaln(m + 1) - special.gammaln(i + 1) - special.gammaln(j + 1)
-               - special.gammaln(np.clip(rest, 0, None) + 1) + special.xlogy(i, ps) + special.xlogy(j, pr)
-               + special.xlogy(np.clip(rest, 0, None), q))
+    rest = m - i - j
+    k = np.clip(rest, 0, None)  # the runs on neither side (where i + j <= m)
+    log = (special.gammaln(m + 1) - special.gammaln(i + 1) - special.gammaln(j + 1) - special.gammaln(k + 1)
+           + special.xlogy(i, ps) + special.xlogy(j, pr) + special.xlogy(k, max(1.0 - ps - pr, 0.0)))
     return np.where(rest >= 0, np.exp(log), 0.0)
 
 
